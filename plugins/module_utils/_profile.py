@@ -1,0 +1,146 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The resource profile P_i (DESIGN.md, Contract 1): its one schema and validator.
+
+Used by the discovery module (which builds profiles), the CoAP registry
+server (which validates what workers send), the registry inventory plugin and
+the allocate filter. Standard library only, Python >= 3.9, no Ansible
+imports: the registry server loads this file directly by path.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+SCHEMA_VERSION = 1
+
+NODE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+CAPABILITY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+POWER_SOURCES = ("ac", "dc")
+NETWORK_TYPES = ("bluetooth", "cellular", "ethernet", "lora", "thread", "wban", "wifi", "zigbee")
+DEVICE_KINDS = ("sensor", "actuator")
+DEVICE_BUSES = ("hat", "usb", "i2c", "w1", "declared")
+
+TOP_LEVEL_KEYS = (
+    "schema", "node", "collected_at", "arch", "model", "cpu", "memory_mb",
+    "storage_mb", "power", "network", "capabilities", "devices", "labels",
+)
+DEVICE_REQUIRED_KEYS = ("capability", "kind", "name", "bus", "id")
+DEVICE_OPTIONAL_KEYS = ("serial", "path")
+
+
+class ProfileError(ValueError):
+    """A profile does not follow Contract 1; the message names the field."""
+
+
+def _is_int(value: t.Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise ProfileError("%s: %s" % (where, message))
+
+
+def _check_keys(obj: t.Any, where: str, required: t.Sequence[str], optional: t.Sequence[str] = ()) -> None:
+    _require(isinstance(obj, dict), where, "must be an object, got %s" % type(obj).__name__)
+    missing = [k for k in required if k not in obj]
+    _require(not missing, where, "missing key(s) %s" % ", ".join(missing))
+    unknown = sorted(str(k) for k in obj if k not in required and k not in optional)
+    _require(not unknown, where, "unknown key(s) %s" % ", ".join(unknown))
+
+
+def _check_count(value: t.Any, where: str, allow_null: bool = False) -> None:
+    if allow_null and value is None:
+        return
+    _require(_is_int(value), where, "must be an integer, got %r" % (value,))
+    _require(value >= 0, where, "must be >= 0, got %r" % (value,))
+
+
+def _check_string_list(value: t.Any, where: str, pattern: t.Optional[t.Pattern[str]] = None) -> None:
+    _require(isinstance(value, list), where, "must be a list, got %s" % type(value).__name__)
+    for index, item in enumerate(value):
+        _require(isinstance(item, str), "%s[%d]" % (where, index), "must be a string, got %r" % (item,))
+        if pattern is not None:
+            _require(bool(pattern.match(item)), "%s[%d]" % (where, index), "%r is not a valid name" % (item,))
+    _require(len(set(value)) == len(value), where, "has duplicates")
+
+
+def validate_profile(profile: t.Any) -> None:
+    """Raise ProfileError naming the first field that breaks Contract 1."""
+    _check_keys(profile, "profile", TOP_LEVEL_KEYS)
+    _require(profile["schema"] == SCHEMA_VERSION and _is_int(profile["schema"]), "schema",
+             "must be %d, got %r" % (SCHEMA_VERSION, profile["schema"]))
+    node = profile["node"]
+    _require(isinstance(node, str) and bool(NODE_NAME_RE.match(node)), "node",
+             "must match %s, got %r" % (NODE_NAME_RE.pattern, node))
+    for key in ("collected_at", "arch", "model"):
+        _require(isinstance(profile[key], str), key, "must be a string, got %r" % (profile[key],))
+
+    cpu = profile["cpu"]
+    _check_keys(cpu, "cpu", ("cores", "bogomips", "load1"))
+    _require(_is_int(cpu["cores"]) and cpu["cores"] >= 1, "cpu.cores", "must be an integer >= 1, got %r" % (cpu["cores"],))
+    for key in ("bogomips", "load1"):
+        value = cpu[key]
+        _require(value is None or (_is_number(value) and value >= 0), "cpu.%s" % key,
+                 "must be a number >= 0 or null, got %r" % (value,))
+
+    memory = profile["memory_mb"]
+    _check_keys(memory, "memory_mb", ("total", "available"))
+    for key in ("total", "available"):
+        _check_count(memory[key], "memory_mb.%s" % key)
+    _require(memory["available"] <= memory["total"], "memory_mb.available", "exceeds memory_mb.total")
+
+    storage = profile["storage_mb"]
+    _check_keys(storage, "storage_mb", ("total", "free"))
+    for key in ("total", "free"):
+        _check_count(storage[key], "storage_mb.%s" % key)
+    _require(storage["free"] <= storage["total"], "storage_mb.free", "exceeds storage_mb.total")
+
+    power = profile["power"]
+    _check_keys(power, "power", ("source", "battery_percent", "battery_health", "charging"))
+    _require(power["source"] in POWER_SOURCES, "power.source",
+             "must be one of %s, got %r" % (", ".join(POWER_SOURCES), power["source"]))
+    percent = power["battery_percent"]
+    _require(percent is None or (_is_number(percent) and 0 <= percent <= 100), "power.battery_percent",
+             "must be a number from 0 to 100 or null, got %r" % (percent,))
+    health = power["battery_health"]
+    _require(health is None or (_is_number(health) and health >= 0), "power.battery_health",
+             "must be a number >= 0 or null, got %r" % (health,))
+    _require(power["charging"] is None or isinstance(power["charging"], bool), "power.charging",
+             "must be true, false or null, got %r" % (power["charging"],))
+
+    _check_string_list(profile["network"], "network")
+    for index, kind in enumerate(profile["network"]):
+        _require(kind in NETWORK_TYPES, "network[%d]" % index,
+                 "must be one of %s, got %r" % (", ".join(NETWORK_TYPES), kind))
+    _check_string_list(profile["capabilities"], "capabilities", CAPABILITY_RE)
+
+    devices = profile["devices"]
+    _require(isinstance(devices, list), "devices", "must be a list, got %s" % type(devices).__name__)
+    for index, device in enumerate(devices):
+        where = "devices[%d]" % index
+        _check_keys(device, where, DEVICE_REQUIRED_KEYS, DEVICE_OPTIONAL_KEYS)
+        for key in DEVICE_REQUIRED_KEYS + DEVICE_OPTIONAL_KEYS:
+            if key in device:
+                _require(isinstance(device[key], str), "%s.%s" % (where, key), "must be a string, got %r" % (device[key],))
+        _require(bool(CAPABILITY_RE.match(device["capability"])), where + ".capability",
+                 "%r is not a valid name" % (device["capability"],))
+        _require(device["kind"] in DEVICE_KINDS, where + ".kind",
+                 "must be one of %s, got %r" % (", ".join(DEVICE_KINDS), device["kind"]))
+        _require(device["bus"] in DEVICE_BUSES, where + ".bus",
+                 "must be one of %s, got %r" % (", ".join(DEVICE_BUSES), device["bus"]))
+        _require(device["capability"] in profile["capabilities"], where + ".capability",
+                 "%r is not listed in capabilities" % (device["capability"],))
+
+    labels = profile["labels"]
+    _require(isinstance(labels, dict), "labels", "must be an object, got %s" % type(labels).__name__)
+    for key, value in labels.items():
+        _require(isinstance(key, str) and isinstance(value, str), "labels",
+                 "keys and values must be strings, got %r: %r" % (key, value))
