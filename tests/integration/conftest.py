@@ -84,7 +84,9 @@ def ansible_env() -> t.Dict[str, str]:
     _check_layout()
     env = dict(os.environ)
     env.update(
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+        # the collection under test first, then any other collection roots (community.docker, ...)
+        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
+            [str(COLLECTIONS_PATH)] + [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]),
         ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
         ANSIBLE_PIPELINING="1",
         ANSIBLE_HOST_KEY_CHECKING="false",
