@@ -69,8 +69,9 @@ integration: layout prereqs
 
 test: sanity units lint integration
 
-bench: layout prereqs
-	cd $(COLL_DEST) && for b in bench/*.py; do $(BIN)/python "$$b"; done
+bench: layout
+	bash tools/prereqs.sh --bench
+	cd $(COLL_DEST) && for b in bench/*.py; do echo "== $$b"; $(BIN)/python "$$b"; done
 
 demo:
 	@echo "make demo: the demo cluster comes with the deploy issue (#6)."

@@ -5,12 +5,15 @@
 #   dockerd (with 127.0.0.0/8 and the bridge gateway as insecure registries)
 #   the OCI registry (CNCF distribution) on 127.0.0.1:5000
 #   the testbed base image nanoedge/base:bookworm (debootstrap + docker import)
+# With --bench, also the baseline tools the benchmarks in bench/ compare against.
 set -euo pipefail
 
 STATE_DIR=${NANOEDGE_STATE_DIR:-/var/lib/nanoedge-testbed}
 REGISTRY_ADDR=${NANOEDGE_REGISTRY_ADDR:-127.0.0.1:5000}
 BASE_IMAGE=${NANOEDGE_BASE_IMAGE:-nanoedge/base:bookworm}
 PACKAGES=(docker.io docker-registry libcoap3-bin debootstrap iptables ca-certificates curl)
+# the baselines the benchmarks compare against (the paper's toolchain, skopeo)
+BENCH_PACKAGES=(lshw upower bluez jq skopeo)
 
 log() { printf 'prereqs: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -90,6 +93,7 @@ build_base_image() {
 }
 
 main() {
+    if [ "${1:-}" = "--bench" ]; then PACKAGES+=("${BENCH_PACKAGES[@]}"); fi
     install_packages
     as_root mkdir -p "$STATE_DIR"
     start_dockerd
