@@ -1,0 +1,348 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import (
+    DigestCache,
+    ImageContent,
+    ImageMetadata,
+    PlatformImage,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import (
+    DiscoveryError,
+    DiscoveryOptions,
+    discover,
+    parse_requirements_text,
+    profile_from_image,
+    requirements_from_description,
+)
+from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import FakeRegistry
+
+LABEL = "io.nanoedge.requirements"
+NONE = {"capabilities": [], "cpu": 0, "memory_mb": 0, "storage_mb": 0, "power": "", "network": "",
+        "min_battery_percent": 0}
+SPO2 = {"capabilities": ["pom"], "cpu": 1, "memory_mb": 64, "storage_mb": 20, "power": "ac", "network": "wifi"}
+SPO2_NORMALIZED = dict(NONE, **SPO2)
+
+
+def meta(labels_by_platform, repository="nanoedge/spo2", annotations=None, platform_annotations=None):
+    platforms = tuple(
+        PlatformImage(platform=name, manifest_digest="sha256:" + "0" * 64, labels=labels,
+                      annotations=(platform_annotations or {}).get(name, {}))
+        for name, labels in labels_by_platform.items())
+    return ImageMetadata("r:5000", repository, "1.0", "sha256:" + "a" * 64,
+                         ImageContent("application/vnd.oci.image.index.v1+json", annotations or {}, platforms))
+
+
+def opts(**kwargs):
+    return DiscoveryOptions(registry="http://r:5000", **kwargs)
+
+
+@pytest.fixture
+def fake():
+    registry = FakeRegistry()
+    yield registry
+    registry.close()
+
+
+def test_profile_shape():
+    image = meta({"linux/arm64": {LABEL: json.dumps(SPO2)}, "linux/arm/v7": {LABEL: json.dumps(SPO2)}})
+    assert profile_from_image(image, opts()) == {
+        "name": "spo2", "image": "r:5000/nanoedge/spo2:1.0", "digest": "sha256:" + "a" * 64,
+        "requires": SPO2_NORMALIZED, "platforms": ["linux/arm/v7", "linux/arm64"]}
+
+
+@pytest.mark.parametrize("labels, options, name", [
+    ({LABEL: "{}"}, {}, "spo2"),
+    ({LABEL: "{}", "io.nanoedge.service": "pulse-ox"}, {}, "pulse-ox"),
+    ({LABEL: "{}", "io.nanoedge.service": ""}, {}, "spo2"),
+    ({LABEL: "{}", "io.nanoedge.service": "pulse-ox"}, {"service_label": ""}, "spo2"),
+    ({LABEL: "{}", "svc": "x1"}, {"service_label": "svc"}, "x1"),
+])
+def test_service_name(labels, options, name):
+    assert profile_from_image(meta({"linux/amd64": labels}), opts(**options))["name"] == name
+
+
+def test_formatting_differences_between_platforms_are_not_a_mismatch():
+    image = meta({"linux/arm64": {LABEL: '{"cpu": 1, "memory_mb": 64}'},
+                  "linux/arm/v7": {LABEL: '{"memory_mb":64,"cpu":1.0}'}})
+    assert profile_from_image(image, opts())["requires"] == dict(NONE, cpu=1, memory_mb=64)
+
+
+@pytest.mark.parametrize("labels_by_platform, message", [
+    ({"linux/amd64": {}}, "label io.nanoedge.requirements is missing"),
+    ({"linux/amd64": {LABEL: "{cpu: 1}"}},
+     "label io.nanoedge.requirements is not valid JSON (Expecting property name enclosed in double quotes: "
+     "line 1 column 2 (char 1))"),
+    ({"linux/amd64": {LABEL: "[1, 2]"}}, "label io.nanoedge.requirements must be a JSON object, got an array"),
+    ({"linux/amd64": {LABEL: '"pom"'}}, "label io.nanoedge.requirements must be a JSON object, got a string"),
+    ({"linux/amd64": {LABEL: '{"gpu": 1}'}},
+     "label io.nanoedge.requirements: unknown requirement key(s) 'gpu' (known: capabilities, cpu, memory_mb, "
+     "storage_mb, power, network, min_battery_percent)"),
+    ({"linux/amd64": {LABEL: '{"memory_mb": -5}'}}, "label io.nanoedge.requirements: memory_mb=-5: must be >= 0"),
+    ({"linux/arm64": {LABEL: '{"cpu": 1}'}, "linux/arm/v7": {LABEL: '{"cpu": 2}'}},
+     'label io.nanoedge.requirements differs between platforms (linux/arm/v7: {"cpu": 2}; linux/arm64: {"cpu": 1})'),
+    ({"linux/arm64": {LABEL: '{"cpu": 1}'}, "linux/arm/v7": {}},
+     'label io.nanoedge.requirements differs between platforms (linux/arm/v7: (missing); linux/arm64: {"cpu": 1})'),
+    ({"linux/arm64": {LABEL: "{}", "io.nanoedge.service": "a"}, "linux/arm/v7": {LABEL: "{}", "io.nanoedge.service": "b"}},
+     "label io.nanoedge.service differs between platforms (linux/arm/v7: b; linux/arm64: a)"),
+    ({"linux/amd64": {LABEL: "{}", "io.nanoedge.service": "no spaces"}},
+     "label io.nanoedge.service='no spaces' is not a valid service name (letters, digits, '.', '_', '-')"),
+])
+def test_profile_errors(labels_by_platform, message):
+    with pytest.raises(RequirementError) as exc:
+        profile_from_image(meta(labels_by_platform), opts())
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("annotations, platform_annotations, labels, expected", [
+    ({"org.opencontainers.image.description": json.dumps(SPO2)}, {}, {}, SPO2_NORMALIZED),
+    ({}, {"linux/amd64": {"org.opencontainers.image.description": '{"cpu": 2}'}}, {}, dict(NONE, cpu=2)),
+    ({}, {}, {"org.opencontainers.image.description": 'SpO2 service. Needs: {"cpu": 3} on any node.'},
+     dict(NONE, cpu=3)),
+])
+def test_annotation_source(annotations, platform_annotations, labels, expected):
+    image = meta({"linux/amd64": labels}, annotations=annotations, platform_annotations=platform_annotations)
+    assert profile_from_image(image, opts(source="annotation"))["requires"] == expected
+
+
+def test_annotation_source_missing():
+    with pytest.raises(RequirementError) as exc:
+        profile_from_image(meta({"linux/amd64": {LABEL: "{}"}}), opts(source="annotation"))
+    assert str(exc.value) == "annotation org.opencontainers.image.description is missing"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"cpu": 1}', dict(NONE, cpu=1)),
+    ('# SpO2\n\nRequirements:\n\n```json\n{"capabilities": ["pom"], "cpu": 0}\n```\n', dict(NONE, capabilities=["pom"])),
+    ('Uses {braces} in prose, then {"memory_mb": 5}', dict(NONE, memory_mb=5)),
+])
+def test_requirements_from_description(text, expected):
+    assert requirements_from_description(text, "d") == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "d is empty"),
+    ("plain prose", "d is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+    ("prose {not json", "d contains no JSON object"),
+    ('{"cpu": -1}', "d: cpu=-1: must be >= 0"),
+    ('About: {"gpu": 1}', "d: unknown requirement key(s) 'gpu' (known: capabilities, cpu, memory_mb, storage_mb, "
+                          "power, network, min_battery_percent)"),
+])
+def test_requirements_from_description_errors(text, message):
+    with pytest.raises(RequirementError) as exc:
+        requirements_from_description(text, "d")
+    assert str(exc.value) == message
+
+
+def test_parse_requirements_text_null_is_not_an_object():
+    with pytest.raises(RequirementError) as exc:
+        parse_requirements_text("null", "label x")
+    assert str(exc.value) == "label x must be a JSON object, got null"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"source": "file"}, "source='file': must be one of label, annotation, hub"),
+    ({"on_error": "ignore"}, "on_error='ignore': must be one of fail, warn, skip"),
+    ({"tag_policy": "newest"}, "tag_policy='newest': must be one of latest, fixed, semver"),
+    ({"timeout": 0}, "timeout=0: must be > 0"),
+    ({"concurrency": 0}, "concurrency=0: must be >= 1"),
+    ({"password": "x"}, "password given without username"),
+    ({"tag_policy": "fixed", "tag": "bad tag"}, "'bad tag' is not a valid tag"),
+    ({"requirements_label": ""}, "requirements_label must not be empty"),
+])
+def test_option_errors(options, message):
+    with pytest.raises(DiscoveryError) as exc:
+        discover(opts(**options))
+    assert str(exc.value) == message
+
+
+def _populate(fake):
+    fake.add_image("n/spo2", "latest", {LABEL: json.dumps(SPO2)})
+    fake.add_image("n/hrv", "latest", {LABEL: '{"capabilities": ["pom"]}', "io.nanoedge.service": "heart-rate-var"})
+    fake.add_image("n/nolabel", "latest", {})
+    fake.add_image("n/badjson", "latest", {LABEL: "{oops"})
+
+
+def test_discover_sorted_and_on_error(fake):
+    _populate(fake)
+    options = DiscoveryOptions(registry=fake.url, repositories=["n/*"], on_error="fail")
+    with pytest.raises(DiscoveryError) as exc:
+        discover(options)
+    assert str(exc.value) == (
+        "image {h}/n/badjson:latest: label io.nanoedge.requirements is not valid JSON (Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1)); image {h}/n/nolabel:latest: label "
+        "io.nanoedge.requirements is missing").format(h=fake.host)
+
+    warnings = []
+    options.on_error = "warn"
+    result = discover(options, warn=warnings.append)
+    assert [s["name"] for s in result.services] == ["heart-rate-var", "spo2"]
+    assert result.services[1]["requires"] == SPO2_NORMALIZED
+    assert result.services[1]["image"] == "%s/n/spo2:latest" % fake.host
+    assert warnings == ["%s (left out)" % p for p in result.problems]
+    assert len(warnings) == 2
+
+    warnings.clear()
+    options.on_error = "skip"
+    assert [s["name"] for s in discover(options, warn=warnings.append).services] == ["heart-rate-var", "spo2"]
+    assert warnings == []
+
+
+def test_missing_manifest_follows_on_error(fake):
+    _populate(fake)
+    with pytest.raises(DiscoveryError) as exc:
+        discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2", "n/gone"]))
+    assert str(exc.value) == ("image %s/n/gone:latest: manifest 'latest' not found (HTTP 404 Not Found, "
+                              "MANIFEST_UNKNOWN: manifest unknown)" % fake.host)
+    result = discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2", "n/gone"], on_error="skip"))
+    assert [s["name"] for s in result.services] == ["spo2"]
+
+
+def test_registry_errors_fail_even_with_skip():
+    fake = FakeRegistry(auth="basic", users={"u": "p"})
+    try:
+        fake.add_image("n/spo2", "latest", {LABEL: "{}"})
+        with pytest.raises(DiscoveryError) as exc:
+            discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2"], on_error="skip"))
+        assert str(exc.value) == ("registry %s, repository n/spo2: GET manifest 'latest': 401 Unauthorized: the registry "
+                                  "asks for Basic credentials and none were given (username, password)" % fake.host)
+        result = discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2"], username="u", password="p"))
+        assert [s["name"] for s in result.services] == ["spo2"]
+    finally:
+        fake.close()
+
+
+def test_duplicate_service_names(fake):
+    fake.add_image("a/spo2", "latest", {LABEL: "{}"})
+    fake.add_image("b/spo2", "latest", {LABEL: "{}"})
+    with pytest.raises(DiscoveryError) as exc:
+        discover(DiscoveryOptions(registry=fake.url, repositories=["*/spo2"]))
+    assert str(exc.value) == ("service name 'spo2' is used by images {h}/a/spo2:latest and {h}/b/spo2:latest; "
+                              "set label io.nanoedge.service on one of them").format(h=fake.host)
+
+
+def test_multi_arch_mismatch_names_the_image(fake):
+    fake.add_index("n/oc", "2.0.0", [(("linux", "arm", "v7"), {LABEL: '{"cpu": 1}'}),
+                                     (("linux", "arm64", None), {LABEL: '{"cpu": 2}'})])
+    with pytest.raises(DiscoveryError) as exc:
+        discover(DiscoveryOptions(registry=fake.url, repositories=["n/oc"], tag_policy="semver"))
+    assert str(exc.value) == ('image %s/n/oc:2.0.0: label io.nanoedge.requirements differs between platforms '
+                              '(linux/arm/v7: {"cpu": 1}; linux/arm64: {"cpu": 2})' % fake.host)
+
+
+def test_disk_cache_second_run_reads_only_digests(fake, tmp_path):
+    _populate(fake)
+    path = str(tmp_path / "sp.json")
+    options = DiscoveryOptions(registry=fake.url, repositories=["n/spo2", "n/hrv"], cache_path=path)
+    first = discover(options).services
+    fake.requests.clear()
+    assert discover(options).services == first
+    assert sorted(fake.requests) == [("HEAD", "/v2/n/hrv/manifests/latest"), ("HEAD", "/v2/n/spo2/manifests/latest")]
+
+
+def test_shared_cache_object(fake):
+    _populate(fake)
+    cache = DigestCache()
+    options = DiscoveryOptions(registry=fake.url, repositories=["n/spo2"])
+    discover(options, cache=cache)
+    fake.requests.clear()
+    discover(options, cache=cache)
+    assert fake.requests == [("HEAD", "/v2/n/spo2/manifests/latest")]
+
+
+def test_unwritable_cache_warns(fake, tmp_path):
+    _populate(fake)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    warnings = []
+    options = DiscoveryOptions(registry=fake.url, repositories=["n/spo2"], cache_path=str(blocker / "c.json"))
+    assert len(discover(options, warn=warnings.append).services) == 1
+    assert len(warnings) == 1 and warnings[0].startswith("cannot write the cache %s/c.json: " % blocker)
+
+
+# --------------------------------------------------------------------------- Docker Hub-style API
+
+
+@pytest.fixture
+def hub(fake):
+    fake.add_hub_repo("lab", "spo2", description="SpO2", full_description="# SpO2\n" + json.dumps(SPO2),
+                      tags={"latest": [("linux", "arm", "v7"), ("linux", "arm64", None), ("unknown", "unknown", None)],
+                            "1.2.0": [("linux", "arm64", None)], "1.10.0": [("linux", "arm64", None)]})
+    fake.add_hub_repo("lab", "hrv", description='{"capabilities": ["pom"]}')
+    fake.add_hub_repo("lab", "empty")
+    fake.add_hub_repo("lab", "bad", description='{"cpu": "two"}')
+    return fake
+
+
+def hub_options(fake, **kwargs):
+    return DiscoveryOptions(registry=fake.url + "/hub", source="hub", **kwargs)
+
+
+def test_hub_source(hub):
+    result = discover(hub_options(hub, repositories=["lab/spo2", "lab/hrv"]))
+    assert result.services == [
+        {"name": "hrv", "image": "docker.io/lab/hrv:latest", "digest": hub.hub_tags[("lab/hrv", "latest")]["digest"],
+         "requires": dict(NONE, capabilities=["pom"]), "platforms": ["linux/amd64"]},
+        {"name": "spo2", "image": "docker.io/lab/spo2:latest", "digest": hub.hub_tags[("lab/spo2", "latest")]["digest"],
+         "requires": SPO2_NORMALIZED, "platforms": ["linux/arm/v7", "linux/arm64"]},
+    ]
+
+
+def test_hub_glob_semver_and_errors(hub):
+    with pytest.raises(DiscoveryError) as exc:
+        discover(hub_options(hub, repositories=["lab/*"]))
+    assert str(exc.value) == (
+        "image docker.io/lab/bad:latest: repository description: cpu must be a number, got 'two'; "
+        "image docker.io/lab/empty:latest: repository description (full_description, description) is empty")
+    result = discover(hub_options(hub, repositories=["lab/*"], on_error="skip", tag_policy="semver",
+                                  hub_image_registry="registry.example"))
+    assert [s["image"] for s in result.services] == ["registry.example/lab/spo2:1.10.0"]
+
+
+def test_hub_missing_repository_and_tag(hub):
+    with pytest.raises(DiscoveryError) as exc:
+        discover(hub_options(hub, repositories=["lab/nothere", "lab/hrv:9"]))
+    assert str(exc.value) == ("image docker.io/lab/hrv:9: tag '9' not found (HTTP 404); "
+                              "image docker.io/lab/nothere:latest: repository not found (HTTP 404)")
+
+
+@pytest.mark.parametrize("repositories, message", [
+    ([], "source=hub needs repositories (namespace/name or namespace/glob)"),
+    (["*/spo2"], "hub repositories are namespace/name (the namespace cannot be a glob), got '*/spo2'"),
+    (["spo2"], "hub repositories are namespace/name (the namespace cannot be a glob), got 'spo2'"),
+])
+def test_hub_repository_errors(hub, repositories, message):
+    with pytest.raises(DiscoveryError) as exc:
+        discover(hub_options(hub, repositories=repositories))
+    assert str(exc.value) == message
+
+
+def test_catalog_failure_is_a_discovery_error(fake):
+    _populate(fake)
+    fake.catalog_enabled = False
+    with pytest.raises(DiscoveryError) as exc:
+        discover(DiscoveryOptions(registry=fake.url, repositories=["n/*"], on_error="skip"))
+    assert str(exc.value) == ("registry %s: the catalog API is not available (HTTP 404); name the repositories "
+                              "explicitly instead of with globs" % fake.host)
+    assert [s["name"] for s in discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2"])).services] == [
+        "spo2"]
+
+
+def test_invalid_repository_name_is_a_discovery_error(fake):
+    with pytest.raises(DiscoveryError) as exc:
+        discover(DiscoveryOptions(registry=fake.url, repositories=["Upper/Case"]))
+    assert str(exc.value) == "'Upper/Case' is not a valid repository name"
+
+
+def test_cache_is_kept_when_the_lookup_fails(fake, tmp_path):
+    _populate(fake)
+    path = tmp_path / "sp.json"
+    with pytest.raises(DiscoveryError):
+        discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2", "n/nolabel"], cache_path=str(path)))
+    assert len(json.loads(path.read_text())["entries"]) == 2
