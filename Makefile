@@ -21,12 +21,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help test sanity units lint integration prereqs venv collections layout demo bench clean
+.PHONY: help test sanity units lint integration prereqs venv collections layout demo bench clean \
+	testbed-up testbed-down testbed-status images
 
 help:
 	@echo "make test   run every test (sanity, units, lint, integration)"
 	@echo "make demo   bring up the demo cluster and deploy the scenario"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make testbed-up | testbed-down | testbed-status | images"
 
 venv: $(BIN)/.stamp
 $(BIN)/.stamp: requirements-dev.txt
@@ -72,6 +74,17 @@ test: sanity units lint integration
 bench: layout
 	bash tools/prereqs.sh --bench
 	cd $(COLL_DEST) && for b in bench/*.py; do echo "== $$b"; $(BIN)/python "$$b"; done
+
+# The demo cluster: managers m1, m2 and workers w1-w5 as containers with fake Pi hardware.
+testbed-up: venv prereqs
+	$(BIN)/python tools/testbed.py up
+testbed-down: venv
+	$(BIN)/python tools/testbed.py down
+testbed-status: venv
+	$(BIN)/python tools/testbed.py status
+# The example nanoservices, built from the base image and pushed to the registry.
+images: venv prereqs
+	$(BIN)/python tools/nanoservices.py
 
 demo:
 	@echo "make demo: the demo cluster comes with the deploy issue (#6)."

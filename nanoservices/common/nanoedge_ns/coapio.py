@@ -1,0 +1,141 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""CoAP plumbing shared by the nanoservices (aiocoap).
+
+Every nanoservice answers ``GET /.well-known/core`` and serves its readings
+as JSON (content format 50) on observable resources, so a consumer can poll
+or observe (RFC 7641). aiocoap is imported when a server or client is made,
+not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import typing as t
+
+JSON_FORMAT = 50
+DEFAULT_PORT = 5683
+
+log = logging.getLogger("nanoedge_ns.coap")
+
+
+def _aiocoap() -> t.Any:
+    try:
+        import aiocoap
+        import aiocoap.error
+        import aiocoap.resource
+    except ImportError as exc:  # pragma: no cover - depends on the host
+        raise SystemExit("this nanoservice speaks CoAP and needs aiocoap (pip install aiocoap): %s" % exc) from exc
+    return aiocoap
+
+
+def encode_json(document: t.Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def make_json_resource(getter: t.Callable[[], t.Any],
+                       setter: t.Optional[t.Callable[[t.Any], t.Any]] = None) -> t.Any:
+    """An observable resource whose GET answers ``getter()`` as JSON.
+
+    With ``setter``, PUT takes a JSON body, passes it to ``setter`` (which
+    raises ValueError with a message for bad input) and answers its result.
+    Call ``resource.notify()`` after the value changed to update observers.
+    """
+    aiocoap = _aiocoap()
+
+    class JsonResource(aiocoap.resource.ObservableResource):
+        async def render_get(self, request: t.Any) -> t.Any:
+            return aiocoap.Message(payload=encode_json(getter()), content_format=JSON_FORMAT)
+
+        async def render_put(self, request: t.Any) -> t.Any:
+            if setter is None:
+                return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
+            if request.opt.content_format not in (None, JSON_FORMAT):
+                return aiocoap.Message(code=aiocoap.UNSUPPORTED_CONTENT_FORMAT,
+                                       payload=b"send JSON (content format 50)")
+            try:
+                result = setter(json.loads(request.payload.decode("utf-8")))
+            except (ValueError, UnicodeDecodeError) as exc:
+                return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=str(exc).encode())
+            self.updated_state()
+            return aiocoap.Message(code=aiocoap.CHANGED, payload=encode_json(result), content_format=JSON_FORMAT)
+
+        def notify(self) -> None:
+            self.updated_state()
+
+    return JsonResource()
+
+
+async def serve(resources: t.Dict[str, t.Any], bind: str = "", port: int = DEFAULT_PORT) -> t.Any:
+    """Start a CoAP server with ``resources`` (path -> resource) and /.well-known/core.
+
+    ``bind`` empty means every address: IPv6 and IPv4 where the host has
+    IPv6, IPv4 alone where it has none (containers often do not).
+    """
+    aiocoap = _aiocoap()
+    site = aiocoap.resource.Site()
+    site.add_resource([".well-known", "core"],
+                      aiocoap.resource.WKCResource(site.get_resources_as_linkheader))
+    for path, resource in resources.items():
+        site.add_resource([part for part in path.split("/") if part], resource)
+    address = bind or "::"
+    try:
+        context = await aiocoap.Context.create_server_context(site, bind=(address, port), transports=["udp6"])
+    except (OSError, aiocoap.error.ResolutionError) as exc:
+        if bind:
+            raise
+        log.debug("no IPv6 here (%s), serving on IPv4", exc)
+        address = "0.0.0.0"
+        context = await aiocoap.Context.create_server_context(site, bind=(address, port), transports=["udp6"])
+    log.info("serving CoAP on [%s]:%d: %s", address, port, ", ".join("/" + p.strip("/") for p in resources))
+    return context
+
+
+class Client:
+    """A CoAP client context that fetches and sends JSON with a timeout."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._context: t.Any = None
+
+    async def _ctx(self) -> t.Any:
+        if self._context is None:
+            self._context = await _aiocoap().Context.create_client_context(transports=["udp6"])
+        return self._context
+
+    async def request(self, method: str, uri: str, document: t.Any = None) -> t.Any:
+        aiocoap = _aiocoap()
+        code = {"GET": aiocoap.GET, "PUT": aiocoap.PUT, "POST": aiocoap.POST}[method]
+        message = aiocoap.Message(code=code, uri=uri)
+        if document is not None:
+            message.payload = encode_json(document)
+            message.opt.content_format = JSON_FORMAT
+        response = await asyncio.wait_for((await self._ctx()).request(message).response, self.timeout)
+        if not response.code.is_successful():
+            raise ValueError("%s %s: %s %s" % (method, uri, response.code, response.payload.decode(errors="replace")))
+        return json.loads(response.payload.decode("utf-8")) if response.payload else None
+
+    async def get(self, uri: str) -> t.Any:
+        return await self.request("GET", uri)
+
+    async def put(self, uri: str, document: t.Any) -> t.Any:
+        return await self.request("PUT", uri, document)
+
+    async def close(self) -> None:
+        if self._context is not None:
+            await self._context.shutdown()
+            self._context = None
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # aiocoap logs every retransmission at INFO; keep the service's own lines readable
+    logging.getLogger("coap").setLevel(logging.WARNING)
+    logging.getLogger("coap-server").setLevel(logging.WARNING)
+
+
+async def run_forever() -> None:
+    await asyncio.get_running_loop().create_future()

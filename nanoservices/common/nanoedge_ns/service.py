@@ -1,0 +1,53 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Command-line scaffolding every nanoservice shares: the CoAP endpoint
+options (also read from the environment, which is how a container or a
+systemd unit configures them) and the asyncio entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import time
+import typing as t
+
+from nanoedge_ns import coapio
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get("NANOEDGE_" + name.upper(), default)
+
+
+def parser(name: str, doc: t.Optional[str], port: int) -> argparse.ArgumentParser:
+    """Options every nanoservice has; ``port`` is the service's own default
+    port, distinct per service so several can share one node. The help text
+    is the first paragraph of the program's docstring."""
+    description = " ".join((doc or name).strip().split("\n\n", 1)[0].split())
+    result = argparse.ArgumentParser(prog=name, description=description)
+    result.add_argument("--bind", default=env("bind", ""),
+                        help="address of the CoAP server (env NANOEDGE_BIND, default: all)")
+    result.add_argument("--port", type=int, default=int(env("port", str(port))),
+                        help="CoAP port (env NANOEDGE_PORT, default %d)" % port)
+    result.add_argument("--verbose", action="store_true")
+    return result
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(timestamp: t.Optional[float]) -> t.Optional[str]:
+    if timestamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def run(main: t.Callable[[argparse.Namespace], t.Awaitable[None]], args: argparse.Namespace) -> int:
+    coapio.setup_logging(args.verbose)
+    try:
+        asyncio.run(main(args))
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).info("stopped")
+    return 0

@@ -1,0 +1,138 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Display nanoservice: the patient's status at a glance. Polls the other
+nanoservices (``--source spo2=coap://…/spo2``, repeatable) and draws the
+latest readings as a text screen on stdout and in ``--output`` (what the
+attached panel shows), also served over CoAP at ``/screen``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+import typing as t
+
+from nanoedge_ns import coapio, service
+
+log = logging.getLogger("display")
+
+WIDTH = 48
+
+
+def _fmt(value: t.Any, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "--"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ("%.*f%s" % (digits, value, unit)) if digits else ("%d%s" % (round(value), unit))
+    return "%s%s" % (value, unit)
+
+
+def _line(label: str, reading: t.Any, describe: t.Callable[[t.Dict[str, t.Any]], str]) -> str:
+    if isinstance(reading, Exception):
+        text = "unreachable"
+    elif not isinstance(reading, dict):
+        text = "waiting"
+    else:
+        text = describe(reading)
+    return "%-6s %s" % (label, text)
+
+
+DESCRIBERS: t.Dict[str, t.Tuple[str, t.Callable[[t.Dict[str, t.Any]], str]]] = {
+    "spo2": ("SpO2", lambda r: "%s   pulse %s" % (_fmt(r.get("spo2"), " %"), _fmt(r.get("pulse_rate"), " bpm"))
+             if r.get("spo2") is not None else str(r.get("status") or "no reading")),
+    "hr": ("HR", lambda r: "%s   (%s beats)" % (_fmt(r.get("bpm"), " bpm"), _fmt(r.get("beats")))),
+    "hrv": ("HRV", lambda r: "RMSSD %s  SDNN %s" % (_fmt(r.get("rmssd_ms"), " ms"), _fmt(r.get("sdnn_ms"), " ms"))),
+    "bot": ("BoT", lambda r: _fmt(r.get("celsius"), " C", 1) if r.get("error") is None else "error: %s" % r["error"]),
+    "alert": ("Alert", lambda r: {"alert": "SpO2 LOW since %s" % r.get("since"),
+                                  "pending": "SpO2 below %s %%, watching" % _fmt(r.get("threshold"))}
+              .get(str(r.get("state")), "none")),
+    "oc": ("O2", lambda r: "%s L/min%s" % (_fmt(r.get("flow_lpm"), "", 1),
+                                           " (%s)" % r["reason"] if r.get("reason") else "")),
+}
+
+
+def render(readings: t.Dict[str, t.Any], now: float) -> str:
+    """The screen for ``readings`` (source name -> JSON reading, an
+    Exception when unreachable, None before the first answer)."""
+    header = "nanoedge patient monitor"
+    clock = time.strftime("%H:%M:%S", time.gmtime(now))
+    lines = [header + clock.rjust(WIDTH - len(header)), "-" * WIDTH]
+    for name, reading in readings.items():
+        label, describe = DESCRIBERS.get(name, (name, lambda r: " ".join("%s=%s" % kv for kv in sorted(r.items()))))
+        lines.append(_line(label, reading, describe)[:WIDTH])
+    return "\n".join(lines) + "\n"
+
+
+def parse_sources(values: t.Sequence[str]) -> t.Dict[str, str]:
+    sources: t.Dict[str, str] = {}
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, sep, uri = item.partition("=")
+            if not sep or not name or not uri.startswith(("coap://", "coap+tcp://", "coaps://")):
+                raise ValueError("display: source %r must look like name=coap://host/path" % item)
+            sources[name] = uri
+    return sources
+
+
+def write_screen(path: str, screen: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, ".screen.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(screen)
+    os.replace(temporary, path)
+
+
+async def main(args: argparse.Namespace) -> None:
+    try:
+        sources = parse_sources(args.source)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    readings: t.Dict[str, t.Any] = dict.fromkeys(sources)
+    screen = {"text": render(readings, service.now()), "time": None, "readings": {}}
+    resource = coapio.make_json_resource(lambda: screen)
+    context = await coapio.serve({"screen": resource}, args.bind, args.port)
+    client = coapio.Client(timeout=max(2.0, args.interval * 2))
+
+    async def fetch(name: str, uri: str) -> None:
+        try:
+            readings[name] = await client.get(uri)
+        except (asyncio.TimeoutError, OSError, ValueError) as exc:
+            readings[name] = exc
+
+    try:
+        previous = ""
+        while True:
+            await asyncio.gather(*(fetch(name, uri) for name, uri in sources.items()))
+            now = service.now()
+            text = render(readings, now)
+            screen.update(text=text, time=service.iso(now),
+                          readings={k: v for k, v in readings.items() if isinstance(v, dict)})
+            resource.notify()
+            write_screen(args.output, text)
+            if text.split("\n", 1)[1] != previous:  # the clock alone does not redraw stdout
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                previous = text.split("\n", 1)[1]
+            await asyncio.sleep(args.interval)
+    finally:
+        await client.close()
+        await context.shutdown()
+
+
+def cli(argv: t.Optional[t.Sequence[str]] = None) -> int:
+    parser = service.parser("display", __doc__, port=5707)
+    parser.add_argument("--source", action="append", default=[s for s in [service.env("display_sources", "")] if s],
+                        help="name=coap://host/path, repeatable or comma-separated (env NANOEDGE_DISPLAY_SOURCES)")
+    parser.add_argument("--output", default=service.env("display_output", "/run/nanoedge/display/screen.txt"),
+                        help="the screen file (env NANOEDGE_DISPLAY_OUTPUT)")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    return service.run(main, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

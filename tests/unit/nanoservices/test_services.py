@@ -1,0 +1,278 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nanoservice programs' own logic, and what their images promise."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.module_utils._requirements import normalize_requirements
+from nanoedge_ns import alerting, bm1000b
+from nanoedge_ns.bm1000b import Packet
+
+NANOSERVICES = Path(__file__).resolve().parents[3] / "nanoservices"
+SERVICE_NAMES = ("alert", "bot", "display", "hr", "hrv", "oc", "spo2")
+
+
+def _label(dockerfile: str, name: str) -> str:
+    match = re.search(r"%s=(?:'([^']*)'|\"([^\"]*)\")" % re.escape(name), dockerfile)
+    assert match, "label %s missing" % name
+    return match.group(1) if match.group(1) is not None else match.group(2)
+
+
+# ------------------------------------------------------------------ images
+
+
+def test_every_folder_is_a_known_service():
+    folders = sorted(p.name for p in NANOSERVICES.iterdir() if (p / "service.json").exists())
+    assert folders == sorted(SERVICE_NAMES)
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_image_labels_and_service_description_agree(name):
+    dockerfile = (NANOSERVICES / name / "Dockerfile").read_text()
+    spec = json.loads((NANOSERVICES / name / "service.json").read_text())
+    assert _label(dockerfile, "io.nanoedge.service") == name == spec["name"]
+    requirements = json.loads(_label(dockerfile, "io.nanoedge.requirements"))
+    assert normalize_requirements(requirements)  # Contract 2, no unknown keys
+    assert "EXPOSE %d/udp" % spec["port"]["number"] in dockerfile
+    assert spec["program"] == "%s/%s.py" % (name, name)
+    assert "COPY %s /opt/nanoedge/service/%s.py" % (spec["program"], name) in dockerfile
+    # the program's default port is the one the description publishes
+    help_text = subprocess.run([sys.executable, str(NANOSERVICES / spec["program"]), "--help"], check=True,
+                               capture_output=True, env=dict(os.environ, PYTHONPATH=str(NANOSERVICES / "common")),
+                               timeout=60).stdout.decode()
+    assert "default %d)" % spec["port"]["number"] in " ".join(help_text.split())
+
+
+def test_ports_are_distinct():
+    ports = [json.loads((NANOSERVICES / n / "service.json").read_text())["port"]["number"] for n in SERVICE_NAMES]
+    assert len(set(ports)) == len(ports)
+
+
+@pytest.mark.parametrize("name, capabilities, power", [
+    # the paper's scenario: SpO2 and HRV need the pulse oximeter (W4), BoT the
+    # thermometer (W1), OC the valve actuator (W3), the display the screen (W5)
+    ("spo2", ["pom"], ""), ("hrv", ["pom"], ""), ("hr", ["pom"], ""), ("bot", ["bot"], ""),
+    ("oc", ["oc"], "ac"), ("display", ["dd"], ""), ("alert", [], "ac"),
+])
+def test_requirements_express_the_scenario(name, capabilities, power):
+    dockerfile = (NANOSERVICES / name / "Dockerfile").read_text()
+    requirements = normalize_requirements(json.loads(_label(dockerfile, "io.nanoedge.requirements")))
+    assert requirements["capabilities"] == capabilities
+    assert requirements["power"] == power
+    assert 0 < requirements["cpu"] <= 1 and 0 < requirements["memory_mb"] <= 128
+
+
+# ------------------------------------------------------------------- spo2
+
+
+def test_spo2_window_averages_valid_readings(service_module):
+    spo2 = service_module("spo2")
+    window = spo2.Spo2Window(rate_hz=4, seconds=1.0)
+    for value, rate in ((96, 70), (98, 72), (97, 74), (95, 76)):
+        window.add(Packet(pulse_rate=rate, spo2=value))
+    assert window.reading() == {"spo2": 96, "pulse_rate": 73, "status": "ok"}
+
+
+def test_spo2_window_without_enough_valid_readings(service_module):
+    spo2 = service_module("spo2")
+    window = spo2.Spo2Window(rate_hz=4, seconds=1.0)
+    window.add(Packet(pulse_rate=70, spo2=96))
+    for packet in [Packet(no_finger=True)] * 3:
+        window.add(packet)
+    assert window.reading() == {"spo2": None, "pulse_rate": None, "status": "no finger"}
+    window.add(Packet(probe_unplugged=True))
+    assert window.reading()["status"] == "probe unplugged"
+
+
+# -------------------------------------------------------------- hr and hrv
+
+
+def test_hr_from_the_synthetic_patient(service_module):
+    hr = service_module("hr")
+    window = hr.BeatWindow(bm1000b.DEFAULT_RATE_HZ, seconds=15.0)
+    for packet in bm1000b.synthesize(40.0):
+        window.add(packet)
+    result = hr.reading(window)
+    assert 70 < result["bpm"] < 76
+    assert 17 <= result["beats"] <= 20  # 15 s of beats only
+    assert result["window_s"] == 15.0
+
+
+def test_hr_ignores_invalid_packets(service_module):
+    hr = service_module("hr")
+    window = hr.BeatWindow(100, seconds=15.0)
+    for packet in bm1000b.synthesize(10.0):
+        window.add(packet._replace(no_finger=True))
+    assert hr.reading(window) == {"bpm": None, "beats": 0, "window_s": 15.0, "unit": "bpm"}
+
+
+def test_hrv_from_the_synthetic_patient(service_module):
+    hrv = service_module("hrv")
+    window = hrv.IntervalWindow(bm1000b.DEFAULT_RATE_HZ, seconds=60.0)
+    for packet in bm1000b.synthesize(70.0):
+        window.add(packet)
+    result = hrv.reading(window)
+    # generated with a 45 ms respiratory swing and 12 ms noise around 820 ms
+    assert 790 < result["mean_rr_ms"] < 850
+    assert 20 < result["sdnn_ms"] < 60 and 10 < result["rmssd_ms"] < 80
+    assert result["beats"] >= 60
+
+
+def test_hrv_does_not_bridge_a_gap(service_module):
+    hrv = service_module("hrv")
+    window = hrv.IntervalWindow(100, seconds=60.0)
+    packets = list(bm1000b.synthesize(20.0))
+    for index, packet in enumerate(packets):
+        # the finger is off for 3 s: no interval may span those 3 s
+        window.add(packet._replace(no_finger=True) if 800 <= index < 1100 else packet)
+    assert max(window.intervals()) < 1000
+
+
+# --------------------------------------------------------------------- oc
+
+
+@pytest.mark.parametrize("command, state", [
+    ({"flow_lpm": 2.5}, {"open": True, "flow_lpm": 2.5, "reason": None}),
+    ({"flow_lpm": 0}, {"open": False, "flow_lpm": 0.0, "reason": None}),
+    ({"open": False, "reason": "done"}, {"open": False, "flow_lpm": 0.0, "reason": "done"}),
+    ({"open": True, "flow_lpm": 3}, {"open": True, "flow_lpm": 3.0, "reason": None}),
+])
+def test_oc_commands(service_module, command, state):
+    oc = service_module("oc")
+    assert oc.apply_command({"open": True, "flow_lpm": 1.0, "reason": None}, command, 15.0) == state
+
+
+@pytest.mark.parametrize("command, message", [
+    ([], "oc: the command must be a JSON object with flow_lpm and/or open"),
+    ({}, "oc: the command must be a JSON object with flow_lpm and/or open"),
+    ({"flow": 2}, "oc: unknown key(s) flow (known: flow_lpm, open, reason)"),
+    ({"flow_lpm": "2"}, "oc: flow_lpm must be a number, got '2'"),
+    ({"flow_lpm": True}, "oc: flow_lpm must be a number, got True"),
+    ({"flow_lpm": float("nan")}, "oc: flow_lpm must be a number, got nan"),
+    ({"flow_lpm": 16}, "oc: flow_lpm=16 out of range 0..15 L/min"),
+    ({"flow_lpm": -1}, "oc: flow_lpm=-1 out of range 0..15 L/min"),
+    ({"open": "yes"}, "oc: open must be true or false, got 'yes'"),
+    ({"open": True}, "oc: opening the valve needs a flow_lpm > 0"),
+    ({"flow_lpm": 1, "reason": 5}, "oc: reason must be a string, got 5"),
+])
+def test_oc_rejects(service_module, command, message):
+    oc = service_module("oc")
+    with pytest.raises(ValueError) as error:
+        oc.apply_command({"open": False, "flow_lpm": 0.0, "reason": None}, command, 15.0)
+    assert str(error.value) == message
+
+
+def test_oc_state_survives_a_restart(service_module, tmp_path):
+    oc = service_module("oc")
+    path = str(tmp_path / "oc" / "valve.json")
+    assert oc.load_state(path) == {"open": False, "flow_lpm": 0.0, "reason": None, "time": None}
+    oc.write_state(path, {"open": True, "flow_lpm": 4.0, "reason": "SpO2 alert", "time": "t"})
+    assert oc.load_state(path) == {"open": True, "flow_lpm": 4.0, "reason": "SpO2 alert", "time": "t"}
+    (tmp_path / "oc" / "valve.json").write_text("{broken")
+    assert oc.load_state(path)["open"] is False
+    assert [p.name for p in (tmp_path / "oc").iterdir()] == ["valve.json"]
+
+
+# ------------------------------------------------------------------ alert
+
+
+def test_alert_monitor(service_module):
+    alert = service_module("alert")
+    monitor = alert.Monitor(threshold=92, hold_s=10, margin=1)
+    assert monitor.observe({"spo2": 97}, 0.0) is None
+    assert monitor.observe({"spo2": 90}, 1.0).state == alerting.PENDING
+    assert monitor.observe(None, 2.0) is None  # the SpO2 service did not answer
+    assert monitor.observe({"spo2": None, "status": "no finger"}, 5.0) is None
+    transition = monitor.observe({"spo2": 89}, 11.0)
+    assert transition.state == alerting.ALERT
+    assert alert.message(transition, monitor) == "ALERT: SpO2 89 % has stayed below 92 % for 10 s"
+    snapshot = monitor.snapshot()
+    assert snapshot["state"] == "alert" and snapshot["since"] == "1970-01-01T00:00:11Z"
+    assert [h["state"] for h in snapshot["history"]] == ["pending", "alert"]
+    cleared = monitor.observe({"spo2": 95}, 20.0)
+    assert alert.message(cleared, monitor) == "SpO2 back to 95 %: alert cleared"
+
+
+def test_alert_rejects_a_non_number(service_module):
+    alert = service_module("alert")
+    with pytest.raises(ValueError) as error:
+        alert.Monitor(92, 10, 1).observe({"spo2": "97"}, 0.0)
+    assert str(error.value) == "alert: the SpO2 service sent spo2='97', not a number"
+
+
+# ---------------------------------------------------------------- display
+
+
+def test_display_renders_the_screen(service_module):
+    display = service_module("display")
+    screen = display.render({
+        "spo2": {"spo2": 88, "pulse_rate": 74, "status": "ok"},
+        "hr": {"bpm": 73.4, "beats": 18},
+        "hrv": {"rmssd_ms": 42.6, "sdnn_ms": 35.2},
+        "bot": {"celsius": 37.125, "error": None},
+        "alert": {"state": "alert", "since": "2026-11-26T03:32:49Z", "threshold": 92},
+        "oc": {"flow_lpm": 4.0, "reason": "SpO2 alert"},
+        "extra": OSError("timed out"),
+        "late": None,
+    }, now=3600 * 3 + 60 * 32 + 50)
+    assert screen == (
+        "nanoedge patient monitor                03:32:50\n"
+        "------------------------------------------------\n"
+        "SpO2   88 %   pulse 74 bpm\n"
+        "HR     73 bpm   (18 beats)\n"
+        "HRV    RMSSD 43 ms  SDNN 35 ms\n"
+        "BoT    37.1 C\n"
+        "Alert  SpO2 LOW since 2026-11-26T03:32:49Z\n"
+        "O2     4.0 L/min (SpO2 alert)\n"
+        "extra  unreachable\n"
+        "late   waiting\n"
+    )
+
+
+def test_display_without_readings(service_module):
+    display = service_module("display")
+    screen = display.render({"spo2": {"spo2": None, "status": "no finger"}, "bot": {"celsius": None,
+                             "error": "no DS18B20 under /x"}, "alert": {"state": "normal"}}, now=0)
+    assert screen.splitlines()[2:] == ["SpO2   no finger", "BoT    error: no DS18B20 under /x", "Alert  none"]
+
+
+@pytest.mark.parametrize("values, sources", [
+    (["spo2=coap://10.0.0.4:5701/spo2"], {"spo2": "coap://10.0.0.4:5701/spo2"}),
+    (["a=coap://h/a, b=coap://h/b", "c=coaps://h/c"], {"a": "coap://h/a", "b": "coap://h/b", "c": "coaps://h/c"}),
+    ([], {}),
+])
+def test_display_sources(service_module, values, sources):
+    assert service_module("display").parse_sources(values) == sources
+
+
+@pytest.mark.parametrize("value", ["spo2", "spo2=http://h/x", "=coap://h/x"])
+def test_display_rejects_sources(service_module, value):
+    with pytest.raises(ValueError) as error:
+        service_module("display").parse_sources([value])
+    assert str(error.value) == "display: source %r must look like name=coap://host/path" % value
+
+
+# -------------------------------------------------------------------- bot
+
+
+def test_bot_reads_the_first_probe(service_module, tmp_path):
+    bot = service_module("bot")
+    assert bot.read_temperature(str(tmp_path)) == {
+        "celsius": None, "sensor": None, "error": "no DS18B20 under %s" % tmp_path}
+    probe = tmp_path / "28-3c01d607d9a1"
+    probe.mkdir()
+    (probe / "w1_slave").write_text(
+        "52 02 4b 46 7f ff 0c 10 29 : crc=29 YES\n52 02 4b 46 7f ff 0c 10 29 t=37125\n")
+    assert bot.read_temperature(str(tmp_path)) == {"celsius": 37.125, "sensor": "28-3c01d607d9a1", "error": None}
+    (probe / "w1_slave").write_text("ff ff : crc=00 NO\nff ff t=-62\n")
+    result = bot.read_temperature(str(tmp_path))
+    assert result["celsius"] is None and result["error"].startswith("w1_slave: the driver reports a CRC error")
