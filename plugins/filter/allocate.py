@@ -78,7 +78,7 @@ attributes:
     description: Given the same input, the result is the same.
     support: full
 notes:
-  - Quantities are compared in thousandths; requirements are rounded up and capacities down.
+  - Quantities are compared in millionths; requirements are rounded up and capacities down.
   - For each service that cannot be placed (or misses replicas) RV(unplaced) gives, per node, the first reason
     it does not fit, in the order the paper checks them (capability, cores, memory, power, battery, network,
     storage). The P(nanoedge.core.explain#filter) filter gives the whole service by node table.

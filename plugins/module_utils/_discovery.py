@@ -14,6 +14,7 @@ Standard library only, Python >= 3.9: this runs on managed nodes.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import re
 import socket
@@ -38,7 +39,9 @@ _W1_SLAVE_RE = re.compile(r"^([0-9a-fA-F]{2})-([0-9a-fA-F]{12})$")
 _HCI_RE = re.compile(r"^hci\d+$")
 _ARM_ARCH_RE = re.compile(r"\((v\d+l)\)")
 
-EXTERNAL_SUPPLY_TYPES = ("Mains", "USB", "UPS", "Wireless")
+# older kernels (and some charger drivers still) name the USB charger kind in
+# the type itself: USB_DCP, USB_CDP, USB_ACA, USB_C, USB_PD, USB_PD_DRP
+EXTERNAL_SUPPLY_TYPES = ("Mains", "USB", "UPS", "Wireless", "BrickID")
 CHARGING_STATUS = {"Charging": True, "Discharging": False, "Not charging": False, "Full": False}
 
 
@@ -115,6 +118,15 @@ class Reader:
             return None
 
 
+def measure(raw: str) -> float:
+    """A figure the kernel prints that can only be finite and >= 0 (BogoMIPS, load);
+    raises ValueError otherwise, so NaN, inf and negatives never reach the profile."""
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("%r is not a finite number >= 0" % raw)
+    return value
+
+
 # --- CPU ---------------------------------------------------------------------
 
 def parse_cpuinfo(text: str) -> t.List[t.Dict[str, str]]:
@@ -167,9 +179,9 @@ def bogomips(reader: Reader, blocks: t.Sequence[t.Dict[str, str]]) -> t.Optional
         if raw is None:
             continue
         try:
-            values.append(float(raw))
+            values.append(measure(raw))
         except ValueError:
-            reader.warn("/proc/cpuinfo: malformed (BogoMIPS %r is not a number)" % raw[:40])
+            reader.warn("/proc/cpuinfo: malformed (BogoMIPS %r is not a finite number >= 0)" % raw[:40])
             return None
     if not values:
         if blocks:
@@ -297,6 +309,9 @@ class Cgroups:
             except ValueError:
                 self.reader.warn("%s/%s: malformed (%r)" % (folder, limit_file, text[:40]))
                 continue
+            if limit < 0:
+                self.reader.warn("%s/%s: malformed (negative limit %d)" % (folder, limit_file, limit))
+                continue
             if limit >= _V1_UNLIMITED:
                 continue
             limits.append(limit)
@@ -332,9 +347,13 @@ def meminfo(reader: Reader) -> t.Tuple[t.Optional[int], t.Optional[int]]:
         parts = rest.split() if sep else []
         if parts:
             try:
-                fields[key.strip()] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+                value = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
             except ValueError:
                 continue
+            if value < 0:
+                reader.warn("/proc/meminfo: malformed (%s is negative)" % key.strip()[:40])
+                continue
+            fields[key.strip()] = value
     total = fields.get("MemTotal")
     if total is None:
         reader.warn("/proc/meminfo: malformed (no MemTotal line)")
@@ -376,7 +395,7 @@ def load1(reader: Reader) -> t.Optional[float]:
     if text is None:
         return None
     try:
-        return round(float(text.split()[0]), 2)
+        return round(measure(text.split()[0]), 2)
     except (ValueError, IndexError):
         reader.warn("/proc/loadavg: malformed (%r)" % text[:40])
         return None
@@ -456,7 +475,7 @@ def power(reader: Reader) -> t.Dict[str, t.Any]:
             if reader.integer(folder + "/present", required=False) == 0:
                 continue
             battery = folder
-        elif kind in EXTERNAL_SUPPLY_TYPES:
+        elif kind in EXTERNAL_SUPPLY_TYPES or kind.startswith("USB_"):
             if reader.integer(folder + "/online", required=False) == 1:
                 external_online = True
     if battery is None:
@@ -484,7 +503,14 @@ def _battery_percent(reader: Reader, folder: str) -> t.Optional[int]:
         now = reader.integer("%s/%s_now" % (folder, prefix), required=False)
         full = reader.integer("%s/%s_full" % (folder, prefix), required=False)
         if now is not None and full:
-            return max(0, min(100, round(100 * now / full)))
+            if now < 0 or full < 0:
+                reader.warn("%s/%s_now: malformed (negative)" % (folder, prefix))
+                return None
+            try:
+                return min(100, round(100 * now / full))
+            except OverflowError:
+                reader.warn("%s/%s_now: malformed (too large)" % (folder, prefix))
+                return None
     return None
 
 
@@ -496,7 +522,11 @@ def _battery_health(reader: Reader, folder: str) -> t.Optional[float]:
             if full < 0 or design < 0:
                 reader.warn("%s/%s_full: malformed (negative)" % (folder, prefix))
                 return None
-            return round(full / design, 2)
+            try:
+                return round(full / design, 2)
+            except OverflowError:
+                reader.warn("%s/%s_full: malformed (too large)" % (folder, prefix))
+                return None
     return None
 
 
@@ -509,6 +539,10 @@ def network(reader: Reader) -> t.List[str]:
         folder = "%s/%s" % (base, name)
         if reader.isdir(folder + "/bridge"):
             continue  # a software bridge adds no link of its own
+        if reader.isdir(folder + "/brport") and not os.path.lexists(reader.path(folder + "/device")):
+            # nor do the virtual ports plugged into it: the host ends of container veth pairs and VM taps
+            # (type 1 like Ethernet) would otherwise give a Wi-Fi-only Pi running containers "ethernet"
+            continue
         uevent = reader.text(folder + "/uevent", required=False) or ""
         devtype = ""
         for line in uevent.splitlines():

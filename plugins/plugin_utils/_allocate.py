@@ -5,10 +5,12 @@
 
 Controller-only, pure Python, no Ansible imports. Inputs are never mutated.
 
-Quantities are kept internally as integers in thousandths (a requirement of
-0.5 cores is 500) so that repeated subtraction is exact and a node that is
+Quantities are kept internally as integers in millionths (a requirement of
+0.5 cores is 500000) so that repeated subtraction is exact and a node that is
 filled to the last byte is filled exactly. Requirements are rounded up and
-capacities down to the thousandth, which never makes a misfit look like a fit.
+capacities down to the millionth, which never makes a misfit look like a fit;
+a millionth (not a thousandth) keeps figures such as 1/16 core (0.0625) exact,
+so 16 of them fill one core as in Algorithm 1.
 
 Strategies
 ----------
@@ -46,7 +48,7 @@ DEFAULT_TIME_LIMIT = 10.0
 FITS = "fits"
 SHARE_REASONS_ABOVE = 1000000
 PLACED = "placed"
-_SCALE = 1000
+_SCALE = 1000000
 _NAMES_SHOWN = 5
 
 Signature = t.Tuple[t.Tuple[str, ...], str, str, int]

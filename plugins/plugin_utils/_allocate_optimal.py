@@ -15,7 +15,8 @@ hard to prove optimal. Services with more replicas keep one binary per node,
 because replicas must land on distinct nodes.
 
 The best heuristic result seeds the solver and is also the fallback, so the
-result never places fewer services than ``first_fit`` run from the same start.
+result never places fewer services than ``first_fit`` (in the given order, as
+well as in priority order) run from the same start.
 
 highspy is an optional dependency: only this strategy needs it.
 """
@@ -74,9 +75,13 @@ def solve(order: t.Sequence[Service], start: State, time_limit: float) -> t.Tupl
 
     best_state, best_source = start, "current"
     best_value = lexicographic_value(start, order)
-    for name in HEURISTICS:
+    # first_fit proper takes the services as given, not by priority; without that run, a time limit
+    # could leave the result below what first_fit places
+    given_order = sorted(order, key=lambda service: service.index)
+    trials = [("first_fit", given_order)] + [(name, order) for name in HEURISTICS]
+    for name, sequence in trials:
         trial = start.copy()
-        run_heuristic(name, order, trial)
+        run_heuristic(name, sequence, trial)
         value = lexicographic_value(trial, order)
         if value > best_value:
             best_state, best_source, best_value = trial, name, value

@@ -166,7 +166,7 @@ def test_malformed_sources_are_skipped_and_named():
         "/sys/bus/i2c/devices/1-0057/name: malformed (not UTF-8 text)",
         "/proc/device-tree/model: malformed (not UTF-8 text)",
         "model: no device-tree model and no Model or model name line in /proc/cpuinfo",
-        "/proc/cpuinfo: malformed (BogoMIPS 'fast' is not a number)",
+        "/proc/cpuinfo: malformed (BogoMIPS 'fast' is not a finite number >= 0)",
         "/proc/loadavg: malformed ('')",
         "/proc/meminfo: malformed (no MemTotal line)",
         "/sys/fs/cgroup/memory.max: malformed ('256M')",
@@ -544,3 +544,102 @@ def copy_board(tmp_path: Path, board: str) -> Path:
     target = tmp_path / board
     shutil.copytree(FIXTURES / board, target)
     return target
+
+
+# --- impossible figures from a bad source never reach the profile ---------------------
+
+@pytest.mark.parametrize("board, path, content, field, value, warning", [
+    ("pi-3b", "proc/loadavg", "nan 0.10 0.05 1/180 912\n", ("cpu", "load1"), None,
+     "/proc/loadavg: malformed ('nan 0.10 0.05 1/180 912')"),
+    ("pi-3b", "proc/loadavg", "-1.00 0.10 0.05 1/180 912\n", ("cpu", "load1"), None,
+     "/proc/loadavg: malformed ('-1.00 0.10 0.05 1/180 912')"),
+    ("pi-3b", "proc/loadavg", "1e400 0.10 0.05 1/180 912\n", ("cpu", "load1"), None,
+     "/proc/loadavg: malformed ('1e400 0.10 0.05 1/180 912')"),
+    ("pi-zero-w", "proc/cpuinfo", "processor\t: 0\nBogoMIPS\t: inf\n", ("cpu", "bogomips"), None,
+     "/proc/cpuinfo: malformed (BogoMIPS 'inf' is not a finite number >= 0)"),
+    ("pi-zero-w", "proc/cpuinfo", "processor\t: 0\nBogoMIPS\t: -697.95\n", ("cpu", "bogomips"), None,
+     "/proc/cpuinfo: malformed (BogoMIPS '-697.95' is not a finite number >= 0)"),
+    ("pi-zero-w", "proc/meminfo", "MemTotal:       -448776 kB\nMemAvailable:    346520 kB\n", ("memory_mb",),
+     {"total": 0, "available": 0}, "/proc/meminfo: malformed (MemTotal is negative)"),
+    ("service-cgroup-v2", "sys/fs/cgroup/system.slice/nanoedge-agent.service/memory.max", "-268435456\n",
+     ("memory_mb",), {"total": 3791, "available": 3343},
+     "/sys/fs/cgroup/system.slice/nanoedge-agent.service/memory.max: malformed (negative limit -268435456)"),
+])
+def test_impossible_figures_are_skipped_and_named(tmp_path, board, path, content, field, value, warning):
+    tree = copy_board(tmp_path, board)
+    (tree / path).write_text(content)
+    got, warnings = run(tree)
+    json.dumps(got, allow_nan=False)
+    found: t.Any = got
+    for key in field:
+        found = found[key]
+    assert found == value
+    assert warning in warnings
+
+
+@pytest.mark.parametrize("name, warning", [
+    ("energy_full", "/sys/class/power_supply/BAT0/energy_full: malformed (too large)"),
+    ("energy_now", "/sys/class/power_supply/BAT0/energy_now: malformed (too large)"),
+])
+def test_battery_figures_too_large_for_a_float_are_named_not_a_crash(tmp_path, name, warning):
+    battery = tmp_path / "sys/class/power_supply/BAT0"
+    battery.mkdir(parents=True)
+    for file, text in (("type", "Battery"), ("status", "Discharging"), ("energy_now", "30000000"),
+                       ("energy_full", "40000000"), ("energy_full_design", "44000000")):
+        (battery / file).write_text(text + "\n")
+    (battery / name).write_text("9" * 400 + "\n")
+    reader = Reader(str(tmp_path))
+    got = _discovery.power(reader)
+    assert got["source"] == "dc"
+    assert None in (got["battery_percent"], got["battery_health"])
+    assert warning in reader.warnings
+
+
+@pytest.mark.parametrize("kind", ["USB_PD", "USB_C", "USB_DCP", "BrickID"])
+def test_older_kernels_usb_charger_types_are_external_power(tmp_path, kind):
+    """Kernels before the usb_type attribute (and some charger drivers still) put the charger kind in type."""
+    for folder, files in (("BAT0", {"type": "Battery", "status": "Full", "capacity": "100"}),
+                          ("charger", {"type": kind, "online": "1"})):
+        (tmp_path / "sys/class/power_supply" / folder).mkdir(parents=True)
+        for file, text in files.items():
+            (tmp_path / "sys/class/power_supply" / folder / file).write_text(text + "\n")
+    assert _discovery.power(Reader(str(tmp_path))) == {
+        "source": "ac", "battery_percent": 100, "battery_health": None, "charging": False}
+
+
+def test_virtual_bridge_ports_are_not_ethernet(tmp_path):
+    """A Wi-Fi-only Pi running containers has the host ends of their veth pairs in docker0, all of type 1."""
+    tree = copy_board(tmp_path, "pi-zero-w")
+    for name in ("docker0", "veth3f1c2a9"):
+        (tree / "sys/class/net" / name).mkdir()
+        (tree / "sys/class/net" / name / "type").write_text("1\n")
+    (tree / "sys/class/net/docker0/bridge").mkdir()
+    (tree / "sys/class/net/veth3f1c2a9/brport").mkdir()
+    assert run(tree)[0]["network"] == ["bluetooth", "wifi"]
+
+
+def test_physical_port_in_a_bridge_is_still_ethernet(tmp_path):
+    tree = copy_board(tmp_path, "pi-3b")
+    (tree / "sys/class/net/eth0/brport").mkdir()
+    (tree / "sys/class/net/eth0/device").symlink_to("../../../devices/platform/soc/3f980000.usb/usb1/1-1/1-1.1")
+    assert run(tree)[0]["network"] == ["bluetooth", "ethernet", "wifi"]
+
+
+GARBAGE = (b"", b"\x00", b"\xff\xfe\x00\x80garbage", b"-5", b"-5 kB", b"nan", b"inf", b"1e400",
+           b"9" * 400, b"max", b"0 0", b"a:b:c\n::\n", b"MemTotal: -5 kB\nBogoMIPS : nan\n")
+
+
+@pytest.mark.parametrize("board", ["pi-4b", "container-cgroup-v1", "service-cgroup-v2"])
+def test_no_bad_source_makes_an_invalid_profile(tmp_path, board):
+    """Every file of a recorded tree replaced in turn by garbage: the profile stays valid JSON, never an error."""
+    tree = copy_board(tmp_path, board)
+    files = sorted(path for path in tree.rglob("*") if path.is_file())
+    assert len(files) > 20
+    for path in files:
+        original = path.read_bytes()
+        for garbage in GARBAGE:
+            path.write_bytes(garbage)
+            got, warnings = run(tree, node="n")
+            json.dumps(got, allow_nan=False)
+            assert all(isinstance(warning, str) for warning in warnings)
+        path.write_bytes(original)

@@ -170,6 +170,18 @@ def test_fractional_remaining_is_reported_as_float():
     assert result["remaining"] == {"w1": {"cpu": 1.5, "memory_mb": 99.75, "storage_mb": 10000}}
 
 
+def test_sixteenth_cores_fill_a_core_as_in_algorithm_1():
+    """0.0625 is exact in binary, so the transcription fits 16 on one core; rounding it to 0.063 fitted 15."""
+    services = [svc("s%d" % i, cpu=0.0625, memory_mb=0.03125) for i in range(16)]
+    nodes = [node("w1", cores=1, memory=0.5), node("w2", cores=1)]
+    placements, remaining = algorithm1(services, nodes)
+    assert set(placements.values()) == {"w1"}
+    result = allocate(services, nodes)
+    assert result["placements"] == placements
+    assert result["remaining"] == remaining == {"w1": {"cpu": 0, "memory_mb": 0, "storage_mb": 10000},
+                                                "w2": {"cpu": 1, "memory_mb": 1024, "storage_mb": 10000}}
+
+
 def test_nodes_as_dict_keep_their_order():
     nodes = {"w9": node("w9"), "w1": node("w1")}
     result = allocate([svc("a")], nodes)
@@ -437,7 +449,8 @@ def clusters(draw: t.Any, max_nodes: int = 7, max_services: int = 18) -> t.Tuple
     for index in range(draw(st.integers(0, max_services))):
         requires = {
             "capabilities": draw(st.sampled_from(([], [], [], ["pom"], ["bot"], ["dd"]))),
-            "cpu": draw(st.integers(0, 2)),
+            # binary fractions are exact as floats, so the float transcription is exact on them too
+            "cpu": draw(st.sampled_from((0, 1, 2, 0, 1, 2, 0.5, 0.25, 0.0625))),
             "memory_mb": draw(st.sampled_from((0, 32, 64, 128, 300, 700))),
             "storage_mb": draw(st.integers(0, 120)),
             "power": draw(st.sampled_from(("", "", "", "ac", "dc"))),
@@ -537,6 +550,32 @@ def test_property_current_never_moves_a_service_whose_node_still_fits(before, af
         assert all(result["placements"][name] == where for name, where in current["placements"].items())
     moved = {move["service"] for move in result["moves"]}
     assert all(current["placements"].get(name) != result["placements"].get(name) for name in moved)
+    # the same, worked out from the profiles alone: a service left its node only if that node, less what
+    # the services kept there before it (in processing order) use, cannot take it
+    profiles = {profile["node"]: profile for profile in nodes}
+    used = {name: [0, 0, 0] for name in profiles}
+    order = services if strategy == "first_fit" else sorted(services, key=lambda service: -service["priority"])
+    for service in order:
+        was = current["placements"].get(service["name"])
+        if was not in profiles:
+            continue
+        requires, profile, taken = service["requires"], profiles[was], used[was]
+        still_fits = (
+            set(requires["capabilities"]) <= set(profile["capabilities"])
+            and requires["cpu"] <= profile["cpu"]["cores"] - taken[0]
+            and requires["memory_mb"] <= profile["memory_mb"]["available"] - taken[1]
+            and (not requires["power"] or requires["power"] == profile["power"]["source"])
+            and (not requires["min_battery_percent"] or profile["power"]["source"] == "ac"
+                 or (profile["power"]["battery_percent"] or 0) >= requires["min_battery_percent"])
+            and (not requires["network"] or requires["network"] in profile["network"])
+            and requires["storage_mb"] <= profile["storage_mb"]["free"] - taken[2])
+        if still_fits:
+            assert result["placements"].get(service["name"]) == was, service["name"]
+            taken[0] += requires["cpu"]
+            taken[1] += requires["memory_mb"]
+            taken[2] += requires["storage_mb"]
+        else:
+            assert result["placements"].get(service["name"]) != was, service["name"]
 
 
 @PROPERTY_SETTINGS

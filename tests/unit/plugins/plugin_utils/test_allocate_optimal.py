@@ -108,6 +108,19 @@ def test_time_limit_reached_still_returns_the_best_heuristic(monkeypatch):
     assert result["placed"] >= allocate(services, [node("w1", cores=2), node("w2", cores=1)])["placed"]
 
 
+def test_time_limit_reached_never_places_fewer_than_first_fit_in_the_given_order(monkeypatch):
+    """Priority order misleads every heuristic here (big first fills w1); first_fit in the given order places 2."""
+    clock = iter(range(0, 10 ** 6, 100))
+    monkeypatch.setattr(_allocate_optimal.time, "monotonic", lambda: float(next(clock)))
+    services = [svc("a", cpu=1), svc("b", cpu=1), svc("big", cpu=2, priority=5)]
+    nodes = [node("w1", cores=2)]
+    assert allocate(services, nodes)["placements"] == {"a": "w1", "b": "w1"}
+    result = allocate(services, nodes, strategy="optimal", time_limit=1)
+    assert result["optimal"]["status"] == "Time limit reached"
+    assert result["placements"] == {"a": "w1", "b": "w1"}
+    assert result["optimal"]["source"] == "first_fit"
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters(max_nodes=5, max_services=12), st.data())
 def test_property_optimal_places_at_least_every_heuristic(cluster, data):
