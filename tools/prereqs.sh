@@ -11,7 +11,7 @@ set -euo pipefail
 STATE_DIR=${NANOEDGE_STATE_DIR:-/var/lib/nanoedge-testbed}
 REGISTRY_ADDR=${NANOEDGE_REGISTRY_ADDR:-127.0.0.1:5000}
 BASE_IMAGE=${NANOEDGE_BASE_IMAGE:-nanoedge/base:bookworm}
-PACKAGES=(docker.io docker-registry libcoap3-bin debootstrap iptables ca-certificates curl apache2-utils shellcheck)
+PACKAGES=(docker.io docker-registry libcoap3-bin debootstrap iptables ca-certificates curl apache2-utils shellcheck nftables iproute2)
 # the baselines the benchmarks compare against (the paper's toolchain, skopeo)
 BENCH_PACKAGES=(lshw upower bluez jq skopeo)
 

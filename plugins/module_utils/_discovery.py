@@ -246,10 +246,15 @@ class Cgroups:
     def v2_folders(self) -> t.List[str]:
         return self._folders(self.MOUNT, self.paths.get("", "/"))
 
+    # a file every mount of the v1 controller has at its top
+    _V1_MARKERS = {"cpu": "cpu.cfs_period_us", "memory": "memory.limit_in_bytes"}
+
     def v1_folders(self, controller: str) -> t.List[str]:
         for mount_name in ("cpu,cpuacct", "cpuacct,cpu", controller) if controller == "cpu" else (controller,):
             base = "%s/%s" % (self.MOUNT, mount_name)
-            if self.reader.isdir(base):
+            # systemd leaves an empty cpu,cpuacct folder beside the real mount in
+            # some containers: only a folder with the controller's files counts
+            if self.reader.exists("%s/%s" % (base, self._V1_MARKERS[controller])):
                 return self._folders(base, self.paths.get(controller, "/"))
         return []
 

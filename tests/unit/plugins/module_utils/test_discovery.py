@@ -312,6 +312,15 @@ def test_cgroup_v1_cpu_quota(tmp_path, quota, period, cores):
     assert run(tree)[0]["cpu"]["cores"] == cores
 
 
+def test_cgroup_v1_empty_joint_folder_beside_the_real_cpu_mount(tmp_path):
+    """systemd in a container can leave an empty cpu,cpuacct folder while the controller is mounted at cpu."""
+    tree = copy_board(tmp_path, "container-cgroup-v1")
+    cgroup = tree / "sys/fs/cgroup"
+    os.rename(cgroup / "cpu,cpuacct", cgroup / "cpu")
+    (cgroup / "cpu,cpuacct").mkdir()
+    assert run(tree)[0]["cpu"]["cores"] == 1
+
+
 def test_cgroup_v1_without_memory_limit(tmp_path):
     tree = copy_board(tmp_path, "container-cgroup-v1")
     (tree / "sys/fs/cgroup/memory/memory.limit_in_bytes").write_text("9223372036854771712\n")
