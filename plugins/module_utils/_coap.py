@@ -1,0 +1,466 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The CoAP client side of resource reporting (DESIGN.md, Contract 4).
+
+Shared by the ``coap_report`` module, the ``registry`` inventory plugin and
+the reporting agent that the ``agent`` role installs on workers. Standard
+library plus aiocoap (imported under a guard so callers can say what is
+missing), Python >= 3.9 with aiocoap 0.4.7 or newer, no Ansible imports: the
+agent imports it, outside Ansible, from a copy of this module_utils folder.
+
+What "changed" means: a registry's stored profile differed from the one being
+sent, after leaving out the measurements that move on every run
+(``DEFAULT_IGNORE``). A registry only keeps a profile for its lease, and the
+only way Contract 4 offers to renew a lease is another PUT, so an unchanged
+profile is still sent again by default (``renew=True``) to refresh the lease
+and the registry's copy of those measurements; that renewal is reported as
+unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import struct
+import typing as t
+import urllib.parse
+
+try:
+    import aiocoap
+    import aiocoap.error
+    HAS_AIOCOAP = True
+    AIOCOAP_IMPORT_ERROR = None  # type: t.Optional[str]
+except ImportError as exc:  # pragma: no cover - depends on the node
+    aiocoap = None  # type: ignore[assignment]
+    HAS_AIOCOAP = False
+    AIOCOAP_IMPORT_ERROR = "%s: %s" % (type(exc).__name__, exc)
+
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError, validate_profile
+
+DEFAULT_PORT = 5683
+CF_JSON = 50
+CF_CBOR = 60
+FORMATS = {"json": CF_JSON, "cbor": CF_CBOR}
+# Block1/Block2 size: SZX 6 = 1024 bytes, the largest regular block and
+# aiocoap's own default for UDP; bodies above it go block-wise.
+BLOCK_SIZE_EXP = 6
+BLOCK_SIZE = 2 ** (BLOCK_SIZE_EXP + 4)
+# Measurements that move on every discovery run; a difference only here is
+# not a change of the node (the renewing PUT still refreshes them).
+DEFAULT_IGNORE = ("collected_at", "cpu.load1", "memory_mb.available", "storage_mb.free")
+LIFETIME_MAX = 2 ** 32 - 1
+
+# 4.08 (Block1 interrupted) and 4.29 (throttled) are worth another attempt;
+# every other 4.xx means the request itself is wrong and would fail again.
+_RETRYABLE_CLIENT_ERRORS = ("4.08", "4.29")
+
+
+class CoapError(Exception):
+    """A CoAP exchange failed; the message names the registry and the cause."""
+
+
+class PermanentError(CoapError):
+    """The registry refused the request; retrying the same request is pointless."""
+
+
+def require_aiocoap() -> None:
+    if not HAS_AIOCOAP:
+        raise CoapError("the Python library aiocoap is required to speak CoAP (%s)" % AIOCOAP_IMPORT_ERROR)
+
+
+class Registry(t.NamedTuple):
+    url: str
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s:%d" % (host, self.port)
+
+    def uri(self, *path: str, query: t.Optional[str] = None) -> str:
+        quoted = "/".join(urllib.parse.quote(p, safe="") for p in path)
+        return "coap://%s/%s%s" % (self.authority, quoted, "?" + query if query else "")
+
+
+def parse_registry(url: t.Any) -> Registry:
+    """Parse ``coap://host[:port]``; the registry's paths are fixed by Contract 4."""
+    if not isinstance(url, str):
+        raise ValueError("registry %r: must be a string coap://host[:port]" % (url,))
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("registry %r: %s" % (url, exc)) from None
+    if parts.scheme != "coap":
+        raise ValueError("registry %r: scheme must be coap://, got %r" % (url, parts.scheme + "://"))
+    if not parts.hostname:
+        raise ValueError("registry %r: no host" % (url,))
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("registry %r: user information is not allowed" % (url,))
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("registry %r: give only coap://host[:port]; the paths are fixed (/profiles/{node})" % (url,))
+    return Registry(url=url, host=parts.hostname, port=port or DEFAULT_PORT)
+
+
+# --- encoding -----------------------------------------------------------------
+
+def encode_json(value: t.Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _cbor_head(major: int, value: int) -> bytes:
+    if value < 24:
+        return bytes([(major << 5) | value])
+    for info, fmt, limit in ((24, ">B", 0xFF), (25, ">H", 0xFFFF), (26, ">I", 0xFFFFFFFF), (27, ">Q", 0xFFFFFFFFFFFFFFFF)):
+        if value <= limit:
+            return bytes([(major << 5) | info]) + struct.pack(fmt, value)
+    raise ValueError("integer %d does not fit in CBOR's 64-bit argument" % value)
+
+
+def _cbor_float(value: float) -> bytes:
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError("%r has no place in a profile" % value)
+    # Shortest form that keeps the value exact (RFC 8949 preferred serialisation).
+    for info, fmt in ((25, ">e"), (26, ">f")):
+        try:
+            packed = struct.pack(fmt, value)
+        except OverflowError:
+            continue
+        if struct.unpack(fmt, packed)[0] == value:
+            return bytes([0xE0 | info]) + packed
+    return b"\xfb" + struct.pack(">d", value)
+
+
+def encode_cbor(value: t.Any) -> bytes:
+    """Deterministic CBOR (RFC 8949 section 4.2.1) of JSON-shaped data, standard library only."""
+    if value is None:
+        return b"\xf6"
+    if value is True:
+        return b"\xf5"
+    if value is False:
+        return b"\xf4"
+    if isinstance(value, int):
+        return _cbor_head(0, value) if value >= 0 else _cbor_head(1, -1 - value)
+    if isinstance(value, float):
+        return _cbor_float(value)
+    if isinstance(value, str):
+        raw = value.encode("utf-8")
+        return _cbor_head(3, len(raw)) + raw
+    if isinstance(value, (bytes, bytearray)):
+        return _cbor_head(2, len(value)) + bytes(value)
+    if isinstance(value, (list, tuple)):
+        return _cbor_head(4, len(value)) + b"".join(encode_cbor(item) for item in value)
+    if isinstance(value, dict):
+        items = sorted((encode_cbor(k), encode_cbor(v)) for k, v in value.items())
+        keys = [key for key, value in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate map key after encoding")
+        return _cbor_head(5, len(items)) + b"".join(k + v for k, v in items)
+    raise ValueError("cannot encode %s as CBOR" % type(value).__name__)
+
+
+def encode_profile(profile: t.Mapping[str, t.Any], fmt: str) -> t.Tuple[bytes, int]:
+    if fmt not in FORMATS:
+        raise ValueError("format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
+    body = encode_cbor(profile) if fmt == "cbor" else encode_json(profile)
+    return body, FORMATS[fmt]
+
+
+# --- change detection -----------------------------------------------------------
+
+def without_keys(profile: t.Any, ignore: t.Iterable[str]) -> t.Any:
+    """A deep copy of ``profile`` without the dotted ``ignore`` paths."""
+    stripped = json.loads(json.dumps(profile))
+    for path in ignore:
+        parts = path.split(".")
+        node = stripped
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return stripped
+
+
+def profile_differs(stored: t.Any, new: t.Mapping[str, t.Any], ignore: t.Iterable[str] = DEFAULT_IGNORE) -> bool:
+    if stored is None:
+        return True
+    ignore = tuple(ignore)
+    return without_keys(stored, ignore) != without_keys(new, ignore)
+
+
+# --- retries --------------------------------------------------------------------
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: t.Optional[random.Random] = None) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, so
+    reporters that lost the same datagram burst do not retry in lockstep."""
+    ceiling = min(cap, base * (2 ** attempt))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+class Outcome(t.NamedTuple):
+    """What happened at one registry."""
+
+    registry: str
+    stored: bool
+    changed: bool
+    action: str  # created, updated, renewed, unchanged, would_create, would_update, failed
+    code: t.Optional[str]
+    etag: t.Optional[str]
+    attempts: int
+    error: t.Optional[str]
+    before: t.Any  # the registry's copy before this report (None: it had none)
+
+    def as_result(self) -> t.Dict[str, t.Any]:
+        return {
+            "registry": self.registry, "stored": self.stored, "changed": self.changed, "action": self.action,
+            "code": self.code, "etag": self.etag, "attempts": self.attempts, "error": self.error,
+        }
+
+
+class ReportSettings(t.NamedTuple):
+    fmt: str = "json"
+    lifetime: t.Optional[int] = None
+    timeout: float = 5.0
+    retries: int = 4
+    backoff: float = 0.5
+    backoff_max: float = 8.0
+    renew: bool = True
+    check_mode: bool = False
+    ignore: t.Tuple[str, ...] = DEFAULT_IGNORE
+    oscore_context: t.Optional[str] = None
+
+
+def _code_text(response: t.Any) -> str:
+    return "%s %s" % (response.code.dotted, response.code.name_printable)
+
+
+def _diagnostic(response: t.Any) -> str:
+    text = bytes(response.payload[:300]).decode("utf-8", errors="replace").strip()
+    return "%s%s" % (_code_text(response), ": " + text if text else "")
+
+
+def _fail_for(response: t.Any, registry: Registry, what: str) -> CoapError:
+    dotted = response.code.dotted
+    message = "%s: %s answered %s" % (registry.url, what, _diagnostic(response))
+    if response.code.is_successful():
+        return PermanentError(message + " (unexpected success code)")
+    if dotted.startswith("4.") and dotted not in _RETRYABLE_CLIENT_ERRORS:
+        return PermanentError(message)
+    return CoapError(message)
+
+
+def _describe(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.errno:
+        # aiocoap versions word the same ICMP error differently; the errno does not vary.
+        return os.strerror(cause.errno)
+    if exc.args:
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+class _Client:
+    """One aiocoap client context per attempt and registry.
+
+    aiocoap keeps at most one confirmable exchange outstanding per context
+    and peer (NSTART = 1) and keeps retransmitting an abandoned one, so a
+    retry in the same context would queue behind the lost exchange. A fresh
+    context (a fresh socket) per attempt lets the retry go out at once.
+    """
+
+    def __init__(self, registry: Registry, secctx: t.Any = None) -> None:
+        self.registry = registry
+        self.secctx = secctx
+        self.context = None  # type: t.Any
+
+    async def __aenter__(self) -> "_Client":
+        self.context = await aiocoap.Context.create_client_context()
+        if self.secctx is not None:
+            self.context.client_credentials["coap://%s/*" % self.registry.authority] = self.secctx
+        return self
+
+    async def __aexit__(self, *exc_info: t.Any) -> None:
+        await self.context.shutdown()
+
+    async def request(self, message: t.Any, timeout: float) -> t.Any:
+        try:
+            return await asyncio.wait_for(self.context.request(message).response, timeout)
+        except asyncio.TimeoutError:
+            raise CoapError("%s: no answer within %gs" % (self.registry.url, timeout)) from None
+        except aiocoap.error.Error as exc:
+            raise CoapError("%s: %s" % (self.registry.url, _describe(exc))) from None
+        except OSError as exc:
+            raise CoapError("%s: %s" % (self.registry.url, exc)) from None
+
+
+UNREADABLE = object()  # the registry would not show its copy (reads restricted to managers)
+
+
+async def _get_stored(client: _Client, node: str, timeout: float) -> t.Tuple[bool, t.Any]:
+    """(found, profile) as the registry holds it now; profile is UNREADABLE when reads are refused."""
+    registry = client.registry
+    message = aiocoap.Message(code=aiocoap.GET, uri=registry.uri("profiles", node))
+    message.opt.accept = CF_JSON
+    response = await client.request(message, timeout)
+    if response.code == aiocoap.NOT_FOUND:
+        return False, None
+    if response.code in (aiocoap.UNAUTHORIZED, aiocoap.FORBIDDEN):
+        return True, UNREADABLE
+    if response.code != aiocoap.CONTENT:
+        raise _fail_for(response, registry, "GET /profiles/%s" % node)
+    try:
+        return True, json.loads(bytes(response.payload).decode("utf-8"))
+    except ValueError:
+        # Undecodable: treat as different so the good profile replaces it.
+        return True, None
+
+
+async def _put(client: _Client, node: str, body: bytes, content_format: int, settings: ReportSettings) -> t.Any:
+    registry = client.registry
+    query = "lt=%d" % settings.lifetime if settings.lifetime is not None else None
+    message = aiocoap.Message(code=aiocoap.PUT, uri=registry.uri("profiles", node, query=query), payload=body)
+    message.opt.content_format = content_format
+    response = await client.request(message, settings.timeout)
+    if response.code not in (aiocoap.CREATED, aiocoap.CHANGED):
+        raise _fail_for(response, registry, "PUT /profiles/%s" % node)
+    return response
+
+
+Sleeper = t.Callable[[float], t.Awaitable[t.Any]]
+
+
+async def report_one(registry: Registry, profile: t.Mapping[str, t.Any], body: bytes, content_format: int,
+                     settings: ReportSettings, secctx: t.Any = None, sleep: Sleeper = asyncio.sleep,
+                     rng: t.Optional[random.Random] = None) -> Outcome:
+    node = profile["node"]
+    last_error = "not attempted"
+    # The registry's copy as first seen. Kept across attempts: a retry after a
+    # lost PUT answer must not call the by-then-stored profile "unchanged", and
+    # on a lossy link every exchange saved is a chance less to lose one.
+    first_look = None  # type: t.Optional[t.Tuple[bool, t.Any]]
+    for attempt in range(settings.retries + 1):
+        if attempt:
+            await sleep(backoff_delay(attempt - 1, settings.backoff, settings.backoff_max, rng))
+        try:
+            async with _Client(registry, secctx) as client:
+                if first_look is None:
+                    first_look = await _get_stored(client, node, settings.timeout)
+                found, before = first_look
+                if before is UNREADABLE:
+                    # Nothing to compare with: send, and let the answer say whether it was new.
+                    found, before, differs = None, None, True
+                else:
+                    differs = not found or profile_differs(before, profile, settings.ignore)
+                if settings.check_mode:
+                    action = ("would_create" if found is False else "would_update") if differs else "unchanged"
+                    return Outcome(registry.url, bool(found) and not differs, differs, action, None, None,
+                                   attempt + 1, None, before)
+                if not differs and not settings.renew:
+                    return Outcome(registry.url, True, False, "unchanged", None, None, attempt + 1, None, before)
+                response = await _put(client, node, body, content_format, settings)
+                etag = response.opt.etag.hex() if response.opt.etag else None
+                if found is None:
+                    found = response.code != aiocoap.CREATED
+                action = ("updated" if found else "created") if differs else "renewed"
+                return Outcome(registry.url, True, differs, action, _code_text(response), etag,
+                               attempt + 1, None, before)
+        except PermanentError as exc:
+            return Outcome(registry.url, False, False, "failed", None, None, attempt + 1, str(exc), None)
+        except CoapError as exc:
+            last_error = str(exc)
+    return Outcome(registry.url, False, False, "failed", None, None, settings.retries + 1,
+                   "%s (gave up after %d attempts)" % (last_error, settings.retries + 1), None)
+
+
+def load_oscore_context(path: str) -> t.Any:
+    """aiocoap's file-based OSCORE security context (a folder with settings.json).
+
+    Loaded once and shared by every client context of a run: aiocoap locks
+    the folder while a context object holds it, and the sequence numbers it
+    hands out must never repeat."""
+    try:
+        from aiocoap import oscore
+    except ImportError as exc:
+        raise CoapError("OSCORE needs aiocoap's oscore extra (pip install 'aiocoap[oscore]'): %s" % exc) from None
+    try:
+        return oscore.FilesystemSecurityContext(path)
+    except Exception as exc:  # aiocoap raises LoadError, filelock's Timeout, OSError...
+        raise CoapError("OSCORE context %s: %s" % (path, str(exc) or type(exc).__name__)) from None
+
+
+def _release(secctx: t.Any) -> None:
+    release = getattr(secctx, "_destroy", None)
+    if release is not None:
+        release()
+
+
+async def report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str], settings: ReportSettings,
+                 sleep: Sleeper = asyncio.sleep, rng: t.Optional[random.Random] = None) -> t.List[Outcome]:
+    """Report ``profile`` to every registry at once; one outcome per registry, in order."""
+    require_aiocoap()
+    validate_profile(profile)
+    parsed = [parse_registry(url) for url in registries]
+    if settings.lifetime is not None and not 1 <= settings.lifetime <= LIFETIME_MAX:
+        raise ValueError("lifetime must be from 1 to %d seconds, got %r" % (LIFETIME_MAX, settings.lifetime))
+    body, content_format = encode_profile(profile, settings.fmt)
+    secctx = load_oscore_context(settings.oscore_context) if settings.oscore_context else None
+    try:
+        return list(await asyncio.gather(*(
+            report_one(registry, profile, body, content_format, settings, secctx, sleep, rng) for registry in parsed
+        )))
+    finally:
+        if secctx is not None:
+            _release(secctx)
+
+
+def run_report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str],
+               settings: ReportSettings) -> t.List[Outcome]:
+    return asyncio.run(report(profile, registries, settings))
+
+
+# --- reading the registry (inventory) ---------------------------------------------
+
+async def fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5,
+                         sleep: Sleeper = asyncio.sleep) -> t.Dict[str, t.Any]:
+    """All live profiles (GET /profiles) as the registry's JSON object node -> profile."""
+    require_aiocoap()
+    registry = parse_registry(url)
+    last_error = "not attempted"
+    for attempt in range(retries + 1):
+        if attempt:
+            await sleep(backoff_delay(attempt - 1, backoff, 8.0))
+        try:
+            async with _Client(registry) as client:
+                message = aiocoap.Message(code=aiocoap.GET, uri=registry.uri("profiles"))
+                message.opt.accept = CF_JSON
+                response = await client.request(message, timeout)
+        except CoapError as exc:
+            last_error = str(exc)
+            continue
+        if response.code != aiocoap.CONTENT:
+            raise _fail_for(response, registry, "GET /profiles")
+        try:
+            data = json.loads(bytes(response.payload).decode("utf-8"))
+        except ValueError as exc:
+            raise PermanentError("%s: GET /profiles answered invalid JSON: %s" % (registry.url, exc)) from None
+        if not isinstance(data, dict):
+            raise PermanentError("%s: GET /profiles answered a JSON %s, not an object" % (registry.url, type(data).__name__))
+        return data
+    raise CoapError("%s (gave up after %d attempts)" % (last_error, retries + 1))
+
+
+def run_fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2) -> t.Dict[str, t.Any]:
+    return asyncio.run(fetch_profiles(url, timeout, retries))
+
+
+def check_profile(profile: t.Any) -> t.Optional[str]:
+    """None when ``profile`` follows Contract 1, else why not."""
+    try:
+        validate_profile(profile)
+    except ProfileError as exc:
+        return str(exc)
+    return None

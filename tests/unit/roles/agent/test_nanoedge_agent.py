@@ -1,0 +1,89 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The agent program the nanoedge.core.agent role installs: configuration,
+discovery on this machine, and its exit status when registries fail. Its run
+inside a real node is in tests/integration/test_agent_role.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import validate_profile
+
+PROGRAM = Path(__file__).resolve().parents[4] / "roles" / "agent" / "files" / "nanoedge_agent.py"
+LIB = str(Path(__file__).resolve().parents[7])  # the folder holding ansible_collections
+
+
+def load_agent() -> t.Any:
+    spec = importlib.util.spec_from_file_location("nanoedge_agent", str(PROGRAM))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+agent = load_agent()
+
+
+def write_config(tmp_path: Path, **config: t.Any) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"lifetime": 900}, "registries is required"),
+    ({"registries": [], "lifetime": 900}, "registries is empty"),
+    ({"registries": ["coap://m1"], "lifetime": "900"}, "lifetime has the wrong type (str)"),
+    ({"registries": ["coap://m1"], "lifetime": True}, "lifetime has the wrong type (bool)"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "colour": "red"}, "unknown key(s) colour"),
+])
+def test_config_errors(tmp_path, config, message):
+    path = write_config(tmp_path, **config)
+    with pytest.raises(agent.AgentError) as info:
+        agent.load_config(path)
+    assert str(info.value) == "configuration %s: %s" % (path, message)
+
+
+def test_config_defaults(tmp_path):
+    config = agent.load_config(write_config(tmp_path, registries=["coap://m1"], lifetime=900))
+    assert config == {"registries": ["coap://m1"], "lifetime": 900, "format": "json", "timeout": 5, "retries": 4,
+                      "min_acks": 1, "node": "", "root": "/", "storage_path": "/", "capabilities": [], "labels": {},
+                      "device_catalog": [], "oscore_context": ""}
+
+
+def test_unreadable_config(tmp_path, capsys):
+    assert agent.main(["--config", str(tmp_path / "missing.json"), "--lib", LIB]) == 2
+    assert capsys.readouterr().err.startswith("nanoedge-agent: configuration %s: [Errno 2] No such file" % (
+        tmp_path / "missing.json"))
+
+
+def test_print_discovers_this_machine(tmp_path, capsys):
+    path = write_config(tmp_path, registries=["coap://m1"], lifetime=900, node="n1", labels={"room": "3"},
+                        capabilities=["dd"])
+    assert agent.main(["--config", path, "--lib", LIB, "--print"]) == 0
+    profile = json.loads(capsys.readouterr().out)
+    validate_profile(profile)
+    assert (profile["node"], profile["labels"], "dd" in profile["capabilities"]) == ("n1", {"room": "3"}, True)
+
+
+def test_bad_discovery_input(tmp_path, capsys):
+    path = write_config(tmp_path, registries=["coap://m1"], lifetime=900, node="Not A Node")
+    assert agent.main(["--config", path, "--lib", LIB]) == 2
+    assert capsys.readouterr().err.startswith("nanoedge-agent: discovery: ")
+
+
+def test_exit_status_when_no_registry_stores(tmp_path, capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = "coap://127.0.0.1:%d" % sock.getsockname()[1]
+    path = write_config(tmp_path, registries=[dead], lifetime=900, node="n1", retries=0, timeout=1)
+    assert agent.main(["--config", path, "--lib", LIB]) == 1
+    err = capsys.readouterr().err
+    assert "nanoedge-agent: %s: failed: %s: Connection refused" % (dead, dead) in err
+    assert err.endswith("nanoedge-agent: 0 of 1 registries stored the profile of n1, fewer than min_acks=1\n")
