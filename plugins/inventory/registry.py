@@ -55,7 +55,7 @@ plugin: nanoedge.core.registry
 url:
   - coap://10.0.0.1
   - coap://10.0.0.2
-
+---
 # registry.nanoedge.yml: with connection details and extra groups
 plugin: nanoedge.core.registry
 url: coap://manager1.local:5683
