@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 name: allocate
 short_description: Decide which node runs each nanoservice
 version_added: 0.1.0
-author: nanoedge.core contributors
+author: nanoedge.core contributors (!UNKNOWN)
 description:
   - Matches service requirements (Contract 2, as returned by the P(nanoedge.core.service_profiles#lookup) lookup)
     against node resource profiles (Contract 1, as built by the M(nanoedge.core.resource_facts) module) and

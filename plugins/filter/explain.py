@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 name: explain
 short_description: Tell, for every service and every node, whether the node can run the service and why not
 version_added: 0.1.0
-author: nanoedge.core contributors
+author: nanoedge.core contributors (!UNKNOWN)
 description:
   - Companion of the P(nanoedge.core.allocate#filter) filter for C(--check) runs and troubleshooting. Takes the same
     input and options and returns the whole service by node table instead of the placement.

@@ -18,7 +18,7 @@ description:
     with a warning.
   - The configuration file name must end in C(registry.nanoedge.yml) or C(registry.nanoedge.yaml).
 author:
-  - nanoedge.core contributors (@nanoedge)
+  - nanoedge.core contributors (!UNKNOWN)
 requirements:
   - aiocoap (on the controller)
 extends_documentation_fragment:

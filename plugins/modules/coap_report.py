@@ -24,7 +24,7 @@ description:
   - Runs on the node itself and needs the Python library aiocoap there; role R(nanoedge.core.agent,ansible_collections.nanoedge.core.agent_role)
     installs it in a virtual environment.
 author:
-  - nanoedge.core contributors (@nanoedge)
+  - nanoedge.core contributors (!UNKNOWN)
 extends_documentation_fragment:
   - nanoedge.core.attributes
 attributes:

@@ -25,7 +25,7 @@ description:
     the module does not fail because of it. Hardware that is simply absent (no battery, no HAT) is not a warning.
   - Requires only the Python standard library (Python 3.9 or newer) on the target.
 author:
-  - nanoedge.core contributors (@nanoedge)
+  - nanoedge.core contributors (!UNKNOWN)
 extends_documentation_fragment:
   - nanoedge.core.attributes
   - nanoedge.core.attributes.facts
