@@ -1,0 +1,204 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers for the registry server tests: the real server program as a
+subprocess, sample profiles (Contract 1) and a small aiocoap client."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import aiocoap
+from aiocoap.numbers.codes import Code
+
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+SERVER = COLLECTION_ROOT / "roles" / "registry" / "files" / "nanoedge_registry.py"
+READY_RE = re.compile(r"ready on udp \[(?P<host>[^\]]+)\]:(?P<port>\d+)")
+
+BASE_PROFILE: t.Dict[str, t.Any] = {
+    "schema": 1,
+    "node": "w4",
+    "collected_at": "2026-11-26T02:30:00Z",
+    "arch": "armv7l",
+    "model": "Raspberry Pi 3 Model B Plus Rev 1.3",
+    "cpu": {"cores": 4, "bogomips": 89.6, "load1": 0.31},
+    "memory_mb": {"total": 926, "available": 640},
+    "storage_mb": {"total": 29820, "free": 21033},
+    "power": {"source": "ac", "battery_percent": None, "battery_health": None, "charging": None},
+    "network": ["bluetooth", "ethernet", "wifi"],
+    "capabilities": ["pom"],
+    "devices": [{"capability": "pom", "kind": "sensor", "name": "BerryMed BM1000B", "bus": "usb", "id": "0403:6001"}],
+    "labels": {},
+}
+
+
+def profile(node: str, **changes: t.Any) -> t.Dict[str, t.Any]:
+    result = copy.deepcopy(BASE_PROFILE)
+    result["node"] = node
+    result.update(changes)
+    return result
+
+
+def canonical(value: t.Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def etag(value: t.Any) -> bytes:
+    """The registry's ETag: first 8 bytes of SHA-256 over the canonical JSON."""
+    return hashlib.sha256(canonical(value)).digest()[:8]
+
+
+class RegistryServer:
+    """nanoedge_registry.py as a subprocess on a free port (``--port 0``)."""
+
+    def __init__(self, db: Path, *extra: str, log: t.Optional[Path] = None, python: str = sys.executable) -> None:
+        self.db = db
+        self.extra = extra
+        self.log = log or db.with_suffix(".log")
+        self.python = python
+        self.proc: t.Optional[subprocess.Popen] = None
+        self.port = 0
+        self._log_offset = 0
+
+    def start(self, timeout: float = 20.0) -> "RegistryServer":
+        port = self.port or 0
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.python, str(SERVER), "--bind", "127.0.0.1", "--port", str(port), "--db", str(self.db),
+                 *self.extra],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = READY_RE.search(self.new_log())
+            if match:
+                self.port = int(match.group("port"))
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError("registry exited with %s:\n%s" % (self.proc.returncode, self.new_log()))
+            time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        raise AssertionError("registry not ready after %.0f s:\n%s" % (timeout, self.new_log()))
+
+    def new_log(self) -> str:
+        data = self.log.read_bytes() if self.log.exists() else b""
+        return data[self._log_offset:].decode(errors="replace")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    @property
+    def url(self) -> str:
+        return "coap://127.0.0.1:%d" % self.port
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (the crash case)."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return int(self.proc.returncode or 0)
+
+    def __enter__(self) -> "RegistryServer":
+        return self.start()
+
+    def __exit__(self, *exc: t.Any) -> None:
+        self.stop()
+
+
+class Client:
+    """A thin aiocoap client bound to one registry."""
+
+    def __init__(self, context: aiocoap.Context, base: str) -> None:
+        self.context = context
+        self.base = base
+
+    async def request(self, code: Code, path: str, payload: bytes = b"", timeout: float = 30.0,
+                      handle_blockwise: bool = True, **options: t.Any) -> aiocoap.Message:
+        message = aiocoap.Message(code=code, uri=self.base + path, payload=payload, **options)
+        return await asyncio.wait_for(self.context.request(message, handle_blockwise=handle_blockwise).response,
+                                      timeout)
+
+    async def put(self, node: str, body: t.Any, query: str = "", content_format: t.Optional[int] = 50,
+                  **options: t.Any) -> aiocoap.Message:
+        if not isinstance(body, (bytes, bytearray)):
+            body = json.dumps(body).encode()
+        if content_format is not None:
+            options["content_format"] = content_format
+        return await self.request(Code.PUT, "/profiles/%s%s" % (node, query), bytes(body), **options)
+
+    async def get(self, path: str = "/profiles", **options: t.Any) -> aiocoap.Message:
+        return await self.request(Code.GET, path, **options)
+
+    async def delete(self, node: str) -> aiocoap.Message:
+        return await self.request(Code.DELETE, "/profiles/%s" % node)
+
+    async def stored(self) -> t.Dict[str, t.Any]:
+        response = await self.get("/profiles")
+        assert response.code == Code.CONTENT, response
+        return json.loads(response.payload)
+
+
+def run_client(base: str, scenario: t.Callable[[Client], t.Awaitable[t.Any]],
+               transports: t.Sequence[str] = ("udp6",)) -> t.Any:
+    """Run ``scenario(client)`` in a fresh event loop with a fresh client context."""
+
+    async def main() -> t.Any:
+        context = await aiocoap.Context.create_client_context(transports=list(transports))
+        try:
+            return await scenario(Client(context, base))
+        finally:
+            await context.shutdown()
+
+    return asyncio.run(main())
+
+
+def udp_receive_buffer(port: int) -> int:
+    """The kernel's receive buffer size (skmem rb) of the UDP socket on ``port``."""
+    out = subprocess.run(["ss", "-H", "-u", "-a", "-m", "-n", "sport", "=", ":%d" % port],
+                         capture_output=True, text=True, check=True, timeout=10).stdout
+    match = re.search(r"rb(\d+)", out)
+    assert match, "no socket on udp port %d: %r" % (port, out)
+    return int(match.group(1))
+
+
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped on the registry's socket (/proc/net/udp6, last column)."""
+    for table in ("/proc/net/udp6", "/proc/net/udp"):
+        with open(table) as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return int(fields[-1])
+    raise AssertionError("no socket on udp port %d" % port)
+
+
+def environment_python() -> str:
+    return os.environ.get("NANOEDGE_REGISTRY_PYTHON", sys.executable)
