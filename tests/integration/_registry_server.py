@@ -59,24 +59,37 @@ def etag(value: t.Any) -> bytes:
 
 
 class RegistryServer:
-    """nanoedge_registry.py as a subprocess on a free port (``--port 0``)."""
+    """nanoedge_registry.py as a subprocess.
 
-    def __init__(self, db: Path, *extra: str, log: t.Optional[Path] = None, python: str = sys.executable) -> None:
+    ``extra`` are further server options. ``bind`` is the listening address;
+    ``port`` 0 takes a free port, and once started (or when given) the port is
+    kept, so a restart listens where clients already point. ``prefix`` goes
+    before the command, e.g. ``["ip", "netns", "exec", "ns1"]`` to run the
+    server inside a network namespace.
+    """
+
+    def __init__(self, db: Path, *extra: str, log: t.Optional[Path] = None, python: str = sys.executable,
+                 bind: str = "127.0.0.1", port: int = 0, prefix: t.Sequence[str] = ()) -> None:
         self.db = db
         self.extra = extra
         self.log = log or db.with_suffix(".log")
         self.python = python
+        self.bind = bind
+        self.prefix = list(prefix)
         self.proc: t.Optional[subprocess.Popen] = None
-        self.port = 0
+        self.port = port
         self._log_offset = 0
 
     def start(self, timeout: float = 20.0) -> "RegistryServer":
-        port = self.port or 0
+        if not SERVER.is_file():
+            raise AssertionError("the registry server %s is missing" % SERVER)
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [self.python, str(SERVER), "--bind", "127.0.0.1", "--port", str(port), "--db", str(self.db),
-                 *self.extra],
+                [*self.prefix, self.python, str(SERVER), "--bind", self.bind, "--port", str(self.port),
+                 "--db", str(self.db), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
@@ -101,7 +114,8 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return "coap://127.0.0.1:%d" % self.port
+        host = "[%s]" % self.bind if ":" in self.bind else self.bind
+        return "coap://%s:%d" % (host, self.port)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

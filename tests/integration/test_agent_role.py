@@ -14,7 +14,7 @@ import typing as t
 
 import pytest
 
-from _registry_process import RegistryProcess
+from _registry_server import COLLECTION_ROOT, RegistryServer
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import validate_profile
 
@@ -72,7 +72,7 @@ def test_agent_role(docker, base_image, unique, wheels, run_playbook, tmp_path):
     inventory = json.dumps({"all": {"hosts": {node: {
         "ansible_connection": "community.docker.docker", "ansible_host": container,
         "ansible_python_interpreter": "/usr/bin/python3"}}}})
-    with RegistryProcess(tmp_path / "registry", bind=gateway) as server:
+    with RegistryServer(tmp_path / "registry" / "registry.sqlite", bind=gateway) as server:
         playbook = PLAYBOOK.format(url=server.url, wheels=wheels)
         docker("run", "-d", "--name", container, base_image)
         try:
@@ -125,7 +125,6 @@ def test_agent_reports_broken_installation(docker, base_image, unique, tmp_path)
     docker("run", "-d", "--name", container, base_image)
     try:
         program = (tmp_path / "nanoedge_agent.py")
-        from _registry_process import COLLECTION_ROOT
         program.write_bytes((COLLECTION_ROOT / "roles" / "agent" / "files" / "nanoedge_agent.py").read_bytes())
         docker("cp", str(program), "%s:/tmp/nanoedge_agent.py" % container)
         proc = docker("exec", container, "python3", "/tmp/nanoedge_agent.py", check=False)

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from _registry_process import COLLECTION_ROOT, RegistryProcess
+from _registry_server import BASE_PROFILE, COLLECTION_ROOT, RegistryServer
 
 REPORTS = 100
 LOSS_PERCENT = 30
@@ -128,17 +128,17 @@ def test_hundred_reports_over_30_percent_loss(tmp_path):
     reason = _unavailable()
     if reason:
         pytest.skip("loss emulation unavailable: %s" % reason)
-    from _registry_process import PROFILE
 
     collections = str(COLLECTION_ROOT.parents[2])
     with LossyLink() as link:
-        server = RegistryProcess(tmp_path, bind=link.server_ip, prefix=["ip", "netns", "exec", link.server_ns])
+        server = RegistryServer(tmp_path / "registry.sqlite", bind=link.server_ip,
+                                prefix=["ip", "netns", "exec", link.server_ns])
         server.start()
         try:
             link.add_loss(LOSS_PERCENT)
             proc = subprocess.run(
                 ["ip", "netns", "exec", link.client_ns, sys.executable, "-c", REPORTER, collections, server.url,
-                 json.dumps(PROFILE), str(REPORTS)],
+                 json.dumps(BASE_PROFILE), str(REPORTS)],
                 capture_output=True, text=True, timeout=240, check=False)
             assert proc.returncode == 0, proc.stderr
             summary = json.loads(proc.stdout)

@@ -13,7 +13,7 @@ import typing as t
 
 import pytest
 
-from _registry_process import RegistryProcess, profile
+from _registry_server import RegistryServer, profile
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 
 INVENTORY = json.dumps({"all": {"hosts": {"localhost": {
@@ -21,8 +21,8 @@ INVENTORY = json.dumps({"all": {"hosts": {"localhost": {
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[RegistryProcess]:
-    with RegistryProcess(tmp_path_factory.mktemp("registry")) as server:
+def live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[RegistryServer]:
+    with RegistryServer(tmp_path_factory.mktemp("registry") / "registry.sqlite") as server:
         yield server
 
 
@@ -59,7 +59,7 @@ def run_json(run_playbook: t.Callable[..., t.Tuple[int, str]], playbook: str, *e
     return rc, result, {key: int(value) for key, value in recap.items()}
 
 
-def stored(live: RegistryProcess) -> t.Dict[str, t.Any]:
+def stored(live: RegistryServer) -> t.Dict[str, t.Any]:
     return _coap.run_fetch_profiles(live.url, timeout=5)
 
 
@@ -171,7 +171,8 @@ def test_oscore(run_playbook, tmp_path):
     secret = "w-secure-%s" % tmp_path.name
     write_context(tmp_path / "server" / "w-secure", "01", "02", secret)
     client = write_context(tmp_path / "client", "02", "01", secret)
-    with RegistryProcess(tmp_path / "registry", extra=["--oscore-contexts", str(tmp_path / "server")]) as secured:
+    with RegistryServer(tmp_path / "registry" / "registry.sqlite",
+                        "--oscore-contexts", str(tmp_path / "server")) as secured:
         args = {"profile": "{{ p }}", "registries": [secured.url], "oscore_context": client, "retries": 0}
         rc, result, _stats = run_json(run_playbook, report_play(args, {"p": profile("w-secure")}))
         assert rc == 0, result

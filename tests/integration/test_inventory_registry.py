@@ -13,7 +13,7 @@ import typing as t
 
 import pytest
 
-from _registry_process import RegistryProcess, profile
+from _registry_server import RegistryServer, profile
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 
 BATTERY = {"source": "dc", "battery_percent": 15, "battery_health": 0.93, "charging": False}
@@ -28,8 +28,8 @@ TESTBED = [
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[RegistryProcess]:
-    with RegistryProcess(tmp_path_factory.mktemp("registry")) as server:
+def live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[RegistryServer]:
+    with RegistryServer(tmp_path_factory.mktemp("registry") / "registry.sqlite") as server:
         for node_profile in TESTBED:
             (outcome,) = _coap.run_report(node_profile, [server.url], _coap.ReportSettings(lifetime=3600))
             assert outcome.stored, outcome

@@ -1,7 +1,8 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """OSCORE (RFC 8613) on the registry: one security context per worker, the
-authenticated identity must be the node written, GETs only for managers."""
+authenticated identity must be the node written, GETs only for managers and,
+for its own profile, the node itself."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 from aiocoap.numbers.codes import Code
 from aiocoap.oscore import NotAProtectedMessage
 
-from _registry_server import Client, RegistryServer, canonical, profile
+from _registry_server import Client, RegistryServer, canonical, etag, profile
+from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 
 MANAGER_ID_CONTEXT = b"m1"
 
@@ -134,26 +136,72 @@ def test_gets_are_restricted_to_managers(secure_server, contexts):
     url = secure_server.url
 
     async def denied(client: Client) -> None:
-        for path in ("/profiles", "/profiles/wa"):
-            response = await client.get(path)
-            assert response.code == Code.UNAUTHORIZED, path
-            assert b"reading profiles needs OSCORE as one of the managers" in response.payload
+        response = await client.get("/profiles")
+        assert response.code == Code.UNAUTHORIZED
+        assert b"reading /profiles needs OSCORE as one of the managers" in response.payload
+        response = await client.get("/profiles/wa")
+        assert response.code == Code.UNAUTHORIZED
+        assert b"reading /profiles/wa needs OSCORE as one of the managers or as node 'wa'" in response.payload
         # discovery stays open
         assert (await client.get("/.well-known/core")).code == Code.CONTENT
 
     async def worker(client: Client) -> None:
-        assert (await client.put("wa", profile("wa"))).code == Code.CREATED
-        await denied(client)
+        assert (await client.put("wb", profile("wb"))).code == Code.CREATED
+        response = await client.get("/profiles")
+        assert response.code == Code.UNAUTHORIZED
+        assert b"reading /profiles needs OSCORE as one of the managers" in response.payload
 
     run_as(None, contexts, url, denied)
-    run_as("wa", contexts, url, worker)
+    run_as("wb", contexts, url, worker)
 
     async def allowed(client: Client) -> None:
-        response = await client.get("/profiles/wa")
+        response = await client.get("/profiles/wb")
         assert response.code == Code.CONTENT
-        assert response.payload == canonical(profile("wa"))
+        assert response.payload == canonical(profile("wb"))
+        assert await client.stored() == {"wb": profile("wb")}
 
     run_as("m1", contexts, url, allowed)
+
+
+def test_worker_reads_only_its_own_profile(secure_server, contexts):
+    url = secure_server.url
+    own = profile("wa", labels={"rack": "3"})
+
+    async def as_wa(client: Client) -> None:
+        assert (await client.get("/profiles/wa")).code == Code.NOT_FOUND
+        assert (await client.put("wa", own)).code == Code.CREATED
+        response = await client.get("/profiles/wa")
+        assert response.code == Code.CONTENT, response.payload
+        assert response.payload == canonical(own)
+        assert response.opt.etag == etag(own)
+
+    async def as_wb(client: Client) -> None:
+        assert (await client.put("wb", profile("wb"))).code == Code.CREATED
+        for path in ("/profiles/wa", "/profiles/absent"):
+            response = await client.get(path)
+            # refused before the lookup: a 4.04 would tell which nodes exist
+            assert response.code == Code.UNAUTHORIZED, path
+            assert ("reading %s needs OSCORE as one of the managers or as node %r"
+                    % (path, path.rsplit("/", 1)[1])).encode() in response.payload
+        assert (await client.get("/profiles/wb")).code == Code.CONTENT
+
+    run_as("wa", contexts, url, as_wa)
+    run_as("wb", contexts, url, as_wb)
+    assert "refused read of /profiles/wa by OSCORE identity 'wb'" in secure_server.log_text()
+
+
+def test_reporter_compares_before_writing_under_restricted_reads(secure_server, contexts):
+    """coap_report's code reads its node's stored profile back, so an unchanged
+    profile is left alone instead of rewritten on every run."""
+    settings = _coap.ReportSettings(renew=False, retries=0, oscore_context=str(contexts["clients"]["wa"]))
+    (first,) = _coap.run_report(profile("wa"), [secure_server.url], settings)
+    assert (first.stored, first.action, first.code) == (True, "created", "2.01 Created"), first
+    (again,) = _coap.run_report(profile("wa"), [secure_server.url], settings)
+    assert (again.stored, again.action, again.code, again.before) == (True, "unchanged", None, profile("wa")), again
+    changed = profile("wa", capabilities=["bot", "pom"])
+    (third,) = _coap.run_report(changed, [secure_server.url], settings)
+    assert (third.stored, third.action, third.before) == (True, "updated", profile("wa")), third
+    assert stored_as_manager(contexts, secure_server.url) == {"wa": changed}
 
 
 def test_security_needs_contexts(tmp_path):

@@ -18,6 +18,12 @@ node -> profile. The ETag of every representation is the first 8 bytes of
 the SHA-256 of that canonical JSON, so a client can tell whether the stored
 profile equals its own without fetching it (CBOR answers carry the same
 ETag: it names the content, not the encoding).
+
+Security (``--oscore-contexts``): every write must be OSCORE-protected as
+the node written. ``--managers`` also restricts reads: the listed
+identities may GET (and observe) everything, an authenticated worker only
+``/profiles/{its own node}`` (so a reporter can compare before writing);
+``/profiles``, other nodes' profiles and unprotected GETs get 4.01.
 """
 
 from __future__ import annotations
@@ -517,19 +523,30 @@ class ProfilesResource(aiocoap.resource.ObservableResource, aiocoap.resource.Pat
             LOG.warning("refused write to /profiles/%s by OSCORE identity %r", node, identity)
             raise BadInput(Code.UNAUTHORIZED, "OSCORE identity %r may not write /profiles/%s" % (identity, node))
 
-    def _check_read(self, request: aiocoap.Message) -> None:
+    def _check_read(self, request: aiocoap.Message, node: t.Optional[str]) -> None:
         if not self.settings.security or not self.settings.managers:
             return
         identity = authenticated_identity(request)
-        if identity not in self.settings.managers:
-            raise BadInput(Code.UNAUTHORIZED, "reading profiles needs OSCORE as one of the managers")
+        if identity in self.settings.managers:
+            return
+        if node is None:
+            raise BadInput(Code.UNAUTHORIZED, "reading /profiles needs OSCORE as one of the managers")
+        # A worker may read back its own profile: the reporter compares it
+        # before writing, so an unchanged profile costs no write (and no
+        # notification to every observer). Other nodes' profiles stay hidden.
+        if identity == node:
+            return
+        if identity is not None:
+            LOG.warning("refused read of /profiles/%s by OSCORE identity %r", node, identity)
+        raise BadInput(Code.UNAUTHORIZED, "reading /profiles/%s needs OSCORE as one of the managers or as node %r"
+                       % (node, node))
 
     # -- GET ------------------------------------------------------------------
 
     def _get(self, request: aiocoap.Message, node: t.Optional[str]) -> aiocoap.Message:
         if request.payload:
             raise BadInput(Code.BAD_REQUEST, "GET takes no payload")
-        self._check_read(request)
+        self._check_read(request, node)
         accept = request.opt.accept
         if accept is None:
             accept = CF_JSON
@@ -924,7 +941,9 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--oscore-contexts", metavar="DIR",
                         help="one OSCORE security context per peer: DIR/<node or manager>/settings.json")
     parser.add_argument("--managers", default="", metavar="ID[,ID...]",
-                        help="with security on, only these OSCORE identities may GET profiles")
+                        help="with security on, only these OSCORE identities may GET /profiles and any"
+                             " /profiles/{node}; an authenticated worker may still GET its own profile"
+                             " (default: GETs open)")
     parser.add_argument("--profile-schema", metavar="PATH", help="path of _profile.py (default: found automatically)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
