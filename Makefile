@@ -22,7 +22,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help test sanity units lint integration prereqs venv collections layout demo bench clean \
-	testbed-up testbed-down testbed-status images
+	testbed-up testbed-down testbed-status images molecule
 
 help:
 	@echo "make test   run every test (sanity, units, lint, integration)"
@@ -69,7 +69,11 @@ integration: layout prereqs
 	cd $(COLL_DEST) && $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v $(PYTEST_ARGS); \
 		rc=$$?; if [ $$rc -eq 5 ]; then echo "integration: no tests collected"; exit 0; fi; exit $$rc
 
-test: sanity units lint integration
+# The molecule scenarios (default, bare_metal, check) run site.yml on the demo cluster.
+molecule: venv
+	bash tools/molecule.sh
+
+test: sanity units lint integration molecule
 
 bench: layout
 	bash tools/prereqs.sh --bench
@@ -87,7 +91,7 @@ images: venv prereqs
 	$(BIN)/python tools/nanoservices.py
 
 demo:
-	@echo "make demo: the demo cluster comes with the deploy issue (#6)."
+	bash tools/demo.sh
 
 clean:
 	rm -rf $(VENV) $(BUILD)

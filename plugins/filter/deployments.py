@@ -1,0 +1,217 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: deployments
+short_description: Describe what one node runs, for the container and the bare-metal backends
+version_added: 0.1.0
+author: nanoedge.core contributors
+description:
+  - Step 5 of the pipeline. Takes an allocation (the result of P(nanoedge.core.allocate#filter)) and the service
+    profiles (P(nanoedge.core.service_profiles#lookup)) and returns, for every service the allocation places on
+    O(node), one description that the role C(nanoedge.core.deploy)
+    turns into a container or a systemd unit.
+  - The image is pinned by digest and pulled from O(pull_registry) when given (nodes often reach the registry
+    under another address than the controller).
+  - From the service's C(service.json) (O(specs)) come the port, the devices and paths it reads or drives
+    (mounted into a container, or given as they are on bare metal), its fixed environment and the services it
+    consumes. Each consumed service gets the address of the node the allocation put it on, as
+    C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer names.
+  - CPU and memory limits come from the service's requirements.
+options:
+  _input:
+    description: The allocation, as returned by P(nanoedge.core.allocate#filter).
+    type: dict
+    required: true
+  services:
+    description: The service profiles, each with C(name), C(image), C(digest) and C(requires).
+    type: list
+    elements: dict
+    required: true
+  node:
+    description: The node whose services are described.
+    type: str
+    required: true
+  specs:
+    description:
+      - Service name to its C(service.json) (keys C(port), C(provides), C(consumes), C(io), C(environment),
+        C(program), C(libraries), C(python_requirements)). A service without one runs with its image's defaults.
+    type: dict
+    default: {}
+  addresses:
+    description: Node name to the address other nodes reach it at (for the consumers' environment).
+    type: dict
+    default: {}
+  backend:
+    description: The backend of every service not named in O(backends).
+    type: str
+    choices: [container, baremetal]
+    default: container
+  backends:
+    description: Service name to its backend, overriding O(backend).
+    type: dict
+    default: {}
+  pull_registry:
+    description: The registry as the nodes reach it (V(172.30.0.1:5000)); empty keeps the image's own.
+    type: str
+    default: ""
+  name_prefix:
+    description: Prefix of container and systemd unit names; with it the role recognises what it manages.
+    type: str
+    default: nanoedge-svc-
+  install_dir:
+    description: Where bare-metal services are installed on the node.
+    type: str
+    default: /opt/nanoedge
+  path_types:
+    description:
+      - Host path to what it is on the node, V(char), V(block), V(dir), V(file) or V(missing), or to the C(stat)
+        result of M(ansible.builtin.stat) for it. A character or block device is passed to a container as a device,
+        anything else is bind-mounted.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and return a changed status prediction without modifying the target.
+    support: full
+    details: A filter computes a value and changes nothing.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when run in diff mode.
+    support: N/A
+  idempotent:
+    description: Given the same input, the result is the same.
+    support: full
+seealso:
+  - plugin: nanoedge.core.allocate
+    plugin_type: filter
+  - plugin: nanoedge.core.service_profiles
+    plugin_type: lookup
+"""
+
+EXAMPLES = r"""
+- name: What this worker runs
+  ansible.builtin.set_fact:
+    my_services: >-
+      {{ plan | nanoedge.core.deployments(services, inventory_hostname,
+                                          specs={'spo2': spo2_service_json},
+                                          addresses={'w4': '10.0.0.24'},
+                                          pull_registry='10.0.0.1:5000') }}
+# my_services[0].image == "10.0.0.1:5000/nanoedge/spo2@sha256:d79e..."
+# my_services[0].env == {"NANOEDGE_POM_DEVICE": "/dev/ttyUSB0", "NANOEDGE_PORT": "5701"}
+"""
+
+RETURN = r"""
+_value:
+  description: One description per service placed on O(node), in placement order.
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The service name.
+      type: str
+      sample: spo2
+    backend:
+      description: V(container) or V(baremetal).
+      type: str
+      sample: container
+    image:
+      description: The image reference pinned by digest, as the node pulls it.
+      type: str
+      sample: 172.30.0.1:5000/nanoedge/spo2@sha256:d79e813a7b3113f8347966e041aaf8379106534e94027e82e556ae8ac7cbc937
+    container_name:
+      description: The container name (also the systemd unit name without C(.service)).
+      type: str
+      sample: nanoedge-svc-spo2
+    unit_name:
+      description: The systemd unit of the bare-metal backend.
+      type: str
+      sample: nanoedge-svc-spo2.service
+    labels:
+      description: The C(io.nanoedge.*) labels of the container (service, node, digest, image, requirements, uri).
+      type: dict
+      sample: {"io.nanoedge.service": "spo2", "io.nanoedge.node": "w4"}
+    env:
+      description: The environment of the service, with its devices and the addresses of what it consumes.
+      type: dict
+      sample: {"NANOEDGE_PORT": "5705", "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+    mounts:
+      description: Bind mounts for the container backend.
+      type: list
+      elements: dict
+      sample: [{"type": "bind", "source": "/sys/bus/w1/devices", "target": "/run/nanoedge/w1", "read_only": true}]
+    devices:
+      description: Devices for the container backend, as C(HOST:CONTAINER:PERMISSIONS).
+      type: list
+      elements: str
+      sample: ["/dev/ttyUSB0:/dev/ttyUSB0:r"]
+    paths:
+      description: Every device or path the service uses, with C(mode) and what it is on the node (C(type)).
+      type: list
+      elements: dict
+      sample: [{"path": "/dev/ttyUSB0", "mode": "ro", "kind": "sensor", "type": "char"}]
+    cpus:
+      description: CPU limit of the container (the required cores), or V(null) for none.
+      type: float
+      sample: 0.5
+    memory:
+      description: Memory limit of the container, or V(null) for none.
+      type: str
+      sample: 64M
+    cpu_quota:
+      description: The same CPU limit as systemd's C(CPUQuota=).
+      type: str
+      sample: 50%
+    memory_max:
+      description: The same memory limit as systemd's C(MemoryMax=).
+      type: str
+      sample: 64M
+    program:
+      description: Where the bare-metal backend installs the program on the node.
+      type: str
+      sample: /opt/nanoedge/services/spo2/spo2.py
+    program_source:
+      description: The program, relative to the services folder on the controller.
+      type: str
+      sample: spo2/spo2.py
+    libraries:
+      description: Library folders (relative to the services folder) the program needs.
+      type: list
+      elements: str
+      sample: [common/nanoedge_ns]
+    python_requirements:
+      description: Pinned Python distributions the program needs.
+      type: list
+      elements: str
+      sample: [aiocoap==0.4.17]
+    writable_paths:
+      description: Paths the service writes (mode V(rw)).
+      type: list
+      elements: str
+      sample: [/run/nanoedge/oc]
+"""
+
+import typing as t
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import DeploymentError, deployments
+
+FILTER = "nanoedge.core.deployments"
+
+
+def deployments_filter(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
+                       backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
+                       name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
+                       path_types: t.Any = None) -> t.List[t.Dict[str, t.Any]]:
+    try:
+        return deployments(plan, services, node, specs=specs, addresses=addresses, backend=backend,
+                           backends=backends, pull_registry=pull_registry, name_prefix=name_prefix,
+                           install_dir=install_dir, path_types=path_types)
+    except DeploymentError as exc:
+        raise AnsibleFilterError("%s: %s" % (FILTER, exc)) from exc
+
+
+class FilterModule:
+    def filters(self) -> t.Dict[str, t.Callable[..., t.Any]]:
+        return {"deployments": deployments_filter}

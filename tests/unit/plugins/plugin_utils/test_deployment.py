@@ -1,0 +1,180 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import json
+import pathlib
+import typing as t
+
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
+    DeploymentError,
+    check_spec,
+    deployments,
+    image_reference,
+    path_type,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+DIGEST = "sha256:" + "ab" * 32
+ADDRESSES = {"w1": "172.30.0.21", "w2": "172.30.0.22", "w3": "172.30.0.23", "w4": "172.30.0.24",
+             "w5": "172.30.0.25"}
+PLAN = {"strategy": "first_fit",
+        "placements": {"alert": "w2", "bot": "w1", "display": "w5", "hr": "w4", "hrv": "w4", "oc": "w3", "spo2": "w4"},
+        "by_node": {"w1": ["bot"], "w2": ["alert"], "w3": ["oc"], "w4": ["hr", "hrv", "spo2"], "w5": ["display"]},
+        "unplaced": [], "remaining": {}}
+
+
+def specs() -> t.Dict[str, t.Any]:
+    """The example nanoservices' own service.json files: the descriptions users write."""
+    return {path.parent.name: json.loads(path.read_text())
+            for path in sorted((ROOT / "nanoservices").glob("*/service.json"))}
+
+
+def services() -> t.List[t.Dict[str, t.Any]]:
+    requires = {"spo2": {"capabilities": ["pom"], "cpu": 0.5, "memory_mb": 64},
+                "alert": {"power": "ac", "cpu": 0.25, "memory_mb": 48}}
+    return [{"name": name, "image": "127.0.0.1:5000/nanoedge/%s:latest" % name, "digest": DIGEST,
+             "requires": requires.get(name, {})} for name in PLAN["placements"]]
+
+
+@pytest.mark.parametrize("image, pull, expected", [
+    ("127.0.0.1:5000/nanoedge/spo2:1.0.0", "172.30.0.1:5000", "172.30.0.1:5000/nanoedge/spo2@" + DIGEST),
+    ("127.0.0.1:5000/nanoedge/spo2:1.0.0", "", "127.0.0.1:5000/nanoedge/spo2@" + DIGEST),
+    ("127.0.0.1:5000/nanoedge/spo2", "http://10.0.0.1:5000/", "10.0.0.1:5000/nanoedge/spo2@" + DIGEST),
+    ("nanoedge/spo2:1.0", "", "nanoedge/spo2@" + DIGEST),
+    ("nanoedge/spo2:1.0", "registry.lan", "registry.lan/nanoedge/spo2@" + DIGEST),
+    ("localhost/spo2@sha256:" + "00" * 32, "", "localhost/spo2@" + DIGEST),
+    ("registry.example:443/a/b/c:tag", "10.0.0.1:5000", "10.0.0.1:5000/a/b/c@" + DIGEST),
+])
+def test_image_reference(image: str, pull: str, expected: str) -> None:
+    assert image_reference(image, DIGEST, pull) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ({"exists": True, "ischr": True}, "char"),
+    ({"exists": True, "isblk": True}, "block"),
+    ({"exists": True, "isdir": True}, "dir"),
+    ({"exists": True, "isreg": True}, "file"),
+    ({"exists": False}, "missing"),
+    ("char", "char"),
+    (None, "missing"),
+])
+def test_path_type(value: t.Any, expected: str) -> None:
+    assert path_type(value) == expected
+
+
+def test_spo2_container_on_w4() -> None:
+    result = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES, pull_registry="172.30.0.1:5000",
+                         path_types={"/dev/ttyUSB0": {"exists": True, "ischr": True}})
+    assert [d["name"] for d in result] == ["hr", "hrv", "spo2"]
+    spo2 = result[2]
+    assert spo2["image"] == "172.30.0.1:5000/nanoedge/spo2@" + DIGEST
+    assert spo2["container_name"] == "nanoedge-svc-spo2"
+    assert spo2["unit_name"] == "nanoedge-svc-spo2.service"
+    assert spo2["env"] == {"NANOEDGE_POM_DEVICE": "/dev/ttyUSB0", "NANOEDGE_PORT": "5701"}
+    assert spo2["devices"] == ["/dev/ttyUSB0:/dev/ttyUSB0:r"]
+    assert spo2["mounts"] == []
+    assert spo2["cpus"] == 0.5 and spo2["memory"] == "64M"
+    assert spo2["cpu_quota"] == "50%" and spo2["memory_max"] == "64M"
+    assert spo2["labels"] == {
+        "io.nanoedge.service": "spo2", "io.nanoedge.node": "w4", "io.nanoedge.digest": DIGEST,
+        "io.nanoedge.image": "127.0.0.1:5000/nanoedge/spo2:latest",
+        "io.nanoedge.requirements": '{"capabilities":["pom"],"cpu":0.5,"memory_mb":64}',
+        "io.nanoedge.uri": "coap://172.30.0.24:5701/spo2"}
+
+
+def test_a_regular_file_is_bind_mounted() -> None:
+    spo2 = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES,
+                       path_types={"/dev/ttyUSB0": {"exists": True, "isreg": True}})[2]
+    assert spo2["devices"] == []
+    assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0", "read_only": True}]
+    assert spo2["paths"] == [{"path": "/dev/ttyUSB0", "mode": "ro", "kind": "sensor", "type": "file"}]
+
+
+def test_consumers_get_their_producers_addresses() -> None:
+    (alert,) = deployments(PLAN, services(), "w2", specs=specs(), addresses=ADDRESSES)
+    assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
+                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+    assert alert["cpus"] == 0.25 and alert["memory"] == "48M"
+    (display,) = deployments(PLAN, services(), "w5", specs=specs(), addresses=ADDRESSES)
+    assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == ",".join([
+        "spo2=coap://172.30.0.24:5701/spo2", "hr=coap://172.30.0.24:5702/hr", "hrv=coap://172.30.0.24:5703/hrv",
+        "bot=coap://172.30.0.21:5704/temperature", "alert=coap://172.30.0.22:5705/alert",
+        "oc=coap://172.30.0.23:5706/valve"])
+    assert display["writable_paths"] == ["/run/nanoedge/display"]
+
+
+def test_unplaced_producers_are_left_out() -> None:
+    plan = dict(PLAN, placements={"alert": "w2"}, by_node={"w2": ["alert"]})
+    (alert,) = deployments(plan, services(), "w2", specs=specs(), addresses=ADDRESSES)
+    assert alert["env"] == {"NANOEDGE_PORT": "5705"}
+
+
+def test_bare_metal_uses_host_paths_and_install_dir() -> None:
+    (bot,) = deployments(PLAN, services(), "w1", specs=specs(), addresses=ADDRESSES, backend="baremetal",
+                         install_dir="/srv/nano")
+    assert bot["backend"] == "baremetal"
+    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/sys/bus/w1/devices"}
+    assert bot["program"] == "/srv/nano/services/bot/bot.py"
+    assert bot["program_source"] == "bot/bot.py"
+    assert bot["libraries"] == ["common/nanoedge_ns"]
+    assert bot["python_requirements"] == ["aiocoap==0.4.17"]
+    assert bot["cpu_quota"] is None and bot["memory_max"] is None
+
+
+def test_backend_per_service() -> None:
+    result = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES, backends={"hrv": "baremetal"})
+    assert [(d["name"], d["backend"]) for d in result] == [("hr", "container"), ("hrv", "baremetal"),
+                                                           ("spo2", "container")]
+
+
+def test_a_node_without_services() -> None:
+    assert deployments(PLAN, services(), "w9", specs=specs(), addresses=ADDRESSES) == []
+
+
+def test_a_service_without_service_json_runs_with_image_defaults() -> None:
+    (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES)
+    assert bot["env"] == {} and bot["mounts"] == [] and bot["port"] is None
+    assert "io.nanoedge.uri" not in bot["labels"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"backends": {"xray": "container"}}, "backends names unknown service(s): xray"),
+    ({"backend": "vm"}, "service 'alert': backend must be one of container, baremetal, got 'vm'"),
+    ({"node": "W2!"}, "node 'W2!' is not a valid node name"),
+    ({"name_prefix": "Bad Prefix"}, "name_prefix 'Bad Prefix' must be lower-case letters, digits, '.', '_' or '-'"),
+    ({"plan": {"placements": {}}}, "plan must be the result of nanoedge.core.allocate (a dict with by_node)"),
+    ({"services": "spo2"}, "services must be a list of service profiles (nanoedge.core.service_profiles)"),
+    ({"addresses": {}}, "service 'alert' consumes 'spo2' on node 'w4', whose address is unknown "
+                        "(set nanoedge_address or ansible_host for it)"),
+    ({"specs": {"alert": {"name": "alert", "io": [{"host_path": "dev/x", "container_path": "/x"}]}}},
+     "service 'alert': io[0].host_path must be an absolute path without '..', got 'dev/x'"),
+    ({"specs": {"alert": {"name": "alert", "port": {"number": 70000}}}},
+     "service 'alert': port must be {number: 1-65535, protocol: udp|tcp}, got {'number': 70000}"),
+    ({"specs": {"alert": {"name": "alert", "program": "../../etc/passwd"}}},
+     "service 'alert': program must be a path relative to the services folder, got '../../etc/passwd'"),
+    ({"specs": {"alert": {"name": "alert", "python_requirements": ["aiocoap"]}}},
+     "service 'alert': python_requirements must be pinned (name==version), got ['aiocoap']"),
+    ({"specs": {"alert": {"name": "other"}}}, "service 'alert': service.json names service 'other'"),
+    ({"specs": {"alert": {"name": "alert", "consumes": {"spo2": {"env": "1BAD"}}}}},
+     "service 'alert': consumes 'spo2': env must be an environment variable name"),
+])
+def test_errors_name_what_is_at_fault(change: t.Dict[str, t.Any], message: str) -> None:
+    args = {"plan": PLAN, "services": services(), "node": "w2", "specs": specs(), "addresses": ADDRESSES}
+    args.update(change)
+    with pytest.raises(DeploymentError) as error:
+        deployments(**args)
+    assert str(error.value) == message
+
+
+def test_bad_digest_is_refused() -> None:
+    broken = services()
+    broken[0]["digest"] = "sha256:short"
+    with pytest.raises(DeploymentError, match=r"^service 'alert': digest must be sha256:<64 hex digits>, got 'sha256:short'$"):
+        deployments(PLAN, broken, "w2", specs=specs(), addresses=ADDRESSES)
+
+
+def test_check_spec_of_nothing() -> None:
+    assert check_spec("x", None)["io"] == []
