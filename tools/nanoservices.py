@@ -8,9 +8,12 @@
 
 Each image is ``REGISTRY/NAMESPACE/<name>:<version>`` (default
 127.0.0.1:5000/nanoedge/spo2:1.0.0), the version from the service's
-service.json, also tagged ``latest``. The build context is assembled from aiocoap's wheel,
-nanoservices/common/ and the service's folder, so the images need neither
-pip nor network access. Idempotent and quick when nothing changed: an image
+service.json, also tagged ``latest``. Every service is built from the one
+nanoservices/Dockerfile with build arguments taken from its service.json
+(name, program, port, description, version and the Contract 2
+``requirements``, which become the image's labels). The build context is
+assembled from aiocoap's wheel, nanoservices/common/ and the service's
+folder, so the images need neither pip nor network access. Idempotent and quick when nothing changed: an image
 whose inputs are unchanged is not rebuilt, and a tag the registry already
 holds with the same digest is not pushed again.
 """
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import types
 import typing as t
 import urllib.error
 import urllib.request
@@ -32,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES_DIR = ROOT / "nanoservices"
+DOCKERFILE = SERVICES_DIR / "Dockerfile"
 WHEEL_DIR = ROOT / ".build" / "wheels"
 AIOCOAP = "aiocoap==0.4.17"
 INPUTS_LABEL = "io.nanoedge.build.inputs"
@@ -45,6 +51,29 @@ MANIFEST_TYPES = ", ".join((
 
 class BuildError(RuntimeError):
     pass
+
+
+def _module_utils(name: str) -> types.ModuleType:
+    """One of the collection's module_utils, from this checkout.
+
+    The tool validates with the very code the service_profiles lookup and the
+    allocate filter use. Inside an ``ansible_collections/nanoedge/core`` tree
+    (a laid-out copy) that tree is imported; in a plain checkout the package
+    path is mapped onto it.
+    """
+    if ROOT.parent.name == "nanoedge" and ROOT.parents[1].name == "ansible_collections":
+        if str(ROOT.parents[2]) not in sys.path:
+            sys.path.insert(0, str(ROOT.parents[2]))
+    elif "ansible_collections" not in sys.modules:
+        for package, path in (("ansible_collections", []), ("ansible_collections.nanoedge", []),
+                              ("ansible_collections.nanoedge.core", [str(ROOT)])):
+            module = types.ModuleType(package)
+            module.__path__ = path  # type: ignore[attr-defined]
+            sys.modules[package] = module
+    return importlib.import_module("ansible_collections.nanoedge.core.plugins.module_utils.%s" % name)
+
+
+_requirements = _module_utils("_requirements")
 
 
 def log(message: str) -> None:
@@ -66,12 +95,51 @@ def services(names: t.Sequence[str] = ()) -> t.List[t.Dict[str, t.Any]]:
         spec = json.loads(path.read_text())
         if spec.get("name") != path.parent.name:
             raise BuildError("%s: name %r must equal its folder %r" % (path, spec.get("name"), path.parent.name))
+        check_requirements(spec)
         spec["_dir"] = path.parent
         found[spec["name"]] = spec
     unknown = sorted(set(names) - set(found))
     if unknown:
         raise BuildError("no such nanoservice(s): %s (have: %s)" % (", ".join(unknown), ", ".join(found)))
     return [found[n] for n in (names or found)]
+
+
+def check_requirements(spec: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
+    """The service's Contract 2 requirements, normalised; BuildError naming the service and key if invalid."""
+    name = spec.get("name")
+    if "requirements" not in spec:
+        raise BuildError("service %r: service.json has no key 'requirements' (Contract 2; {} for none)" % name)
+    try:
+        return _requirements.normalize_requirements(spec["requirements"])
+    except _requirements.RequirementError as exc:
+        raise BuildError("service %r: service.json key 'requirements': %s" % (name, exc)) from exc
+
+
+def build_args(spec: t.Dict[str, t.Any], base_image: str, wheel: Path) -> t.Dict[str, str]:
+    """The build arguments of nanoservices/Dockerfile, every one from service.json."""
+    name = spec["name"]
+    port = spec.get("port")
+    if not (isinstance(port, dict) and isinstance(port.get("number"), int) and 0 < port["number"] < 65536
+            and port.get("protocol", "udp") in ("udp", "tcp")):
+        raise BuildError("service %r: service.json key 'port' must be {number: 1-65535, protocol: udp|tcp}, got %r"
+                         % (name, port))
+    program = spec.get("program")
+    if not (isinstance(program, str) and program.startswith(name + "/") and ".." not in program.split("/")):
+        raise BuildError("service %r: service.json key 'program' must be a file in its folder (%s/...), got %r"
+                         % (name, name, program))
+    check_requirements(spec)
+    return {
+        "BASE_IMAGE": base_image,
+        "SERVICE": name,
+        "PROGRAM": program,
+        "PORT": "%d/%s" % (port["number"], port.get("protocol", "udp")),
+        "DESCRIPTION": str(spec.get("description") or ""),
+        "VERSION": str(spec["version"]),
+        # as written in service.json (key order and spacing), so the label
+        # reads as its author wrote it
+        "REQUIREMENTS": json.dumps(spec["requirements"]),
+        "AIOCOAP_WHEEL": wheel.name,
+    }
 
 
 def aiocoap_wheel() -> Path:
@@ -95,6 +163,7 @@ def _copy_tree(source: Path, target: Path) -> None:
 def assemble_context(spec: t.Dict[str, t.Any], wheel: Path, target: Path) -> str:
     """Fill ``target`` with the build context; return a digest of its content."""
     (target / "wheels").mkdir(parents=True)
+    shutil.copy2(DOCKERFILE, target / "Dockerfile")
     shutil.copy2(wheel, target / "wheels" / wheel.name)
     _copy_tree(SERVICES_DIR / "common", target / "common")
     _copy_tree(spec["_dir"], target / spec["name"])
@@ -136,17 +205,22 @@ def build_and_push(spec: t.Dict[str, t.Any], registry: str, namespace: str, base
     name, version = spec["name"], spec["version"]
     repository = "%s/%s" % (namespace, name)
     image = "%s/%s:%s" % (registry, repository, version)
+    arguments = build_args(spec, base_image, wheel)
     base_id = run("docker", "image", "inspect", "-f", "{{.Id}}", base_image)
     with tempfile.TemporaryDirectory(prefix="nanoservice-%s-" % name) as tmp:
         context = Path(tmp)
-        inputs = hashlib.sha256(("%s %s %s" % (assemble_context(spec, wheel, context), base_id, image))
+        inputs = hashlib.sha256(("%s %s %s %s" % (assemble_context(spec, wheel, context), base_id, image,
+                                                  json.dumps(arguments, sort_keys=True)))
                                 .encode()).hexdigest()[:16]
+        if not (context / arguments["PROGRAM"]).is_file():
+            raise BuildError("service %r: service.json key 'program': %s is not a file"
+                             % (name, SERVICES_DIR / arguments["PROGRAM"]))
         built = False
         if _local_label(image, INPUTS_LABEL) != inputs:
-            run("docker", "build", "-q", "-f", str(context / name / "Dockerfile"),
-                "--build-arg", "BASE_IMAGE=%s" % base_image, "--build-arg", "VERSION=%s" % version,
-                "--build-arg", "AIOCOAP_WHEEL=%s" % wheel.name, "--label", "%s=%s" % (INPUTS_LABEL, inputs),
-                "-t", image, str(context))
+            command = ["docker", "build", "-q", "-f", str(context / "Dockerfile")]
+            for key, value in arguments.items():
+                command += ["--build-arg", "%s=%s" % (key, value)]
+            run(*command, "--label", "%s=%s" % (INPUTS_LABEL, inputs), "-t", image, str(context))
             built = True
     # "latest" follows the newest build, for consumers that do not pick by version
     latest = "%s/%s:latest" % (registry, repository)
@@ -180,6 +254,7 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         if args.list:
             for spec in specs:
                 print("%-8s %-8s %s" % (spec["name"], spec["version"], spec["description"]))
+                print("%-17s requires %s" % ("", json.dumps(spec["requirements"])))
             return 0
         wheel = aiocoap_wheel()
         started = time.monotonic()
