@@ -9,6 +9,7 @@ class ModuleDocFragment:
     Use C(nanoedge.core.attributes) for the descriptions, then add the support
     levels, either inline or, for fact-gathering modules, with
     C(nanoedge.core.attributes.facts) and C(nanoedge.core.attributes.facts_module).
+    Filters use C(nanoedge.core.attributes.filter) alone.
     """
 
     DOCUMENTATION = r"""
@@ -48,5 +49,21 @@ attributes:
     details:
       - This action does not modify state.
   facts:
+    support: full
+"""
+
+    # A filter: a pure function of its input, with no target to change.
+    FILTER = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and return a changed status prediction without modifying the target.
+    support: full
+    details: A filter computes a value and changes nothing.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when run in diff mode.
+    support: N/A
+  idempotent:
+    description: Given the same input, the result is the same.
     support: full
 """

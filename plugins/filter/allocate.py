@@ -66,17 +66,8 @@ options:
         far is returned and RV(optimal.proven) is V(false).
     type: float
     default: 10
-attributes:
-  check_mode:
-    description: Can run in check mode and return a changed status prediction without modifying the target.
-    support: full
-    details: A filter computes a value and changes nothing.
-  diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when run in diff mode.
-    support: N/A
-  idempotent:
-    description: Given the same input, the result is the same.
-    support: full
+extends_documentation_fragment:
+  - nanoedge.core.attributes.filter
 notes:
   - Quantities are compared in millionths; requirements are rounded up and capacities down.
   - For each service that cannot be placed (or misses replicas) RV(unplaced) gives, per node, the first reason

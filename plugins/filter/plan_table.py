@@ -17,17 +17,8 @@ options:
     description: The plan document, as returned by P(nanoedge.core.plan_report#filter).
     type: dict
     required: true
-attributes:
-  check_mode:
-    description: Can run in check mode and return a changed status prediction without modifying the target.
-    support: full
-    details: A filter computes a value and changes nothing.
-  diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when run in diff mode.
-    support: N/A
-  idempotent:
-    description: Given the same input, the result is the same.
-    support: full
+extends_documentation_fragment:
+  - nanoedge.core.attributes.filter
 seealso:
   - plugin: nanoedge.core.plan_report
     plugin_type: filter
