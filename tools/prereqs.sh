@@ -37,17 +37,34 @@ wait_for() { # wait_for SECONDS COMMAND...
     done
 }
 
+# A pid file left by an engine that was killed (not stopped) names a pid that
+# may now belong to another process; dockerd then waits for a containerd that
+# is not there. Remove pid files whose process is not the program they name.
+remove_stale_pidfile() { # remove_stale_pidfile FILE PROGRAM
+    local pid
+    [ -f "$1" ] || return 0
+    pid=$(cat "$1" 2>/dev/null || true)
+    # a killed engine can linger as a zombie nobody reaps: that is not running
+    if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$2" ] \
+        || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
+        log "removing stale $1"
+        as_root rm -f "$1"
+    fi
+}
+
 start_dockerd() {
     if docker info >/dev/null 2>&1; then return 0; fi
     log "starting dockerd"
     as_root mkdir -p "$STATE_DIR"
+    remove_stale_pidfile /var/run/docker.pid dockerd
+    remove_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
     # setsid: the engine must outlive this script and the shell that ran it
     as_root setsid dockerd --insecure-registry 172.16.0.0/12 \
         >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
     wait_for 60 docker info || { tail -n 30 "$STATE_DIR/dockerd.log" >&2; log "dockerd did not start"; exit 1; }
 }
 
-registry_up() { curl -fsS -o /dev/null "http://$1/v2/"; }
+registry_up() { curl -fsS -o /dev/null "http://$1/v2/" 2>/dev/null; }
 
 start_registry() {
     if registry_up "$REGISTRY_ADDR"; then return 0; fi
