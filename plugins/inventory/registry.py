@@ -5,7 +5,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: registry
 short_description: Hosts and groups from the live profiles in a CoAP profile registry
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Reads every live resource profile from a CoAP profile registry (C(GET /profiles), role
     R(nanoedge.core.registry,ansible_collections.nanoedge.core.registry_role)) and adds one host per profile,
@@ -47,6 +47,13 @@ options:
     description: How many more times to ask a registry that did not answer before moving to the next one.
     type: int
     default: 1
+  allow_unreachable:
+    description:
+      - What to do when no registry answers. V(false) fails the source, V(true) adds no hosts and warns once.
+      - V(true) suits an inventory folder that also lists the hosts statically, so that a cluster that is down,
+        or not up yet, does not get in the way of the commands that bring it up.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -111,11 +118,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 update_cache = True
         if profiles is None:
             profiles = self._fetch()
+            if profiles is None:
+                # no registry answered and that is allowed: nothing to add, nothing worth caching
+                return
         if update_cache:
             self._cache[cache_key] = profiles
         self._populate(profiles)
 
-    def _fetch(self) -> t.Dict[str, t.Any]:
+    def _fetch(self) -> t.Optional[t.Dict[str, t.Any]]:
         if not _coap.HAS_AIOCOAP:
             raise AnsibleParserError("%s: the Python library aiocoap is required on the controller (%s)"
                                      % (NAME, _coap.AIOCOAP_IMPORT_ERROR))
@@ -132,7 +142,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except _coap.CoapError as exc:
                 errors.append(str(exc))
                 display.vvv("%s: %s" % (NAME, exc))
-        raise AnsibleParserError("%s: no registry answered: %s" % (NAME, "; ".join(errors)))
+        message = "%s: no registry answered: %s" % (NAME, "; ".join(errors))
+        if self.get_option("allow_unreachable"):
+            display.warning(message + " (no hosts or groups from it)")
+            return None
+        raise AnsibleParserError(message)
 
     def _populate(self, raw: t.Any) -> None:
         profiles, problems = live_profiles(raw)

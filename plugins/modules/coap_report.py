@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: coap_report
 short_description: Report a node's resource profile to CoAP profile registries
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Sends the node's resource profile (as built by M(nanoedge.core.resource_facts)) to one or more
     CoAP profile registries (role R(nanoedge.core.registry,ansible_collections.nanoedge.core.registry_role)),

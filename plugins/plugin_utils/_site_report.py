@@ -100,6 +100,30 @@ def why(plan: t.Mapping[str, t.Any], services: t.Sequence[t.Mapping[str, t.Any]]
     return result
 
 
+def explain_moves(moves: t.Sequence[t.Mapping[str, t.Any]], services: t.Sequence[t.Mapping[str, t.Any]],
+                  node_list: t.Sequence[t.Mapping[str, t.Any]], strategy: str) -> t.List[t.Dict[str, t.Any]]:
+    """Each move of the plan with why its service left its node: the node is gone, or no longer fits it."""
+    live = {profile["node"] for profile in node_list}
+    try:
+        matrix = explain(list(services), list(node_list), strategy=strategy, static=True)
+    except AllocationError as exc:
+        raise ReportError(str(exc)) from exc
+    result = []
+    for move in moves:
+        entry = dict(move)
+        source = move.get("from")
+        if source is None:
+            entry["why"] = "another replica is needed"
+        elif source not in live:
+            entry["why"] = "%s is gone (no live profile)" % source
+        else:
+            cell = matrix.get(move.get("service"), {}).get(source)
+            entry["why"] = ("%s no longer fits: %s" % (source, cell) if cell not in (None, FITS, PLACED)
+                            else "%s has no room left for it beside the services placed before it" % source)
+        result.append(entry)
+    return result
+
+
 def plan_report(plan: t.Any, services: t.Any, nodes: t.Any, current: t.Any = None, registry: t.Any = None,
                 critical: t.Any = None) -> t.Dict[str, t.Any]:
     """The plan file: Contract 3's keys as allocate returned them, plus what the run was based on."""
@@ -120,6 +144,8 @@ def plan_report(plan: t.Any, services: t.Any, nodes: t.Any, current: t.Any = Non
     for key in ("replica_nodes", "placed", "moves"):
         if key in plan:
             document[key] = plan[key]
+    if document.get("moves"):
+        document["moves"] = explain_moves(document["moves"], services, node_list, plan.get("strategy", "first_fit"))
     unplaced_names = [entry["service"] for entry in plan["unplaced"]]
     document.update({
         "why": why(plan, services, node_list, current),
@@ -156,6 +182,11 @@ def plan_table(document: t.Mapping[str, t.Any]) -> t.List[str]:
             (entry["service"] + (" *" if entry["service"] in critical else ""),
              _group((entry.get("reasons") or {}).items()) or "no nodes")
             for entry in document["unplaced"]]))
+    if document.get("moves"):
+        lines.append("")
+        lines.extend(_columns([("MOVED", "FROM", "TO", "WHY")] + [
+            (move["service"], move.get("from") or "-", move.get("to") or "(unplaced)", move.get("why", ""))
+            for move in document["moves"]]))
     if critical:
         lines.append("")
         lines.append("* critical: the run fails when it is unplaced")

@@ -19,6 +19,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 from ansible.template import is_trusted_as_template, trust_as_template
 
+from ansible_collections.nanoedge.core.plugins.inventory import registry as registry_plugin
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.plugin_utils._registry_inventory import (
     group_name,
@@ -119,6 +120,17 @@ def test_no_registry_answers(tmp_path, monkeypatch):
         parse(tmp_path, monkeypatch, {"url": ["coap://m1", "coap://m2"]}, answers)
     assert str(info.value) == ("nanoedge.core.registry: no registry answered: coap://m1: no answer within 5s "
                                "(gave up after 2 attempts); coap://m2: Connection refused (gave up after 2 attempts)")
+
+
+def test_allow_unreachable_adds_nothing_and_warns(tmp_path, monkeypatch):
+    answers = {"coap://m1": "coap://m1: no answer within 1s (gave up after 1 attempts)"}
+    warnings = []
+    monkeypatch.setattr(registry_plugin.display, "warning", warnings.append)
+    inventory, registry = parse(tmp_path, monkeypatch, {"url": ["coap://m1"], "allow_unreachable": True}, answers)
+    assert registry.asked == ["coap://m1"]
+    assert list(inventory.hosts) == []
+    assert warnings == ["nanoedge.core.registry: no registry answered: coap://m1: no answer within 1s "
+                        "(gave up after 1 attempts) (no hosts or groups from it)"]
 
 
 def test_bad_url(tmp_path, monkeypatch):

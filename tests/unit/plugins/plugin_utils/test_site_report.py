@@ -130,3 +130,29 @@ def test_svg_errors(doc, columns, message):
     with pytest.raises(ReportError) as error:
         plan_svg(doc, columns=columns)
     assert str(error.value) == message
+
+
+def test_moves_say_why_the_service_left():
+    services = healthcare.services()
+    nodes = [node for node in healthcare.workers() if node["node"] != "w4"]
+    w3 = next(node for node in nodes if node["node"] == "w3")
+    w3["capabilities"] = []
+    current = dict(healthcare.FIRST_FIT_PLACEMENTS)
+    plan = allocate(services, nodes, current=current)
+    doc = plan_report(plan, services, nodes, current=current)
+    moves = {move["service"]: move for move in doc["moves"]}
+    assert moves["spo2"] == {"service": "spo2", "from": "w4", "to": None, "why": "w4 is gone (no live profile)"}
+    assert moves["oc"]["from"] == "w3" and moves["oc"]["to"] is None
+    assert moves["oc"]["why"] == "w3 no longer fits: missing capability oc"
+    assert set(moves) == {"spo2", "hrv", "hr", "oc"}
+    table = plan_table(doc)
+    header = table.index(next(line for line in table if line.startswith("MOVED")))
+    assert table[header].split() == ["MOVED", "FROM", "TO", "WHY"]
+    assert any(line.split()[:3] == ["spo2", "w4", "(unplaced)"] and line.endswith("w4 is gone (no live profile)")
+               for line in table[header + 1:])
+
+
+def test_no_moves_no_moves_section():
+    doc = document(current=dict(healthcare.FIRST_FIT_PLACEMENTS))
+    assert doc["moves"] == []
+    assert not any(line.startswith("MOVED") for line in plan_table(doc))
