@@ -37,17 +37,21 @@ registry_pin() {
 }
 
 fetch_wheels() {
-    local aiocoap cbor2 arch
+    local aiocoap cbor2 core arch
     aiocoap=$(registry_pin nanoedge_registry_aiocoap_version)
     cbor2=$(registry_pin nanoedge_registry_cbor2_version)
+    # the managers' reconcile service runs the controller's ansible-core
+    core=$("$BIN/python" -c 'import ansible.release; print(ansible.release.__version__)')
     arch=$(uname -m)
     mkdir -p "$WHEELS"
-    if ! compgen -G "$WHEELS/aiocoap-$aiocoap-*.whl" >/dev/null || ! compgen -G "$WHEELS/cbor2-$cbor2-*.whl" >/dev/null; then
-        log "downloading the wheels the nodes install (aiocoap $aiocoap, cbor2 $cbor2)"
-        "$BIN/pip" download -q --disable-pip-version-check --no-deps --only-binary :all: \
-            --python-version 3.11 --implementation cp --abi cp311 \
-            --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
-            -d "$WHEELS" "aiocoap==$aiocoap" "cbor2==$cbor2"
+    if ! compgen -G "$WHEELS/aiocoap-$aiocoap-*.whl" >/dev/null || ! compgen -G "$WHEELS/cbor2-$cbor2-*.whl" >/dev/null \
+            || ! compgen -G "$WHEELS/ansible_core-$core-*.whl" >/dev/null; then
+        log "downloading the wheels the nodes install (aiocoap $aiocoap, cbor2 $cbor2, ansible-core $core and its dependencies)"
+        "$BIN/pip" download -q --disable-pip-version-check --only-binary :all: \
+            --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+            --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux_2_28_$arch" \
+            --platform "manylinux_2_34_$arch" --platform any \
+            -d "$WHEELS" "aiocoap==$aiocoap" "cbor2==$cbor2" "ansible-core==$core"
     fi
 }
 

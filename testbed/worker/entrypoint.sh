@@ -37,4 +37,7 @@ if [ "${NANOEDGE_ENGINE:-on}" = off ]; then
     rm -f /etc/systemd/system/multi-user.target.wants/docker.service
 fi
 
+# Host keys of this node, made once (the image carries none).
+ssh-keygen -A >/dev/null
+
 exec /lib/systemd/systemd

@@ -112,7 +112,12 @@ class Client:
         if document is not None:
             message.payload = encode_json(document)
             message.opt.content_format = JSON_FORMAT
-        response = await asyncio.wait_for((await self._ctx()).request(message).response, self.timeout)
+        try:
+            response = await asyncio.wait_for((await self._ctx()).request(message).response, self.timeout)
+        except aiocoap.error.Error as exc:
+            # an unreachable or refusing peer (its node is down, it is not up yet) is a network error like
+            # any other to the callers, which retry
+            raise ConnectionError("%s %s: %s" % (method, uri, exc or type(exc).__name__)) from exc
         if not response.code.is_successful():
             raise ValueError("%s %s: %s %s" % (method, uri, response.code, response.payload.decode(errors="replace")))
         return json.loads(response.payload.decode("utf-8")) if response.payload else None

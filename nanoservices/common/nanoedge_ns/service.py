@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import time
 import typing as t
 
@@ -44,8 +45,15 @@ def iso(timestamp: t.Optional[float]) -> t.Optional[str]:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
+def _interrupt(signum: int, frame: t.Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(main: t.Callable[[argparse.Namespace], t.Awaitable[None]], args: argparse.Namespace) -> int:
     coapio.setup_logging(args.verbose)
+    # As PID 1 of its container the program has no default action for SIGTERM: without a handler,
+    # every stop (a service moving away) would wait for Docker's timeout and a SIGKILL.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(main(args))
     except KeyboardInterrupt:

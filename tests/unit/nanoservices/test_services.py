@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -297,3 +299,21 @@ def test_bot_reads_the_first_probe(service_module, tmp_path):
     (probe / "w1_slave").write_text("ff ff : crc=00 NO\nff ff t=-62\n")
     result = bot.read_temperature(str(tmp_path))
     assert result["celsius"] is None and result["error"].startswith("w1_slave: the driver reports a CRC error")
+
+
+def test_a_service_stops_at_once_on_sigterm(tmp_path):
+    # A moved service is stopped with SIGTERM; as its container's PID 1 it must act on it itself.
+    env = dict(os.environ, PYTHONPATH=str(NANOSERVICES / "common"), NANOEDGE_BIND="127.0.0.1",
+               NANOEDGE_PORT=str(20000 + os.getpid() % 20000), NANOEDGE_SPO2_URI="coap://127.0.0.1:9/spo2",
+               NANOEDGE_OC_URI="coap://127.0.0.1:9/valve")
+    proc = subprocess.Popen([sys.executable, str(NANOSERVICES / "alert" / "alert.py")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None, proc.stdout.read().decode()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
