@@ -5,6 +5,8 @@
     python tools/testbed.py up       # idempotent
     python tools/testbed.py status
     python tools/testbed.py down
+    python tools/testbed.py plug w2 sys/bus/w1 --from w1   # move w1's temperature probe to w2
+    python tools/testbed.py unplug w2 sys/bus/w1
 
 Reads testbed/cluster.yml (see testbed/README.md). ``up`` builds the node
 image when it is missing, creates the Docker network, starts a second,
@@ -175,10 +177,22 @@ class Cluster:
             raise TestbedError("node %s: hardware folder %s does not exist" % (node.host, node.hardware))
         return [(node.hardware / rel, "/" + rel) for rel in HARDWARE_MOUNTS if (node.hardware / rel).exists()]
 
+    def live_hardware(self, node: Node) -> Path:
+        """The copy of the node's hardware folder its container mounts; ``plug`` and ``unplug`` change it."""
+        return STATE_DIR / "hardware" / node.container
+
+    def node(self, host: str) -> Node:
+        for node in self.nodes:
+            if node.host == host:
+                return node
+        raise TestbedError("no node %r in %s (nodes: %s)" % (host, self.path, ", ".join(n.host for n in self.nodes)))
+
     def config_hash(self, node: Node) -> str:
         """Everything that shapes a node container; a change means re-create."""
         mounts = [(str(source), target, _tree_digest(source)) for source, target in self.mounts(node)]
-        document = [self.image, node._asdict(), mounts, self.network, str(self.subnet), self.gateway_registry]
+        # "live-hardware": nodes mount copies of their hardware folders (see start_node)
+        document = [self.image, node._asdict(), mounts, self.network, str(self.subnet), self.gateway_registry,
+                    "live-hardware"]
         return hashlib.sha256(json.dumps(document, default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -327,8 +341,18 @@ def start_node(cluster: Cluster, node: Node) -> str:
         "--label", "%s=%s" % (LABEL, cluster.name), "--label", "%s.role=%s" % (LABEL, node.role),
         "--label", "%s.host=%s" % (LABEL, node.host), "--label", "%s.config=%s" % (LABEL, wanted),
     ]
+    # The container mounts a copy of its hardware folder, so that devices can be plugged in and out
+    # of a running node (plug, unplug) without touching the checkout.
+    live = cluster.live_hardware(node)
+    shutil.rmtree(live, ignore_errors=True)
     for source, target in cluster.mounts(node):
-        args += ["--mount", "type=bind,source=%s,target=%s,readonly" % (source, target)]
+        copy = live / source.relative_to(node.hardware)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, copy, symlinks=True)
+        else:
+            shutil.copy2(source, copy)
+        args += ["--mount", "type=bind,source=%s,target=%s,readonly" % (copy, target)]
     docker(*args, cluster.image)
     return "started" if state is None else "re-created"
 
@@ -414,6 +438,51 @@ def down(cluster: Cluster) -> None:
     elif left:
         log("kept network %s: other containers are still attached" % cluster.network)
     stop_gateway_registry(cluster)
+    for node in cluster.nodes:
+        shutil.rmtree(cluster.live_hardware(node), ignore_errors=True)
+
+
+def _hardware_path(cluster: Cluster, node: Node, path: str) -> Path:
+    rel = Path(path.strip("/"))
+    if not rel.parts or ".." in rel.parts or not any(
+            rel.parts[:len(Path(m).parts)] == Path(m).parts for m in HARDWARE_MOUNTS):
+        raise TestbedError("%s: must be a path under one of %s" % (path, ", ".join(HARDWARE_MOUNTS)))
+    if node.hardware is None:
+        raise TestbedError("node %s has no hardware folder" % node.host)
+    return rel
+
+
+def plug(cluster: Cluster, host: str, path: str, source_host: str) -> None:
+    """Copy ``path`` of ``source_host``'s hardware folder into ``host``'s running node."""
+    node, source = cluster.node(host), cluster.node(source_host)
+    rel = _hardware_path(cluster, node, path)
+    origin = (source.hardware or Path("/nonexistent")) / rel
+    if not origin.exists():
+        raise TestbedError("%s has no %s in %s" % (source_host, rel, source.hardware))
+    mount = next(Path(m) for m in HARDWARE_MOUNTS if rel.parts[:len(Path(m).parts)] == Path(m).parts)
+    if not (cluster.live_hardware(node) / mount).is_dir():
+        raise TestbedError("%s does not mount /%s (its hardware folder has none), so nothing can be plugged "
+                           "in there while it runs" % (host, mount))
+    target = cluster.live_hardware(node) / rel
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if origin.is_dir():
+        shutil.copytree(origin, target, symlinks=True)
+    else:
+        shutil.copy2(origin, target)
+    log("plugged %s of %s into %s" % (rel, source_host, host))
+
+
+def unplug(cluster: Cluster, host: str, path: str) -> None:
+    node = cluster.node(host)
+    target = cluster.live_hardware(node) / _hardware_path(cluster, node, path)
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    else:
+        raise TestbedError("%s has no %s" % (host, path))
+    log("unplugged %s from %s" % (path, host))
 
 
 def status(cluster: Cluster, as_json: bool = False) -> int:
@@ -460,6 +529,14 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     status_parser = sub.add_parser("status", help="table of nodes; exit 1 unless all are ready")
     status_parser.add_argument("--json", action="store_true")
     sub.add_parser("image", help="build the node image if missing and print its name")
+    plug_parser = sub.add_parser("plug", help="plug a device of one node's hardware folder into a running node")
+    plug_parser.add_argument("host")
+    plug_parser.add_argument("path", help="e.g. sys/bus/w1 (the 1-Wire bus with its probe)")
+    plug_parser.add_argument("--from", dest="source", required=True, metavar="HOST",
+                             help="the node whose hardware folder has the device")
+    unplug_parser = sub.add_parser("unplug", help="remove a device from a running node")
+    unplug_parser.add_argument("host")
+    unplug_parser.add_argument("path")
     args = parser.parse_args(argv)
     only = [h.strip() for h in args.only.split(",") if h.strip()] if args.only else None
     try:
@@ -472,6 +549,10 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
             return status(cluster, args.json)
         elif args.command == "image":
             print(build_image(cluster))
+        elif args.command == "plug":
+            plug(cluster, args.host, args.path, args.source)
+        elif args.command == "unplug":
+            unplug(cluster, args.host, args.path)
     except TestbedError as exc:
         log("error: %s" % exc)
         return 1
