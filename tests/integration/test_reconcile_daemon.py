@@ -280,6 +280,15 @@ def test_a_burst_of_reports_gives_one_run(tmp_path, server, daemons):
     daemon.settled(2, quiet=1.5)
 
 
+def test_no_run_before_the_registry_has_settled(tmp_path, server, daemons):
+    put(server.url, (worker("w1", ["bot"]), "?lt=60"))
+    started = time.time()
+    daemon = launch(daemons, Daemon(tmp_path, "m1", server.url, settle=3))
+    first = daemon.wait_calls(1, timeout=10)[0]
+    assert first["start"] - started >= 3, first["start"] - started
+    assert "started as the active manager" in first["reason"]
+
+
 def test_lease_expiry_triggers_a_run(tmp_path, server, daemons):
     put(server.url, (worker("w1", ["bot"]), "?lt=60"))
     daemon = launch(daemons, Daemon(tmp_path, "m1", server.url))
@@ -663,8 +672,9 @@ def test_reads_a_secured_registry_as_its_manager_identity(tmp_path, daemons):
      "state_dir must be an absolute path, got 'relative'"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "retries": 3}, "unknown key(s) retries (known: command, command_timeout, debounce, environment,"
      " interval, keep_runs, lock_file, log_dir, managers, oscore_context, plan_file, probe_failures, probe_interval,"
-     " probe_timeout, registry, request_timeout, retry_backoff, retry_backoff_max, self, state_dir, stop_grace,"
-     " tail_lines)"),
+     " probe_timeout, registry, request_timeout, retry_backoff, retry_backoff_max, self, settle, state_dir,"
+     " stop_grace, tail_lines)"),
+    ({"registry": "coap://127.0.0.1", "command": ["true"], "settle": -1}, "settle must be >= 0, got -1"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "retry_backoff": 10, "retry_backoff_max": 5},
      "retry_backoff_max must be >= retry_backoff (10), got 5"),
 ])

@@ -84,6 +84,9 @@ CONFIG_KEYS = {
     "tail_lines": (int, 20),
     "interval": ((int, float), 30),
     "debounce": ((int, float), 2),
+    # after the daemon starts, no run for this long: the manager's own registry may have been down with
+    # it and holds profiles from before until the workers report again
+    "settle": ((int, float), 0),
     "probe_interval": ((int, float), 5),
     "probe_timeout": ((int, float), 2),
     "probe_failures": (int, 2),
@@ -157,8 +160,9 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
     for key in POSITIVE_NUMBERS:
         if not config[key] > 0:
             raise ConfigError("%s must be > 0, got %s" % (key, config[key]))
-    if config["stop_grace"] < 0:
-        raise ConfigError("stop_grace must be >= 0, got %s" % config["stop_grace"])
+    for key in ("stop_grace", "settle"):
+        if config[key] < 0:
+            raise ConfigError("%s must be >= 0, got %s" % (key, config[key]))
     for key in ("keep_runs", "tail_lines", "probe_failures"):
         if config[key] < 1:
             raise ConfigError("%s must be >= 1, got %s" % (key, config[key]))
@@ -493,7 +497,7 @@ class Reconciler:
         self.peers = [Peer(uri) for uri in config["managers"][:index]] if index else []
         self.role = "active" if not self.peers else "passive"
         self.role_since = now_iso()
-        self.activated_at = time.monotonic()
+        self.activated_at = self.started_at = time.monotonic()
         self.force_reason = "started as the active manager" if self.role == "active" else None  # type: t.Optional[str]
         self.context = None  # type: t.Any
         self.secctx = None  # type: t.Any
@@ -839,7 +843,8 @@ class Reconciler:
     def due_in(self) -> float:
         """Seconds until a pending run may start (debounce, backoff)."""
         now = time.monotonic()
-        due = max(self.last_change, self.activated_at) + self.config["debounce"]
+        due = max(max(self.last_change, self.activated_at) + self.config["debounce"],
+                  self.started_at + self.config["settle"])
         if self.failures:
             due = max(due, self.next_retry)
         return max(0.0, due - now)
@@ -1078,6 +1083,7 @@ class Reconciler:
                 self.force_reason = "run requested (--once --force)"
             # No debounce for a single evaluation: there is no burst to wait for.
             self.last_change = self.activated_at = time.monotonic() - self.config["debounce"]
+            self.started_at -= self.config["settle"]
             if not self.pending():
                 LOG.info("nothing changed since the last successful run (%s)", fingerprint_digest(self.applied))
                 self.write_state()
