@@ -21,6 +21,7 @@ import typing as t
 import urllib.parse
 
 SERVICE_LABEL = "io.nanoedge.service"
+DIGEST_LABEL = "io.nanoedge.digest"
 # Containers of a Docker Swarm task carry this label; Swarm, not the node, owns them.
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 
@@ -93,7 +94,9 @@ def running(
 
     ``containers`` maps a service to its container (name starting with
     ``name_prefix``, label ``label`` giving the service), ``units`` a
-    service to its systemd unit, ``swarm_tasks`` a service to the containers
+    service to its systemd unit (``container_states`` and ``container_digests``
+    give each container's state and the image digest it was deployed from),
+    ``swarm_tasks`` a service to the containers
     of its Swarm tasks on this node, ``services`` lists the services the node
     runs itself (containers and units, sorted). ``engine`` tells whether the
     node has a Docker engine and ``requests`` whether the Python library the
@@ -101,6 +104,7 @@ def running(
     """
     containers: t.Dict[str, str] = {}
     states: t.Dict[str, str] = {}
+    digests: t.Dict[str, str] = {}
     swarm_tasks: t.Dict[str, t.List[str]] = {}
     engine = os.path.exists(socket_path)
     if engine:
@@ -115,6 +119,7 @@ def running(
             elif name.startswith(name_prefix):
                 containers[service] = name
                 states[service] = str(item.get("State") or "")
+                digests[service] = str(labels.get(DIGEST_LABEL) or "")
     units: t.Dict[str, str] = {}
     pattern = os.path.join(unit_dir, glob.escape(name_prefix) + "*.service")
     for path in sorted(glob.glob(pattern)):
@@ -126,6 +131,7 @@ def running(
         "requests": importlib.util.find_spec("requests") is not None,
         "containers": containers,
         "container_states": states,
+        "container_digests": digests,
         "units": units,
         "swarm_tasks": {service: sorted(names) for service, names in swarm_tasks.items()},
         "services": sorted(set(containers) | set(units)),

@@ -94,6 +94,11 @@ ansible_facts:
           returned: always
           type: dict
           sample: {"spo2": "running"}
+        container_digests:
+          description: Service to the image digest its container was deployed from (its label C(io.nanoedge.digest)).
+          returned: always
+          type: dict
+          sample: {"spo2": "sha256:50dcc2cde9bda45795312558eff573761579d9cdba855eadfb3898a99bdf4d5f"}
         units:
           description: Service to systemd unit name.
           returned: always

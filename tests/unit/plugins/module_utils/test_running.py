@@ -69,7 +69,7 @@ def container(name: str, service: t.Optional[str], state: str = "running", **lab
 
 def test_containers_units_and_swarm_tasks(engine, tmp_path):
     socket_path, server = engine([
-        container("nanoedge-svc-spo2", "spo2"),
+        container("nanoedge-svc-spo2", "spo2", **{"io.nanoedge.digest": "sha256:" + "1" * 64}),
         container("nanoedge-svc-hrv", "hrv", state="exited"),
         container("someone-elses", "spo2"),
         container("nanoedge-svc-alert.1.x1", "alert", **{"com.docker.swarm.task.id": "x1"}),
@@ -84,6 +84,7 @@ def test_containers_units_and_swarm_tasks(engine, tmp_path):
     assert result["engine"] is True
     assert result["containers"] == {"spo2": "nanoedge-svc-spo2", "hrv": "nanoedge-svc-hrv"}
     assert result["container_states"] == {"spo2": "running", "hrv": "exited"}
+    assert result["container_digests"] == {"spo2": "sha256:" + "1" * 64, "hrv": ""}
     assert result["units"] == {"hr": "nanoedge-svc-hr.service"}
     assert result["swarm_tasks"] == {"alert": ["nanoedge-svc-alert.1.x1"]}
     assert result["services"] == ["hr", "hrv", "spo2"]
