@@ -70,7 +70,6 @@ def run(argv: t.Sequence[str], what: str) -> t.Tuple[float, str]:
 
 def site(*extra: str) -> t.Tuple[float, t.Dict[str, int]]:
     elapsed, output = run([str(BIN / "ansible-playbook"), "-i", "inventory/testbed", "playbooks/site.yml",
-                           "-e", "@molecule/shared/vars/testbed.yml",
                            "-e", "nanoedge_wheels_dir=%s" % (SOURCE / ".build" / "wheels"),
                            "-e", "nanoedge_plan_file=%s" % (OUT / "plan.json"),
                            "-e", "nanoedge_picture_file=%s" % (OUT / "cluster.svg"), *extra], "site.yml")

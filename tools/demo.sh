@@ -77,7 +77,6 @@ ansible-playbook -i inventory/testbed molecule/shared/prepare.yml -e "nanoedge_w
 log "nanoedge.core.site"
 start=$(date +%s)
 ansible-playbook -i inventory/testbed playbooks/site.yml "${check[@]}" \
-    -e @molecule/shared/vars/testbed.yml \
     -e "nanoedge_wheels_dir=$WHEELS" \
     -e "nanoedge_plan_file=$OUT/plan.json" \
     -e "nanoedge_picture_file=$OUT/cluster.svg" \
