@@ -127,8 +127,8 @@ def main() -> None:
         print("probe %-10s profile change to BoT running on its new node %6.2f s  %d service(s) moved  %4.2fx baseline"
               % (label, seconds, moved, seconds / baseline))
     median = statistics.median(seconds for _label, seconds, _moved in samples)
-    print("median %.2f s (%.2fx baseline)  goal <= 10 s  %s" % (median, median / baseline,
-                                                               "met" if median <= 10 else "MISSED"))
+    verdict = "met" if median <= 10 else "MISSED"
+    print("median %.2f s (%.2fx baseline)  goal <= 10 s  %s" % (median, median / baseline, verdict))
 
 
 if __name__ == "__main__":
