@@ -4,14 +4,15 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: deployments
-short_description: Describe what one node runs, for the container and the bare-metal backends
+short_description: Describe what one node runs, for the container, bare-metal and Swarm backends
 version_added: 0.1.0
 author: nanoedge.core contributors
 description:
   - Step 5 of the pipeline. Takes an allocation (the result of P(nanoedge.core.allocate#filter)) and the service
     profiles (P(nanoedge.core.service_profiles#lookup)) and returns, for every service the allocation places on
     O(node), one description that the role C(nanoedge.core.deploy)
-    turns into a container or a systemd unit.
+    turns into a container or a systemd unit, and the role C(nanoedge.core.swarm) into a Docker Swarm service
+    (see P(nanoedge.core.swarm_service#filter)).
   - The image is pinned by digest and pulled from O(pull_registry) when given (nodes often reach the registry
     under another address than the controller).
   - From the service's C(service.json) (O(specs)) come the port, the devices and paths it reads or drives
@@ -19,6 +20,10 @@ description:
     consumes. Each consumed service gets the address of the node the allocation put it on, as
     C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer names.
   - CPU and memory limits come from the service's requirements.
+  - Swarm services cannot be given devices. With the V(swarm) backend, a service that uses a character or block
+    device on its node (as O(path_types) tells) is described for the V(container) backend instead, with the reason
+    in C(backend_note), so it runs on its node's own engine with the device granted; paths that are not device nodes
+    are bind-mounted into the Swarm task.
 options:
   _input:
     description: The allocation, as returned by P(nanoedge.core.allocate#filter).
@@ -46,7 +51,7 @@ options:
   backend:
     description: The backend of every service not named in O(backends).
     type: str
-    choices: [container, baremetal]
+    choices: [container, baremetal, swarm]
     default: container
   backends:
     description: Service name to its backend, overriding O(backend).
@@ -103,9 +108,13 @@ _value:
       type: str
       sample: spo2
     backend:
-      description: V(container) or V(baremetal).
+      description: V(container), V(baremetal) or V(swarm).
       type: str
       sample: container
+    backend_note:
+      description: Why the service runs under another backend than the one asked for, or empty.
+      type: str
+      sample: "runs on the node's engine: Swarm services cannot use the device(s) /dev/ttyUSB0"
     image:
       description: The image reference pinned by digest, as the node pulls it.
       type: str

@@ -7,7 +7,9 @@ the image digest the registry answered), the service's ``service.json``
 (program, port, devices, the services it consumes) and the plan (which node
 runs what, so a consumer gets its producers' addresses). The deploy role
 turns each description into a container or a systemd unit; both backends
-read the same fields, so a service behaves the same either way.
+read the same fields, so a service behaves the same either way. The swarm
+backend (``_swarm.py``) runs the same description as a Swarm service pinned
+to its node.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
 
-BACKENDS = ("container", "baremetal")
+BACKENDS = ("container", "baremetal", "swarm")
 LABEL_PREFIX = "io.nanoedge."
 SERVICE_LABEL = LABEL_PREFIX + "service"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,6 +55,14 @@ def image_reference(image: str, digest: str, pull_registry: str = "") -> str:
     if "://" in registry:
         registry = registry.split("://", 1)[1]
     return "%s%s@%s" % (registry + "/" if registry else "", repository, digest)
+
+
+def tag_reference(image: str, pull_registry: str = "") -> str:
+    """``image`` by its tag (``latest`` when it has none), with its registry replaced by ``pull_registry``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return image_reference(name, "", pull_registry)[:-1] + ":" + tag
 
 
 def check_spec(name: str, spec: t.Any) -> t.Dict[str, t.Any]:
@@ -179,6 +189,15 @@ def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Map
         env["NANOEDGE_PORT"] = str(checked["port"]["number"])
     env.update(consumer_environment(name, checked, checked_specs, placements, addresses))
     types = path_types or {}
+    note = ""
+    if backend == "swarm":
+        device_nodes = [e["host_path"] for e in checked["io"]
+                        if path_type(types.get(e["host_path"], "unknown")) in ("char", "block")]
+        if device_nodes:
+            # A Swarm service cannot be granted a device (no --device for services), and a bind-mounted
+            # device node is refused by the task's device cgroup: the node's own engine runs it instead.
+            backend = "container"
+            note = "runs on the node's engine: Swarm services cannot use the device(s) %s" % ", ".join(device_nodes)
     mounts, devices, paths = [], [], []
     for entry in checked["io"]:
         host_path, container_path = entry["host_path"], entry["container_path"]
@@ -192,7 +211,7 @@ def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Map
             mounts.append({"type": "bind", "source": host_path, "target": container_path,
                            "read_only": mode == "ro"})
         if entry.get("env"):
-            env[entry["env"]] = container_path if backend == "container" else host_path
+            env[entry["env"]] = host_path if backend == "baremetal" else container_path
 
     cpus = requires.get("cpu") or 0
     memory_mb = requires.get("memory_mb") or 0
@@ -203,7 +222,9 @@ def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Map
         SERVICE_LABEL: name,
         LABEL_PREFIX + "node": node,
         LABEL_PREFIX + "digest": digest,
-        LABEL_PREFIX + "image": image,
+        # the tag as the node pulls it: the same label whoever runs the deploy (the controller reaches the
+        # registry at another address than the managers' reconcile runs), so a re-run changes nothing
+        LABEL_PREFIX + "image": tag_reference(image, pull_registry),
         LABEL_PREFIX + "requirements": json.dumps(requires, sort_keys=True, separators=(",", ":")),
     }
     if node in addresses and _uri(checked, addresses[node]):
@@ -212,6 +233,7 @@ def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Map
         "name": name,
         "node": node,
         "backend": backend,
+        "backend_note": note,
         "description": checked["description"],
         "image": image_reference(image, digest, pull_registry),
         "digest": digest,

@@ -14,6 +14,7 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
     deployments,
     image_reference,
     path_type,
+    tag_reference,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
@@ -80,7 +81,7 @@ def test_spo2_container_on_w4() -> None:
     assert spo2["cpu_quota"] == "50%" and spo2["memory_max"] == "64M"
     assert spo2["labels"] == {
         "io.nanoedge.service": "spo2", "io.nanoedge.node": "w4", "io.nanoedge.digest": DIGEST,
-        "io.nanoedge.image": "127.0.0.1:5000/nanoedge/spo2:latest",
+        "io.nanoedge.image": "172.30.0.1:5000/nanoedge/spo2:latest",
         "io.nanoedge.requirements": '{"capabilities":["pom"],"cpu":0.5,"memory_mb":64}',
         "io.nanoedge.uri": "coap://172.30.0.24:5701/spo2"}
 
@@ -130,6 +131,37 @@ def test_backend_per_service() -> None:
                                                            ("spo2", "container")]
 
 
+@pytest.mark.parametrize("kind, backend, note", [
+    ("file", "swarm", ""),
+    ("missing", "swarm", ""),
+    ("char", "container", "runs on the node's engine: Swarm services cannot use the device(s) /dev/ttyUSB0"),
+    ({"exists": True, "isblk": True}, "container",
+     "runs on the node's engine: Swarm services cannot use the device(s) /dev/ttyUSB0"),
+])
+def test_swarm_backend_and_device_nodes(kind: t.Any, backend: str, note: str) -> None:
+    """Swarm services cannot be granted devices: a real device node keeps the service on its node's engine."""
+    result = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES, backend="swarm",
+                         path_types={"/dev/ttyUSB0": kind})
+    assert [(d["name"], d["backend"], d["backend_note"]) for d in result] == [
+        ("hr", backend, note), ("hrv", backend, note), ("spo2", backend, note)]
+    spo2 = result[2]
+    assert spo2["env"]["NANOEDGE_POM_DEVICE"] == "/dev/ttyUSB0"
+    if backend == "swarm":
+        assert spo2["devices"] == []
+        assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0", "read_only": True}]
+    else:
+        assert spo2["devices"] == ["/dev/ttyUSB0:/dev/ttyUSB0:r"]
+        assert spo2["mounts"] == []
+
+
+def test_swarm_backend_mounts_container_paths() -> None:
+    (bot,) = deployments(PLAN, services(), "w1", specs=specs(), addresses=ADDRESSES, backend="swarm")
+    assert (bot["backend"], bot["backend_note"]) == ("swarm", "")
+    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/run/nanoedge/w1"}
+    assert bot["mounts"] == [{"type": "bind", "source": "/sys/bus/w1/devices", "target": "/run/nanoedge/w1",
+                              "read_only": True}]
+
+
 def test_a_node_without_services() -> None:
     assert deployments(PLAN, services(), "w9", specs=specs(), addresses=ADDRESSES) == []
 
@@ -142,7 +174,7 @@ def test_a_service_without_service_json_runs_with_image_defaults() -> None:
 
 @pytest.mark.parametrize("change, message", [
     ({"backends": {"xray": "container"}}, "backends names unknown service(s): xray"),
-    ({"backend": "vm"}, "service 'alert': backend must be one of container, baremetal, got 'vm'"),
+    ({"backend": "vm"}, "service 'alert': backend must be one of container, baremetal, swarm, got 'vm'"),
     ({"node": "W2!"}, "node 'W2!' is not a valid node name"),
     ({"name_prefix": "Bad Prefix"}, "name_prefix 'Bad Prefix' must be lower-case letters, digits, '.', '_' or '-'"),
     ({"plan": {"placements": {}}}, "plan must be the result of nanoedge.core.allocate (a dict with by_node)"),
@@ -178,3 +210,12 @@ def test_bad_digest_is_refused() -> None:
 
 def test_check_spec_of_nothing() -> None:
     assert check_spec("x", None)["io"] == []
+
+
+@pytest.mark.parametrize("image, pull_registry, expected", [
+    ("127.0.0.1:5000/nanoedge/spo2:1.0", "172.30.0.1:5000", "172.30.0.1:5000/nanoedge/spo2:1.0"),
+    ("127.0.0.1:5000/nanoedge/spo2", "", "127.0.0.1:5000/nanoedge/spo2:latest"),
+    ("nanoedge/spo2:2@sha256:" + "a" * 64, "http://10.0.0.1:5000/", "10.0.0.1:5000/nanoedge/spo2:2"),
+])
+def test_tag_reference(image, pull_registry, expected) -> None:
+    assert tag_reference(image, pull_registry) == expected

@@ -48,7 +48,7 @@ def test_minimal_configuration_gets_every_default():
         "registry": "coap://[::1]:5683", "command": ["ansible-playbook", "site.yml"], "managers": [], "self": None,
         "state_dir": "/var/lib/nanoedge-reconcile", "lock_file": "/var/lib/nanoedge-reconcile/reconcile.lock",
         "plan_file": "", "log_dir": "/var/lib/nanoedge-reconcile/runs", "keep_runs": 20, "tail_lines": 20,
-        "interval": 30, "debounce": 2, "probe_interval": 5, "probe_timeout": 2, "probe_failures": 2,
+        "interval": 30, "debounce": 2, "settle": 0, "probe_interval": 5, "probe_timeout": 2, "probe_failures": 2,
         "request_timeout": 10, "command_timeout": 600, "stop_grace": 30, "retry_backoff": 30,
         "retry_backoff_max": 600, "oscore_context": "", "environment": {},
     }
