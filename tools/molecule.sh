@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The molecule scenarios (molecule/): default (containers), bare_metal (systemd units) and
-# check (--check changes nothing), each against the demo cluster, which each scenario starts
-# and stops. Run from a laid-out copy of the collection, as ansible-test does.
+# The molecule scenarios (molecule/): default (containers), bare_metal (systemd units), check
+# (--check changes nothing), node_loss, manager_failover and swarm (dynamic operation), each
+# against the demo cluster, which each scenario starts and stops. Run from a laid-out copy of
+# the collection, as ansible-test does.
 #   tools/molecule.sh                 # every scenario, in that order
 #   tools/molecule.sh default check   # some
 #   MOLECULE_ARGS="--destroy never" tools/molecule.sh default
@@ -12,7 +13,7 @@ BIN=$ROOT/.venv/bin
 COLL_ROOT=${NANOEDGE_MOLECULE_COLLECTIONS:-$ROOT/.build/molecule-collections}
 COLL_DEST=$COLL_ROOT/ansible_collections/nanoedge/core
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default bare_metal check)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default bare_metal check node_loss manager_failover swarm)
 
 bash "$ROOT/tools/demo.sh" --prepare-only
 make -s -C "$ROOT" layout COLL_DEST="$COLL_DEST"
