@@ -699,15 +699,12 @@ class Reconciler:
             return True
         notifications = asyncio.Queue()  # type: asyncio.Queue
 
-        async def pump() -> None:
-            try:
-                async for notification in observation:
-                    notifications.put_nowait(("notification", notification))
-                notifications.put_nowait(("end", "the registry ended the observation"))
-            except Exception as exc:  # whatever ends it, the answer is to observe again
-                notifications.put_nowait(("end", describe_error(exc)))
-
-        pumping = asyncio.ensure_future(pump())
+        # Callbacks rather than ``async for``: aiocoap's iterator re-raises the error that ended an
+        # observation (a block-wise /profiles ends with ResourceChanged on every change) from its
+        # finaliser, which would print a traceback to the journal each time.
+        observation.register_callback(lambda notification: notifications.put_nowait(("notification", notification)))
+        # whatever ends it, the answer is to observe again
+        observation.register_errback(lambda exc: notifications.put_nowait(("end", describe_error(exc))))
         deadline = time.monotonic() + self.config["interval"]
         try:
             while not self.stopping.is_set():
@@ -727,7 +724,6 @@ class Reconciler:
                 self.take_payload(item)
             return True
         finally:
-            pumping.cancel()
             self._cancel(observation)
 
     async def _next_or_stop(self, queue: asyncio.Queue) -> t.Tuple[str, t.Any]:
