@@ -15,6 +15,8 @@ Standard library only: the same code runs on the controller and on the nodes.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fnmatch
 import hashlib
 import os
@@ -23,6 +25,7 @@ import stat
 import tarfile
 import tempfile
 import typing as t
+import zlib
 
 CHUNK = 1 << 16
 
@@ -153,6 +156,7 @@ def differences(dest: str, manifest: t.Any, directory_mode: int, uid: t.Optional
     Paths that match an ``ignore`` pattern and are not in the manifest (a byte-code cache
     written on the node) are not compared."""
     wanted = check_manifest(manifest)
+    dest = os.path.normpath(dest)
     result: t.Dict[str, t.List[str]] = {"added": [], "removed": [], "changed": []}
     if not os.path.lexists(dest):
         result["added"] = ["."] + sorted(wanted)
@@ -222,64 +226,106 @@ def _copy_checked(source: t.IO[bytes], path: str, entry: t.Dict[str, t.Any]) -> 
                         % (entry["path"], size, digest.hexdigest()))
 
 
+def _exchange(first: str, second: str) -> bool:
+    """Swap two paths in one step (Linux renameat2 with RENAME_EXCHANGE); False where the C
+    library or the file system cannot, and the caller falls back to two renames."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(error, os.strerror(error), second)
+
+
+def _remove_leftovers(parent: str, name: str) -> None:
+    """Folders a killed run left beside dest (it owns dest, so no other run builds there)."""
+    for entry in os.listdir(parent):
+        if entry.startswith((".%s.new-" % name, ".%s.old-" % name)) and os.path.isdir(os.path.join(parent, entry)) \
+                and not os.path.islink(os.path.join(parent, entry)):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _unpack(archive: str, build: str, wanted: t.Dict[str, t.Dict[str, t.Any]]) -> None:
+    written = set()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                rel = _relative(member.name, "archive entry")
+                entry = wanted.get(rel)
+                kind = "dir" if member.isdir() else "file" if member.isfile() else "other"
+                if entry is None or entry["type"] != kind or rel in written:
+                    raise TreeError("archive entry %s is not in the manifest as a %s" % (member.name, kind))
+                path = os.path.join(build, rel)
+                if kind == "dir":
+                    os.makedirs(path, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    source = tar.extractfile(member)
+                    if source is None:
+                        raise TreeError("archive entry %s cannot be read" % member.name)
+                    _copy_checked(source, path, entry)
+                written.add(rel)
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise TreeError("archive %s cannot be read: %s" % (archive, exc)) from None
+    missing = sorted(set(wanted) - written)
+    if missing:
+        raise TreeError("archive %s lacks %s" % (archive, ", ".join(missing)))
+
+
 def replace(dest: str, archive: str, manifest: t.Any, directory_mode: int, uid: t.Optional[int] = None,
             gid: t.Optional[int] = None) -> None:
     """Make ``dest`` hold exactly the manifest, from ``archive``: the new folder is built and
-    checked beside ``dest`` and then swapped in; on any error ``dest`` is left as it was."""
+    checked beside ``dest`` (so its parent must be writable) and then swapped in, in one step
+    where the kernel can; on any error ``dest`` is left as it was."""
     wanted = check_manifest(manifest)
     dest = os.path.normpath(dest)
     if os.path.lexists(dest) and (os.path.islink(dest) or not os.path.isdir(dest)):
         raise TreeError("dest %s exists and is not a folder" % dest)
     parent = os.path.dirname(dest) or "."
-    os.makedirs(parent, exist_ok=True)
     name = os.path.basename(dest)
-    build = tempfile.mkdtemp(prefix=".%s.new-" % name, dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        _remove_leftovers(parent, name)
+        build = tempfile.mkdtemp(prefix=".%s.new-" % name, dir=parent)
+    except OSError as exc:
+        raise TreeError("cannot build the new %s beside it in %s: %s" % (dest, parent, exc.strerror or exc)) from None
     old = None
     try:
-        written = set()
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                for member in tar:
-                    rel = _relative(member.name, "archive entry")
-                    entry = wanted.get(rel)
-                    kind = "dir" if member.isdir() else "file" if member.isfile() else "other"
-                    if entry is None or entry["type"] != kind or rel in written:
-                        raise TreeError("archive entry %s is not in the manifest as a %s" % (member.name, kind))
-                    path = os.path.join(build, rel)
-                    if kind == "dir":
-                        os.makedirs(path, exist_ok=True)
-                    else:
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        source = tar.extractfile(member)
-                        if source is None:
-                            raise TreeError("archive entry %s cannot be read" % member.name)
-                        _copy_checked(source, path, entry)
-                        os.chmod(path, entry["mode"])
-                    written.add(rel)
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise TreeError("archive %s cannot be read: %s" % (archive, exc)) from None
-        missing = sorted(set(wanted) - written)
-        if missing:
-            raise TreeError("archive %s lacks %s" % (archive, ", ".join(missing)))
-        for rel in sorted(wanted, reverse=True):
-            path = os.path.join(build, rel)
-            if wanted[rel]["type"] == "dir":
-                os.chmod(path, directory_mode)
+        _unpack(archive, build, wanted)
+        # owner first: chown clears the set-user-ID and set-group-ID bits a mode may have
+        for rel in sorted(wanted, reverse=True) + [""]:
+            path = os.path.join(build, rel) if rel else build
             if uid is not None or gid is not None:
                 os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.chmod(build, directory_mode)
-        if uid is not None or gid is not None:
-            os.chown(build, -1 if uid is None else uid, -1 if gid is None else gid)
+            os.chmod(path, directory_mode if not rel or wanted[rel]["type"] == "dir" else wanted[rel]["mode"])
+        if os.path.isdir(dest) and _exchange(build, dest):
+            # build now holds the old folder
+            shutil.rmtree(build, ignore_errors=True)
+            return
         if os.path.isdir(dest):
             old = tempfile.mkdtemp(prefix=".%s.old-" % name, dir=parent)
             os.rename(dest, os.path.join(old, name))
         os.rename(build, dest)
+    except OSError as exc:
+        _undo(dest, build, old, name)
+        raise TreeError("cannot build the new %s beside it in %s: %s" % (dest, parent, exc)) from None
     except BaseException:
-        if old is not None and not os.path.lexists(dest):
-            os.rename(os.path.join(old, name), dest)
-        shutil.rmtree(build, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _undo(dest, build, old, name)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _undo(dest: str, build: str, old: t.Optional[str], name: str) -> None:
+    if old is not None and not os.path.lexists(dest):
+        os.rename(os.path.join(old, name), dest)
+    shutil.rmtree(build, ignore_errors=True)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

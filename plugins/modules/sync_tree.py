@@ -14,8 +14,10 @@ description:
   - The controller sends a manifest (path, mode, size and SHA-256 of every file); the node compares it with O(dest) in
     one module run. Only when they differ are the files sent, as one archive, so an unchanged folder of any size costs
     one round trip where M(ansible.builtin.copy) costs one per file.
-  - The new folder is built beside O(dest), every file is checked against the manifest, and the two are swapped with
-    renames, so O(dest) is never half-written; on any error it stays as it was.
+  - The new folder is built beside O(dest) (so the folder above O(dest) must be writable, with room for a second copy),
+    every file is checked against the manifest, and the two are swapped in one step (Linux C(renameat2)
+    C(RENAME_EXCHANGE); where the kernel or file system cannot, two renames with a moment in between when O(dest) is
+    missing). O(dest) is never half-written, and on any error it stays as it was.
   - Used by the collection's roles for wheels, code and service programs they install on nodes.
 author:
   - nanoedge.core contributors (!UNKNOWN)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.nanoedge.core.plugins.module_utils import _tree
 from ansible_collections.nanoedge.core.plugins.module_utils._tree import (
     TreeError, build_manifest, check_manifest, differences, pack, parse_mode, replace)
 
@@ -261,7 +262,8 @@ def test_a_file_in_the_way_of_dest_is_named(tmp_path):
     assert (tmp_path / "dest").read_text() == "not a folder"
 
 
-def test_a_failed_swap_puts_the_old_folder_back(tmp_path, installed, monkeypatch):
+@pytest.mark.parametrize("exchange", [True, False], ids=["one-step", "two-renames"])
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path, installed, monkeypatch, exchange):
     dest, manifest, before = installed
     archive = tmp_path / "tree.tar.gz"
     pack(str(tmp_path / "src"), manifest, str(archive))
@@ -272,8 +274,82 @@ def test_a_failed_swap_puts_the_old_folder_back(tmp_path, installed, monkeypatch
             raise OSError(28, "No space left on device")
         real_rename(source, target)
 
+    def no_exchange(first: str, second: str) -> bool:
+        if exchange:
+            raise OSError(28, "No space left on device")
+        return False
+
     monkeypatch.setattr(os, "rename", rename)
-    with pytest.raises(OSError, match="No space left on device"):
+    monkeypatch.setattr(_tree, "_exchange", no_exchange)
+    with pytest.raises(TreeError, match=r"^cannot build the new .*/dest beside it in .*: \[Errno 28\] No space left"):
         replace(str(dest), str(archive), manifest, 0o755)
     assert listing(dest) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "src", "tree.tar.gz"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["one-step", "two-renames"])
+def test_the_new_folder_is_swapped_in_either_way(tmp_path, installed, monkeypatch, exchange):
+    dest, manifest, _before = installed
+    if not exchange:
+        monkeypatch.setattr(_tree, "_exchange", lambda first, second: False)
+    archive = tmp_path / "tree.tar.gz"
+    pack(str(tmp_path / "src"), manifest, str(archive))
+    inode = dest.stat().st_ino
+    replace(str(dest), str(archive), manifest, 0o755)
+    assert (dest / "a.txt").read_text() == "version two\n"
+    assert dest.stat().st_ino != inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "src", "tree.tar.gz"]
+
+
+def test_the_kernel_swaps_two_folders_in_one_step(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "from-a").touch()
+    (tmp_path / "b").mkdir()
+    if not _tree._exchange(str(tmp_path / "a"), str(tmp_path / "b")):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["from-a"]
+    assert list((tmp_path / "a").iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        _tree._exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
+
+
+def test_leftovers_of_a_killed_run_are_removed(tmp_path, installed):
+    dest, manifest, _before = installed
+    (tmp_path / ".dest.new-abcd1234" / "half").mkdir(parents=True)
+    (tmp_path / ".dest.old-abcd1234" / "dest").mkdir(parents=True)
+    (tmp_path / ".other.new-abcd1234").mkdir()
+    archive = tmp_path / "tree.tar.gz"
+    pack(str(tmp_path / "src"), manifest, str(archive))
+    replace(str(dest), str(archive), manifest, 0o755)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.new-abcd1234", "dest", "src", "tree.tar.gz"]
+
+
+def test_set_user_id_survives_the_change_of_owner(tmp_path):
+    src = make_tree(tmp_path / "src")
+    dest = tmp_path / "dest"
+    manifest = build_manifest(str(src), exclude=["__pycache__"], mode=0o4755)
+    archive = str(tmp_path / "tree.tar.gz")
+    pack(str(src), manifest, archive)
+    replace(str(dest), archive, manifest, 0o755, os.getuid(), os.getgid())
+    assert stat.S_IMODE((dest / "sub" / "run.py").stat().st_mode) == 0o4755
+    assert differences(str(dest), manifest, 0o755, os.getuid(), os.getgid()) == {
+        "added": [], "removed": [], "changed": []}
+
+
+def test_a_parent_that_cannot_hold_the_new_folder_is_named(tmp_path):
+    src = make_tree(tmp_path / "src")
+    manifest = build_manifest(str(src))
+    archive = str(tmp_path / "tree.tar.gz")
+    pack(str(src), manifest, archive)
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(TreeError, match=r"^cannot build the new .*/file/dest beside it in .*/file: "):
+        replace(str(tmp_path / "file" / "dest"), archive, manifest, 0o755)
+
+
+def test_dest_with_a_trailing_slash_is_the_same_folder(tmp_path):
+    src = make_tree(tmp_path / "src")
+    manifest = build_manifest(str(src))
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(TreeError, match=r"^dest .*/link exists and is not a folder$"):
+        differences(str(tmp_path / "link") + "/", manifest, 0o755)
