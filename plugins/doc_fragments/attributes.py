@@ -8,7 +8,8 @@ class ModuleDocFragment:
 
     Use C(nanoedge.core.attributes) for the descriptions, then add the support
     levels, either inline or, for fact-gathering modules, with
-    C(nanoedge.core.attributes.facts) and C(nanoedge.core.attributes.facts_module).
+    C(nanoedge.core.attributes.facts) and C(nanoedge.core.attributes.facts_module); a module
+    with an action plugin adds C(nanoedge.core.attributes.action).
     Filters use C(nanoedge.core.attributes.filter) alone.
     """
 
@@ -23,6 +24,14 @@ attributes:
     description:
       - When run twice in a row outside check mode with the same arguments, the second run reports no change.
       - This assumes the state of the target was not changed in between by something else.
+"""
+
+    # With DOCUMENTATION: a module with an action plugin (the module gives the support level).
+    ACTION = r"""
+options: {}
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
 """
 
     FACTS = r"""

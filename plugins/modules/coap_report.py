@@ -27,9 +27,9 @@ author:
   - nanoedge.core contributors (!UNKNOWN)
 extends_documentation_fragment:
   - nanoedge.core.attributes
+  - nanoedge.core.attributes.action
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
     details:
       - The action plugin fills in O(profile) from the host's facts when it is not given.

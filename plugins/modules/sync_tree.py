@@ -23,9 +23,9 @@ author:
   - nanoedge.core contributors (!UNKNOWN)
 extends_documentation_fragment:
   - nanoedge.core.attributes
+  - nanoedge.core.attributes.action
 attributes:
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
     details:
       - The action plugin reads O(src) on the controller and sends the archive only when the node's folder differs.
