@@ -72,6 +72,17 @@ def _check_string_list(value: t.Any, where: str, pattern: t.Optional[t.Pattern[s
     _require(len(set(value)) == len(value), where, "has duplicates")
 
 
+def _check_power_source(source: t.Any) -> None:
+    _require(source in POWER_SOURCES, "power.source", "must be one of %s, got %r" % (", ".join(POWER_SOURCES), source))
+
+
+def _check_network(network: t.Any) -> None:
+    _check_string_list(network, "network")
+    for index, kind in enumerate(network):
+        _require(kind in NETWORK_TYPES, "network[%d]" % index,
+                 "must be one of %s, got %r" % (", ".join(NETWORK_TYPES), kind))
+
+
 def validate_profile(profile: t.Any) -> None:
     """Raise ProfileError naming the first field that breaks Contract 1."""
     _check_keys(profile, "profile", TOP_LEVEL_KEYS)
@@ -105,8 +116,7 @@ def validate_profile(profile: t.Any) -> None:
 
     power = profile["power"]
     _check_keys(power, "power", ("source", "battery_percent", "battery_health", "charging"))
-    _require(power["source"] in POWER_SOURCES, "power.source",
-             "must be one of %s, got %r" % (", ".join(POWER_SOURCES), power["source"]))
+    _check_power_source(power["source"])
     percent = power["battery_percent"]
     _require(percent is None or (_is_number(percent) and 0 <= percent <= 100), "power.battery_percent",
              "must be a number from 0 to 100 or null, got %r" % (percent,))
@@ -116,10 +126,7 @@ def validate_profile(profile: t.Any) -> None:
     _require(power["charging"] is None or isinstance(power["charging"], bool), "power.charging",
              "must be true, false or null, got %r" % (power["charging"],))
 
-    _check_string_list(profile["network"], "network")
-    for index, kind in enumerate(profile["network"]):
-        _require(kind in NETWORK_TYPES, "network[%d]" % index,
-                 "must be one of %s, got %r" % (", ".join(NETWORK_TYPES), kind))
+    _check_network(profile["network"])
     _check_string_list(profile["capabilities"], "capabilities", CAPABILITY_RE)
 
     devices = profile["devices"]
@@ -144,3 +151,38 @@ def validate_profile(profile: t.Any) -> None:
     for key, value in labels.items():
         _require(isinstance(key, str) and isinstance(value, str), "labels",
                  "keys and values must be strings, got %r: %r" % (key, value))
+
+
+PLACEMENT_FACETS = ("capabilities", "power", "network", "arch")
+
+
+def placement_facets(profile: t.Any) -> t.Dict[str, t.Any]:
+    """The part of a profile that placement depends on, in one canonical shape.
+
+    ``{"capabilities": [...], "power": "ac" | "dc" | None, "network": [...],
+    "arch": str | None}``, lists sorted. Everything else in a profile (load,
+    free memory, timestamps, labels) moves on every report and is left out, so
+    two profiles with equal facets give the same inventory groups, the same
+    Swarm node labels and the same reconcile fingerprint.
+
+    Made for a profile that passed validate_profile; a partial profile is
+    accepted too (a missing or null facet is empty), but a facet that is there
+    must follow the schema: ProfileError names it otherwise.
+    """
+    _require(isinstance(profile, dict), "profile", "must be an object, got %s" % type(profile).__name__)
+    capabilities = _present(profile.get("capabilities"), [])
+    _check_string_list(capabilities, "capabilities", CAPABILITY_RE)
+    network = _present(profile.get("network"), [])
+    _check_network(network)
+    power = _present(profile.get("power"), {})
+    _require(isinstance(power, dict), "power", "must be an object, got %s" % type(power).__name__)
+    source = power.get("source")
+    if source is not None:
+        _check_power_source(source)
+    arch = profile.get("arch")
+    _require(arch is None or isinstance(arch, str), "arch", "must be a string, got %r" % (arch,))
+    return {"capabilities": sorted(capabilities), "power": source, "network": sorted(network), "arch": arch}
+
+
+def _present(value: t.Any, empty: t.Any) -> t.Any:
+    return empty if value is None else value

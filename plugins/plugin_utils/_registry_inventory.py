@@ -8,7 +8,11 @@ from __future__ import annotations
 import re
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError, validate_profile
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
+    ProfileError,
+    placement_facets,
+    validate_profile,
+)
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
 
@@ -19,11 +23,12 @@ def group_name(prefix: str, value: str) -> str:
 
 
 def groups_for(profile: t.Mapping[str, t.Any]) -> t.List[str]:
-    """The groups a host joins: cap_*, power_*, net_*, arch_*, in that order."""
-    groups = [group_name("cap", capability) for capability in profile["capabilities"]]
-    groups.append(group_name("power", profile["power"]["source"]))
-    groups.extend(group_name("net", kind) for kind in profile["network"])
-    groups.append(group_name("arch", profile["arch"]))
+    """The groups a valid profile's host joins, from its placement facets: cap_*, power_*, net_*, arch_*, in that order."""
+    facets = placement_facets(profile)
+    groups = [group_name("cap", capability) for capability in facets["capabilities"]]
+    groups.append(group_name("power", facets["power"]))
+    groups.extend(group_name("net", kind) for kind in facets["network"])
+    groups.append(group_name("arch", facets["arch"]))
     return list(dict.fromkeys(groups))
 
 

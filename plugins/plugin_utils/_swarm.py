@@ -18,9 +18,9 @@ import re
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
-    CAPABILITY_RE,
-    NETWORK_TYPES,
     NODE_NAME_RE,
+    ProfileError,
+    placement_facets,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import LABEL_PREFIX as SERVICE_LABEL_PREFIX
 from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import SERVICE_LABEL
@@ -48,37 +48,27 @@ def constraint(node: str) -> str:
 
 
 def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
-    """The Swarm node labels a profile gives its node (all under the ``nanoedge.`` prefix)."""
+    """The Swarm node labels a profile's placement facets give its node (all under the ``nanoedge.`` prefix)."""
     if not isinstance(profile, dict):
         raise SwarmError("the profile must be a dict (Contract 1), got %s" % type(profile).__name__)
     name = node if node is not None else profile.get("node")
     where = "node %r" % (name,)
     if not isinstance(name, str) or not NODE_NAME_RE.match(name):
         raise SwarmError("%s: the node name must match %s" % (where, NODE_NAME_RE.pattern))
+    try:
+        facets = placement_facets(profile)
+    except ProfileError as exc:
+        raise SwarmError("%s: %s" % (where, exc)) from exc
     labels = {NODE_LABEL: name}
-    capabilities = profile.get("capabilities") or []
-    if not isinstance(capabilities, list):
-        raise SwarmError("%s: capabilities must be a list, got %s" % (where, type(capabilities).__name__))
-    for capability in capabilities:
-        if not isinstance(capability, str) or not CAPABILITY_RE.match(capability):
-            raise SwarmError("%s: capability %r must match %s" % (where, capability, CAPABILITY_RE.pattern))
+    for capability in facets["capabilities"]:
         labels["%scap.%s" % (LABEL_PREFIX, capability)] = "true"
-    power = profile.get("power") or {}
-    source = power.get("source") if isinstance(power, dict) else None
-    if source is not None:
-        if source not in ("ac", "dc"):
-            raise SwarmError("%s: power.source must be ac or dc, got %r" % (where, source))
-        labels[LABEL_PREFIX + "power"] = source
-    networks = profile.get("network") or []
-    if not isinstance(networks, list):
-        raise SwarmError("%s: network must be a list, got %s" % (where, type(networks).__name__))
-    for network in networks:
-        if network not in NETWORK_TYPES:
-            raise SwarmError("%s: network %r must be one of %s" % (where, network, ", ".join(NETWORK_TYPES)))
+    if facets["power"] is not None:
+        labels[LABEL_PREFIX + "power"] = facets["power"]
+    for network in facets["network"]:
         labels["%snet.%s" % (LABEL_PREFIX, network)] = "true"
-    arch = profile.get("arch")
+    arch = facets["arch"]
     if arch:
-        if not isinstance(arch, str) or not _ARCH.match(arch):
+        if not _ARCH.match(arch):
             raise SwarmError("%s: arch %r is not a machine name" % (where, arch))
         labels[LABEL_PREFIX + "arch"] = arch
     return dict(sorted(labels.items()))

@@ -36,7 +36,7 @@ def test_service_and_placements() -> None:
 
 @pytest.mark.parametrize("call, message", [
     (lambda: swarm_node_labels.swarm_node_labels({"node": "w4", "power": {"source": "x"}}),
-     "nanoedge.core.swarm_node_labels: node 'w4': power.source must be ac or dc, got 'x'"),
+     "nanoedge.core.swarm_node_labels: node 'w4': power.source: must be one of ac, dc, got 'x'"),
     (lambda: swarm_service.swarm_service({"name": "bot"}),
      "nanoedge.core.swarm_service: service 'bot': the deployment description has no 'node' (use nanoedge.core.deployments)"),
     (lambda: swarm_placements.swarm_placements("spo2"),

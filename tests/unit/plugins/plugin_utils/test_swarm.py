@@ -80,13 +80,13 @@ def test_stale_labels(current: t.Any, expected: t.List[str]) -> None:
     ("w4", None, "the profile must be a dict (Contract 1), got str"),
     ({}, None, "node None: the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
     ({"node": "w4"}, "W4!", "node 'W4!': the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
-    ({"node": "w4", "capabilities": "pom"}, None, "node 'w4': capabilities must be a list, got str"),
+    ({"node": "w4", "capabilities": "pom"}, None, "node 'w4': capabilities: must be a list, got str"),
     ({"node": "w4", "capabilities": ["P O M"]}, None,
-     "node 'w4': capability 'P O M' must match ^[a-z0-9][a-z0-9_.-]{0,62}$"),
-    ({"node": "w4", "power": {"source": "solar"}}, None, "node 'w4': power.source must be ac or dc, got 'solar'"),
+     "node 'w4': capabilities[0]: 'P O M' is not a valid name"),
+    ({"node": "w4", "power": {"source": "solar"}}, None, "node 'w4': power.source: must be one of ac, dc, got 'solar'"),
     ({"node": "w4", "network": ["carrier-pigeon"]}, None,
-     "node 'w4': network 'carrier-pigeon' must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee"),
-    ({"node": "w4", "network": "wifi"}, None, "node 'w4': network must be a list, got str"),
+     "node 'w4': network[0]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'carrier-pigeon'"),
+    ({"node": "w4", "network": "wifi"}, None, "node 'w4': network: must be a list, got str"),
     ({"node": "w4", "arch": "arm v7"}, None, "node 'w4': arch 'arm v7' is not a machine name"),
 ])
 def test_node_labels_errors(profile: t.Any, node: t.Any, message: str) -> None:

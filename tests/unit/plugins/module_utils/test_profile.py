@@ -1,0 +1,101 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The profile schema: its validator and the placement facets every consumer reads."""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
+    PLACEMENT_FACETS,
+    ProfileError,
+    placement_facets,
+    validate_profile,
+)
+
+PROFILE = {
+    "schema": 1, "node": "w4", "collected_at": "2026-11-26T02:30:00Z", "arch": "armv7l", "model": "Pi 3",
+    "cpu": {"cores": 4, "bogomips": 89.6, "load1": 0.31},
+    "memory_mb": {"total": 926, "available": 640},
+    "storage_mb": {"total": 29820, "free": 21033},
+    "power": {"source": "ac", "battery_percent": None, "battery_health": None, "charging": None},
+    "network": ["wifi", "bluetooth"], "capabilities": ["spo2.v1", "pom"],
+    "devices": [{"capability": "pom", "kind": "sensor", "name": "BerryMed BM1000B", "bus": "usb", "id": "0403:6001"}],
+    "labels": {"room": "3"},
+}
+
+
+def changed(**changes: t.Any) -> t.Dict[str, t.Any]:
+    result = copy.deepcopy(PROFILE)
+    result.update(changes)
+    return result
+
+
+def test_a_full_profile_is_valid() -> None:
+    validate_profile(PROFILE)
+
+
+@pytest.mark.parametrize("profile, message", [
+    ("w4", "profile: must be an object, got str"),
+    (changed(schema=2), "schema: must be 1, got 2"),
+    (changed(node="W4"), "node: must match ^[a-z0-9][a-z0-9._-]{0,62}$, got 'W4'"),
+    (changed(gpu=1), "profile: unknown key(s) gpu"),
+    (changed(cpu={"cores": 0, "bogomips": None, "load1": None}), "cpu.cores: must be an integer >= 1, got 0"),
+    (changed(memory_mb={"total": 10, "available": 11}), "memory_mb.available: exceeds memory_mb.total"),
+    (changed(power={"source": "solar", "battery_percent": None, "battery_health": None, "charging": None}),
+     "power.source: must be one of ac, dc, got 'solar'"),
+    (changed(network=["wifi", "smoke"]),
+     "network[1]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'smoke'"),
+    (changed(capabilities=["pom", "Pulse Ox"]), "capabilities[1]: 'Pulse Ox' is not a valid name"),
+    (changed(capabilities=[]), "devices[0].capability: 'pom' is not listed in capabilities"),
+])
+def test_validate_profile_names_the_field(profile: t.Any, message: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        validate_profile(profile)
+    assert str(info.value) == message
+
+
+def test_placement_facets_of_a_full_profile() -> None:
+    assert placement_facets(PROFILE) == {
+        "capabilities": ["pom", "spo2.v1"], "power": "ac", "network": ["bluetooth", "wifi"], "arch": "armv7l"}
+    assert tuple(placement_facets(PROFILE)) == PLACEMENT_FACETS
+
+
+def test_placement_facets_leave_out_what_moves_on_every_report() -> None:
+    drifted = changed(collected_at="2026-11-26T09:00:00Z", cpu={"cores": 4, "bogomips": 89.6, "load1": 3.9},
+                      memory_mb={"total": 926, "available": 12}, storage_mb={"total": 29820, "free": 1},
+                      labels={"room": "ambulance"}, capabilities=["pom", "spo2.v1"], network=["bluetooth", "wifi"])
+    assert placement_facets(drifted) == placement_facets(PROFILE)
+
+
+@pytest.mark.parametrize("profile, expected", [
+    ({"node": "w9"}, {"capabilities": [], "power": None, "network": [], "arch": None}),
+    ({"capabilities": None, "power": None, "network": None, "arch": None},
+     {"capabilities": [], "power": None, "network": [], "arch": None}),
+    ({"power": {}}, {"capabilities": [], "power": None, "network": [], "arch": None}),
+    ({"power": {"source": "dc"}, "capabilities": ["pom"]},
+     {"capabilities": ["pom"], "power": "dc", "network": [], "arch": None}),
+])
+def test_placement_facets_of_a_partial_profile(profile: t.Dict[str, t.Any], expected: t.Dict[str, t.Any]) -> None:
+    assert placement_facets(profile) == expected
+
+
+@pytest.mark.parametrize("profile, message", [
+    (["w4"], "profile: must be an object, got list"),
+    ({"capabilities": "pom"}, "capabilities: must be a list, got str"),
+    ({"capabilities": ["pom", "pom"]}, "capabilities: has duplicates"),
+    ({"capabilities": ["P O M"]}, "capabilities[0]: 'P O M' is not a valid name"),
+    ({"network": "wifi"}, "network: must be a list, got str"),
+    ({"network": ["carrier-pigeon"]},
+     "network[0]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'carrier-pigeon'"),
+    ({"power": "ac"}, "power: must be an object, got str"),
+    ({"power": {"source": "solar"}}, "power.source: must be one of ac, dc, got 'solar'"),
+    ({"arch": 7}, "arch: must be a string, got 7"),
+])
+def test_placement_facets_refuse_a_malformed_facet(profile: t.Any, message: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        placement_facets(profile)
+    assert str(info.value) == message
