@@ -5,9 +5,11 @@ profile to the CoAP profile registries, once. A systemd timer runs it every
 interval with a lease of three intervals, so a registry stays fresh between
 playbook runs and a node that vanishes drops out by itself.
 
-The discovery and reporting code is the collection's own (the code behind
-nanoedge.core.resource_facts and nanoedge.core.coap_report), installed by the
-nanoedge.core.agent role under LIB/ansible_collections/nanoedge/core/plugins/module_utils/.
+The nanoedge.core.agent role installs the collection's module_utils on the
+worker (role nanoedge.core.code) and a short entry point,
+roles/agent/files/nanoedge_agent.py, that imports this module: the discovery
+and reporting code is the one behind nanoedge.core.resource_facts and
+nanoedge.core.coap_report.
 
 Exit status: 0 when at least min_acks registries stored the profile, 1 when
 fewer did, 2 when the configuration or the installation is broken.
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils import _coap, _device_catalog, _discovery
+
 PROG = "nanoedge-agent"
 DEFAULT_CONFIG = "/etc/nanoedge-agent/config.json"
-DEFAULT_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
 
 CONFIG_KEYS = {
     # key: (type, default); None as default means required
@@ -47,21 +49,11 @@ class AgentError(Exception):
     """Broken configuration or installation; the message says what and where."""
 
 
-def load_code(lib: str) -> t.Tuple[t.Any, t.Any, t.Any]:
-    """The collection's module_utils: (_coap, _discovery, _device_catalog)."""
-    if lib not in sys.path:
-        sys.path.insert(0, lib)
-    where = os.path.join(lib, "ansible_collections", "nanoedge", "core", "plugins", "module_utils")
-    try:
-        from ansible_collections.nanoedge.core.plugins.module_utils import _coap, _device_catalog, _discovery
-    except ImportError as exc:
-        raise AgentError("cannot import the discovery and reporting code from %s (%s); "
-                         "install it with the nanoedge.core.agent role" % (where, exc)) from None
+def require_aiocoap() -> None:
     if not _coap.HAS_AIOCOAP:
         raise AgentError("the Python library aiocoap is missing for %s (%s); "
                          "the nanoedge.core.agent role installs it in the agent's virtual environment"
                          % (sys.executable, _coap.AIOCOAP_IMPORT_ERROR))
-    return _coap, _discovery, _device_catalog
 
 
 def load_config(path: str) -> t.Dict[str, t.Any]:
@@ -91,10 +83,10 @@ def load_config(path: str) -> t.Dict[str, t.Any]:
     return config
 
 
-def discover(config: t.Dict[str, t.Any], discovery: t.Any, catalog_code: t.Any) -> t.Tuple[t.Dict[str, t.Any], t.List[str]]:
+def discover(config: t.Dict[str, t.Any]) -> t.Tuple[t.Dict[str, t.Any], t.List[str]]:
     try:
-        catalog = catalog_code.build_catalog(config["device_catalog"])
-        return discovery.discover(catalog=catalog, root=config["root"], storage_path=config["storage_path"],
+        catalog = _device_catalog.build_catalog(config["device_catalog"])
+        return _discovery.discover(catalog=catalog, root=config["root"], storage_path=config["storage_path"],
                                   node=config["node"] or None, capabilities=config["capabilities"],
                                   labels=config["labels"])
     except ValueError as exc:  # CatalogError, DiscoveryError
@@ -102,21 +94,21 @@ def discover(config: t.Dict[str, t.Any], discovery: t.Any, catalog_code: t.Any) 
 
 
 def run(args: argparse.Namespace) -> int:
-    coap, discovery, catalog_code = load_code(args.lib)
+    require_aiocoap()
     config = load_config(args.config)
-    profile, warnings = discover(config, discovery, catalog_code)
+    profile, warnings = discover(config)
     for warning in warnings:
         print("%s: warning: %s" % (PROG, warning), file=sys.stderr)
     if args.print:
         print(json.dumps(profile, indent=2, sort_keys=True))
         return 0
-    settings = coap.ReportSettings(
+    settings = _coap.ReportSettings(
         fmt=config["format"], lifetime=config["lifetime"], timeout=float(config["timeout"]),
         retries=config["retries"], oscore_context=config["oscore_context"] or None,
     )
     try:
-        outcomes = coap.run_report(profile, config["registries"], settings)
-    except (ValueError, coap.CoapError) as exc:
+        outcomes = _coap.run_report(profile, config["registries"], settings)
+    except (ValueError, _coap.CoapError) as exc:
         raise AgentError(str(exc)) from None
     for outcome in outcomes:
         if outcome.stored:
@@ -136,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description="Discover this node's resources and report them once.")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)")
-    parser.add_argument("--lib", default=DEFAULT_LIB,
-                        help="folder holding ansible_collections/nanoedge/core/plugins/module_utils (default %(default)s)")
+    # Read by the entry point, before this module can be imported.
+    parser.add_argument("--lib", help="folder holding ansible_collections/nanoedge/core/plugins/module_utils "
+                                      "(default: lib beside the program)")
     parser.add_argument("--print", action="store_true", help="print the discovered profile instead of reporting it")
     args = parser.parse_args(argv)
     try:
@@ -146,6 +139,3 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         print("%s: %s" % (PROG, exc), file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,33 +1,27 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent program the nanoedge.core.agent role installs: configuration,
-discovery on this machine, and its exit status when registries fail. Its run
-inside a real node is in tests/integration/test_agent_role.py."""
+discovery on this machine, and its exit status when registries fail; and its
+entry point, which finds the collection's code. Its run inside a real node is
+in tests/integration/test_agent_role.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import socket
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.nanoedge.core.plugins.module_utils import _agent as agent
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import validate_profile
 
 PROGRAM = Path(__file__).resolve().parents[4] / "roles" / "agent" / "files" / "nanoedge_agent.py"
 LIB = str(Path(__file__).resolve().parents[7])  # the folder holding ansible_collections
-
-
-def load_agent() -> t.Any:
-    spec = importlib.util.spec_from_file_location("nanoedge_agent", str(PROGRAM))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-agent = load_agent()
 
 
 def write_config(tmp_path: Path, **config: t.Any) -> str:
@@ -87,3 +81,30 @@ def test_exit_status_when_no_registry_stores(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nanoedge-agent: %s: failed: %s: Connection refused" % (dead, dead) in err
     assert err.endswith("nanoedge-agent: 0 of 1 registries stored the profile of n1, fewer than min_acks=1\n")
+
+
+def run_entry_point(*args: str) -> subprocess.CompletedProcess:
+    # Only --lib may tell the program where the code is: not the test runner's PYTHONPATH.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run([sys.executable, str(PROGRAM)] + list(args), capture_output=True, text=True, check=False,
+                          timeout=60, env=env)
+
+
+def test_entry_point_runs_the_package(tmp_path):
+    path = write_config(tmp_path, registries=["coap://m1"], lifetime=900, node="n1")
+    proc = run_entry_point("--config", path, "--lib", LIB, "--print")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["node"] == "n1"
+
+
+@pytest.mark.parametrize("form", ["separate", "joined"])
+def test_entry_point_without_the_code(tmp_path, form):
+    empty = tmp_path / "lib"
+    empty.mkdir()
+    lib_args = ["--lib", str(empty)] if form == "separate" else ["--lib=%s" % empty]
+    proc = run_entry_point("--print", *lib_args)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "nanoedge-agent: cannot import the discovery and reporting code from %s/ansible_collections/nanoedge/core/"
+        "plugins/module_utils (No module named 'ansible_collections'); install it with the nanoedge.core.agent role\n"
+        % empty)
