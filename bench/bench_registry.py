@@ -10,7 +10,8 @@ checks that every acknowledged report is stored, and compares with a
 baseline measured in the same run: the paper's way, a 158 kB profile sent
 block-wise (about 155 blocks of 1024 bytes).
 
-Run from the collection root: ``python bench/bench_registry.py``.
+Run from the collection in its ``ansible_collections/nanoedge/core`` layout
+(``make bench`` does): ``python bench/bench_registry.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import re
 import statistics
 import subprocess
@@ -33,7 +35,9 @@ import cbor2
 from aiocoap.numbers.codes import Code
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = ROOT / "roles" / "registry" / "files" / "nanoedge_registry.py"
+# .../ansible_collections/nanoedge/core -> the folder holding ansible_collections
+COLLECTIONS_PATH = ROOT.parents[2]
+SERVER_MODULE = "ansible_collections.nanoedge.core.plugins.module_utils._registry_server"
 PAPER_PROFILE_BYTES = 158_000  # the paper's profile: 158 kB in 153 block-wise messages
 
 
@@ -69,12 +73,16 @@ def paper_sized_profile(node: str, seq: int) -> t.Dict[str, t.Any]:
 
 class Server:
     def __init__(self, workdir: Path) -> None:
+        if ROOT.parent.parent.name != "ansible_collections":
+            raise SystemExit("run the benchmark from the ansible_collections/nanoedge/core layout (make bench)")
         self.log = workdir / "registry.log"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(COLLECTIONS_PATH)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(SERVER), "--bind", "127.0.0.1", "--port", "0", "--db",
+                [sys.executable, "-m", SERVER_MODULE, "--bind", "127.0.0.1", "--port", "0", "--db",
                  str(workdir / "registry.sqlite"), "--max-lifetime", "3600"],
-                stdout=log, stderr=subprocess.STDOUT)
+                stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             match = re.search(r"ready on udp \[[^\]]+\]:(\d+)", self.log.read_text())

@@ -1,7 +1,8 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Helpers for the registry server tests: the real server program as a
-subprocess, sample profiles (Contract 1) and a small aiocoap client."""
+"""Helpers for the registry server tests: the real server (the collection's
+package ``_registry_server``, run with ``python -m``) as a subprocess, sample
+profiles (Contract 1) and a small aiocoap client."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ import aiocoap
 from aiocoap.numbers.codes import Code
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
-SERVER = COLLECTION_ROOT / "roles" / "registry" / "files" / "nanoedge_registry.py"
+# .../ansible_collections/nanoedge/core -> the folder holding ansible_collections
+COLLECTIONS_PATH = COLLECTION_ROOT.parents[2]
+SERVER_MODULE = "ansible_collections.nanoedge.core.plugins.module_utils._registry_server"
 READY_RE = re.compile(r"ready on udp \[(?P<host>[^\]]+)\]:(?P<port>\d+)")
 
 BASE_PROFILE: t.Dict[str, t.Any] = {
@@ -59,7 +62,7 @@ def etag(value: t.Any) -> bytes:
 
 
 class RegistryServer:
-    """nanoedge_registry.py as a subprocess.
+    """The registry server as a subprocess.
 
     ``extra`` are further server options. ``bind`` is the listening address;
     ``port`` 0 takes a free port, and once started (or when given) the port is
@@ -81,16 +84,14 @@ class RegistryServer:
         self._log_offset = 0
 
     def start(self, timeout: float = 20.0) -> "RegistryServer":
-        if not SERVER.is_file():
-            raise AssertionError("the registry server %s is missing" % SERVER)
         self.db.parent.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*self.prefix, self.python, str(SERVER), "--bind", self.bind, "--port", str(self.port),
+                [*self.prefix, self.python, "-m", SERVER_MODULE, "--bind", self.bind, "--port", str(self.port),
                  "--db", str(self.db), *self.extra],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=server_environment(),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -191,6 +192,12 @@ def run_client(base: str, scenario: t.Callable[[Client], t.Awaitable[t.Any]],
             await context.shutdown()
 
     return asyncio.run(main())
+
+
+def server_environment() -> t.Dict[str, str]:
+    """This environment with the collection under test first on PYTHONPATH."""
+    paths = [str(COLLECTIONS_PATH)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
 def udp_receive_buffer(port: int) -> int:

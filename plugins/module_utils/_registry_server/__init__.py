@@ -1,0 +1,38 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nanoedge.core CoAP profile registry (DESIGN.md, Contract 4).
+
+Workers PUT their resource profile (Contract 1) to ``/profiles/{node}``;
+managers read ``/profiles`` and may observe it. Profiles are validated with
+the collection's one schema (``_profile.py``, loaded by path), kept in SQLite
+(WAL, committed before the response) and expire ``lt`` seconds after their
+last PUT.
+
+Run by hand::
+
+    python3 nanoedge_registry.py --bind 127.0.0.1 --port 5683 --db /tmp/registry.sqlite
+
+Representations: a profile is served as its canonical JSON (keys sorted,
+no whitespace, UTF-8); ``/profiles`` is the canonical JSON object
+node -> profile. The ETag of every representation is the first 8 bytes of
+the SHA-256 of that canonical JSON, so a client can tell whether the stored
+profile equals its own without fetching it (CBOR answers carry the same
+ETag: it names the content, not the encoding).
+
+Security (``--oscore-contexts``): every write must be OSCORE-protected as
+the node written. ``--managers`` also restricts reads: the listed
+identities may GET (and observe) everything, an authenticated worker only
+``/profiles/{its own node}`` (so a reporter can compare before writing);
+``/profiles``, other nodes' profiles and unprotected GETs get 4.01.
+
+Modules: ``codec`` (decoding and the canonical form), ``store`` (SQLite),
+``model`` (leases and the collection), ``resources`` (CoAP), ``server``
+(sockets and the serving loop), ``cli`` (the command line).
+"""
+
+from __future__ import annotations
+
+import logging
+
+PROG = "nanoedge.core.registry"
+LOG = logging.getLogger("nanoedge.registry")

@@ -1,0 +1,81 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The command line of the profile registry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import typing as t
+
+import aiocoap.error
+
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.server import serve
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """@FILE holds one argument per line; blank lines and # comments are skipped."""
+
+    def convert_arg_line_to_args(self, arg_line: str) -> t.List[str]:
+        line = arg_line.strip()
+        return [] if not line or line.startswith("#") else [line]
+
+
+def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
+    parser = _ArgumentParser(
+        prog="nanoedge_registry.py", fromfile_prefix_chars="@",
+        description="nanoedge.core CoAP profile registry (PUT/GET/DELETE /profiles/{node}, GET /profiles)."
+                    " Options can also come from a file, one per line: @FILE.")
+    parser.add_argument("--bind", default="::", help="address to listen on (default: all, IPv6 and IPv4)")
+    parser.add_argument("--port", type=int, default=5683, help="UDP port (default 5683; 0 picks a free one)")
+    parser.add_argument("--db", required=True, help="SQLite database file (created when missing)")
+    parser.add_argument("--default-lifetime", type=int, default=300, metavar="SECONDS",
+                        help="lease when a PUT has no ?lt= (default 300)")
+    parser.add_argument("--max-lifetime", type=int, default=86400, metavar="SECONDS",
+                        help="largest accepted ?lt= (default 86400)")
+    parser.add_argument("--max-body", type=int, default=262144, metavar="BYTES",
+                        help="largest accepted profile, also for block-wise uploads (default 262144)")
+    parser.add_argument("--rcvbuf", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+                        help="UDP receive buffer of the server socket (default 4 MiB)")
+    parser.add_argument("--security", choices=("on", "off"), default=None,
+                        help="OSCORE: on requires --oscore-contexts (default: on when that is given)")
+    parser.add_argument("--oscore-contexts", metavar="DIR",
+                        help="one OSCORE security context per peer: DIR/<node or manager>/settings.json")
+    parser.add_argument("--managers", default="", metavar="ID[,ID...]",
+                        help="with security on, only these OSCORE identities may GET /profiles and any"
+                             " /profiles/{node}; an authenticated worker may still GET its own profile"
+                             " (default: GETs open)")
+    parser.add_argument("--profile-schema", metavar="PATH", help="path of _profile.py (default: found automatically)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    args = parser.parse_args(argv)
+    if args.security is None:
+        args.security = "on" if args.oscore_contexts else "off"
+    if args.security == "on" and not args.oscore_contexts:
+        parser.error("--security on needs --oscore-contexts DIR")
+    if args.default_lifetime < 1 or args.max_lifetime < 1 or args.default_lifetime > args.max_lifetime:
+        parser.error("need 1 <= --default-lifetime <= --max-lifetime")
+    if args.max_body < 1:
+        parser.error("--max-body must be positive")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be from 0 to 65535")
+    return args
+
+
+def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # aiocoap logs every malformed datagram at warning level; a fuzzing or
+    # misconfigured peer must not flood the journal.
+    logging.getLogger("coap-server").setLevel(max(logging.ERROR, logging.getLogger().level))
+    os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
+    try:
+        asyncio.run(serve(args))
+    except (OSError, aiocoap.error.Error) as exc:
+        LOG.error("cannot serve on [%s]:%d: %s", args.bind, args.port, exc)
+        return 1
+    return 0

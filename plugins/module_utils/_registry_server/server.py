@@ -1,0 +1,184 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running the profile registry: the profile schema, OSCORE credentials,
+the server sockets and the serving loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import signal
+import socket
+import typing as t
+from pathlib import Path
+
+import aiocoap
+import aiocoap.error
+
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import ProfilesResource, Settings, build_site
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
+
+SWEEP_INTERVAL = 1.0
+
+
+def _profile_module_candidates(explicit: t.Optional[str]) -> t.List[Path]:
+    candidates = []
+    if explicit:
+        candidates.append(Path(explicit))
+    # The collection's module_utils folder, where this package lives.
+    candidates.append(Path(__file__).resolve().parents[1] / "_profile.py")
+    return candidates
+
+
+def load_profile_schema(explicit: t.Optional[str] = None) -> t.Any:
+    for path in _profile_module_candidates(explicit):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("nanoedge_profile", str(path))
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit("%s: cannot find the profile schema _profile.py (looked in %s)" % (
+        PROG, ", ".join(str(p) for p in _profile_module_candidates(explicit))))
+
+
+def load_credentials(directory: str) -> t.Tuple[t.Any, t.List[str]]:
+    """One OSCORE security context per peer: DIR/<name>/settings.json (+ secret.json)."""
+    from aiocoap.credentials import CredentialsMap
+
+    base = Path(directory)
+    if not base.is_dir():
+        raise SystemExit("%s: --oscore-contexts %s is not a directory" % (PROG, directory))
+    entries = {}
+    names = []
+    for child in sorted(base.iterdir()):
+        if child.is_dir() and ((child / "settings.json").is_file() or (child / "secret.json").is_file()):
+            entries[":" + child.name] = {"oscore": {"basedir": str(child) + "/"}}
+            names.append(child.name)
+    if not names:
+        raise SystemExit("%s: no OSCORE security context (NAME/settings.json) under %s" % (PROG, directory))
+    credentials = CredentialsMap()
+    try:
+        credentials.load_from_dict(entries)
+    except Exception as exc:
+        raise SystemExit("%s: cannot load OSCORE contexts from %s: %s" % (PROG, directory, exc)) from None
+    return credentials, names
+
+
+def tolerate_undecodable_datagrams() -> None:
+    """aiocoap 0.4.17 lets e.g. invalid UTF-8 in a Uri-Path escape its
+    datagram handler as UnicodeDecodeError (a traceback per datagram) instead
+    of its own UnparsableMessage, which it drops quietly: turn the one into
+    the other where the udp6 transport decodes."""
+    from aiocoap import error
+    from aiocoap.transports import udp6
+
+    base = aiocoap.Message
+
+    class TolerantMessage(base):  # type: ignore[misc,valid-type]
+        @classmethod
+        def decode(cls, rawdata: bytes, remote: t.Any = None) -> aiocoap.Message:
+            try:
+                return base.decode(rawdata, remote)
+            except error.UnparsableMessage:
+                raise
+            except Exception as exc:
+                raise error.UnparsableMessage("undecodable datagram: %s" % exc) from None
+
+    if getattr(udp6, "Message", None) is base:
+        udp6.Message = TolerantMessage
+
+
+def server_sockets(context: aiocoap.Context) -> t.List[t.Any]:
+    sockets = []
+    for interface in context.request_interfaces:
+        message_interface = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        transport = getattr(message_interface, "transport", None)
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sockets.append(sock)
+    return sockets
+
+
+def enlarge_receive_buffer(sock: t.Any, size: int) -> int:
+    """Set SO_RCVBUF; as root, SO_RCVBUFFORCE passes net.core.rmem_max."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    try:
+        if force is None:
+            raise PermissionError
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    # Linux reports twice the requested size (bookkeeping overhead).
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+async def serve(args: argparse.Namespace) -> None:
+    schema = load_profile_schema(args.profile_schema)
+    store = Store(args.db)
+    committer = Committer(store)
+    committer.start()
+    registry = Registry(store, committer)
+    registry.load()
+
+    security = args.security == "on"
+    managers = frozenset(m for m in (args.managers or "").split(",") if m)
+    settings = Settings(args.default_lifetime, args.max_lifetime, args.max_body, security, managers)
+    resource = ProfilesResource(registry, schema, settings)
+    site: t.Any = build_site(resource)
+
+    tolerate_undecodable_datagrams()
+    bind = (args.bind, args.port)
+    if security:
+        from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
+
+        credentials, names = load_credentials(args.oscore_contexts)
+        site = OscoreSiteWrapper(site, credentials)
+        transports = ["oscore", "udp6"]
+        LOG.info("OSCORE on: %d security context(s) (%s); GETs %s", len(names), ", ".join(names),
+                 "restricted to " + ", ".join(sorted(managers)) if managers else "open")
+    else:
+        transports = ["udp6"]
+        credentials = None
+    try:
+        context = await aiocoap.Context.create_server_context(
+            site, bind, server_credentials=credentials, transports=transports)
+    except aiocoap.error.ResolutionError:
+        if args.bind != "::":
+            raise
+        # Where IPv6 is switched off (Docker's default networks), "::" is not
+        # routable; the dual-stack socket still serves IPv4 via 0.0.0.0.
+        LOG.warning("IPv6 is not available here, listening on IPv4 only")
+        context = await aiocoap.Context.create_server_context(
+            site, ("0.0.0.0", args.port), server_credentials=credentials, transports=transports)
+
+    for sock in server_sockets(context):
+        effective = enlarge_receive_buffer(sock, args.rcvbuf)
+        if effective < args.rcvbuf:
+            LOG.warning("SO_RCVBUF is %d bytes, asked for %d: raise net.core.rmem_max", effective, args.rcvbuf)
+        host, port = sock.getsockname()[:2]
+        LOG.info("ready on udp [%s]:%d (SO_RCVBUF %d bytes, db %s)", host, port, effective, args.db)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def sweeper() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            registry.expire_due()
+            resource._expire_uploads()
+
+    sweep = loop.create_task(sweeper(), name="registry-sweeper")
+    await stop.wait()
+    LOG.info("shutting down")
+    sweep.cancel()
+    await context.shutdown()
+    await committer.stop()
+    store.close()
