@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The reconcile daemon (roles/reconcile/files/nanoedge_reconcile.py) against
+"""The reconcile daemon (module_utils/_reconcile, run as ``python -m``) against
 real registry servers: what triggers a run and what does not, debouncing,
 the lock, backoff, the plan it reports, and manager failover. The command it
 runs is a small recorder written by each test."""
@@ -23,7 +23,11 @@ from aiocoap.numbers.codes import Code
 
 from _registry_server import COLLECTION_ROOT, Client, RegistryServer, profile, run_client
 
-DAEMON = COLLECTION_ROOT / "roles" / "reconcile" / "files" / "nanoedge_reconcile.py"
+# The daemon as the collection holds it, and the entry point the role installs next to its lib/ folder.
+COLLECTIONS_PATH = COLLECTION_ROOT.parents[2]
+DAEMON = [sys.executable, "-m", "ansible_collections.nanoedge.core.plugins.module_utils._reconcile"]
+DAEMON_ENV = dict(os.environ, PYTHONPATH=str(COLLECTIONS_PATH))
+ENTRY_POINT = COLLECTION_ROOT / "roles" / "reconcile" / "files" / "nanoedge_reconcile.py"
 
 # Records one invocation per line: start and end time, pid, the reason and
 # trigger from the environment. RECORDER_SLEEP, RECORDER_RC and RECORDER_PLAN
@@ -123,13 +127,13 @@ class Daemon:
 
     def start(self, *args: str) -> "Daemon":
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, str(DAEMON), "--config", str(self.config_file), *args],
-                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen([*DAEMON, "--config", str(self.config_file), *args],
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=DAEMON_ENV)
         return self
 
     def run_once(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(DAEMON), "--config", str(self.config_file), "--once", *args],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run([*DAEMON, "--config", str(self.config_file), "--once", *args],
+                              capture_output=True, text=True, timeout=60, check=False, env=DAEMON_ENV)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -682,8 +686,8 @@ def test_bad_configuration_exits_2_naming_the_key(tmp_path, config, message):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     for extra in ((), ("--check-config",)):
-        result = subprocess.run([sys.executable, str(DAEMON), "--config", str(path), *extra],
-                                capture_output=True, text=True, timeout=30, check=False)
+        result = subprocess.run([*DAEMON, "--config", str(path), *extra],
+                                capture_output=True, text=True, timeout=30, check=False, env=DAEMON_ENV)
         assert result.returncode == 2
         assert result.stderr == "nanoedge-reconcile: configuration %s: %s\n" % (path, message)
 
@@ -693,8 +697,28 @@ def test_check_config_accepts_a_valid_configuration(tmp_path):
     path.write_text(json.dumps({"registry": "coap://[::1]", "command": ["ansible-playbook", "site.yml"],
                                 "managers": ["coap://192.0.2.1", "coap://192.0.2.2:5683"],
                                 "self": "coap://192.0.2.2", "state_dir": str(tmp_path / "state")}))
-    result = subprocess.run([sys.executable, str(DAEMON), "--config", str(path), "--check-config"],
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run([*DAEMON, "--config", str(path), "--check-config"],
+                            capture_output=True, text=True, timeout=30, check=False, env=DAEMON_ENV)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "nanoedge-reconcile: configuration %s is valid\n" % path
     assert not (tmp_path / "state").exists()
+
+
+def test_entry_point_runs_the_code_in_its_lib_folder(tmp_path):
+    """The program as the role installs it: the entry point, and the collection's code in lib/ next to it."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"registry": "coap://[::1]", "command": ["true"]}))
+    home = tmp_path / "home"
+    (home / "lib").mkdir(parents=True)
+    program = home / "nanoedge_reconcile.py"
+    program.write_bytes(ENTRY_POINT.read_bytes())
+    command = [sys.executable, str(program), "--config", str(path), "--check-config"]
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False, env=environment)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("nanoedge-reconcile: cannot import the daemon's code from %s (" % (home / "lib"))
+    assert missing.stderr.endswith("); install it with the nanoedge.core.reconcile role\n")
+    (home / "lib" / "ansible_collections").symlink_to(COLLECTIONS_PATH / "ansible_collections")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "nanoedge-reconcile: configuration %s is valid\n" % path

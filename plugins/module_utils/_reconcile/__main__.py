@@ -1,0 +1,12 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``python -m ansible_collections.nanoedge.core.plugins.module_utils._reconcile``."""
+
+from __future__ import annotations
+
+import sys
+
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The reconcile daemon's configuration file: keys, defaults and checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import typing as t
+import urllib.parse
+
+DEFAULT_STATE_DIR = "/var/lib/nanoedge-reconcile"
+DEFAULT_PORT = 5683
+
+# key: (accepted types, default); None as default means required.
+CONFIG_KEYS = {
+    "registry": (str, None),
+    "command": (list, None),
+    "managers": (list, []),
+    "self": ((int, str), None),
+    "state_dir": (str, DEFAULT_STATE_DIR),
+    "lock_file": (str, ""),
+    "plan_file": (str, ""),
+    "log_dir": (str, ""),
+    "keep_runs": (int, 20),
+    "tail_lines": (int, 20),
+    "interval": ((int, float), 30),
+    "debounce": ((int, float), 2),
+    # after the daemon starts, no run for this long: the manager's own registry may have been down with
+    # it and holds profiles from before until the workers report again
+    "settle": ((int, float), 0),
+    "probe_interval": ((int, float), 5),
+    "probe_timeout": ((int, float), 2),
+    "probe_failures": (int, 2),
+    "request_timeout": ((int, float), 10),
+    "command_timeout": ((int, float), 600),
+    "stop_grace": ((int, float), 30),
+    "retry_backoff": ((int, float), 30),
+    "retry_backoff_max": ((int, float), 600),
+    "oscore_context": (str, ""),
+    "environment": (dict, {}),
+}  # type: t.Dict[str, t.Tuple[t.Any, t.Any]]
+
+TYPE_NAMES = {
+    str: "a string", list: "a list", dict: "an object", int: "an integer",
+    (int, float): "a number", (int, str): "an index or a URI",
+}  # type: t.Dict[t.Any, str]
+
+POSITIVE_NUMBERS = ("interval", "debounce", "probe_interval", "probe_timeout", "request_timeout",
+                    "command_timeout", "retry_backoff", "retry_backoff_max")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key at fault."""
+
+
+# Configuration.
+
+def parse_registry_uri(value: t.Any, key: str) -> str:
+    """``coap://host[:port]`` with nothing else; returned normalised with the port."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("%s must be a coap://host[:port] URI, got %r" % (key, value))
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError("%s %r: %s" % (key, value, exc)) from None
+    if parts.scheme != "coap":
+        raise ConfigError("%s %r: the scheme must be coap://" % (key, value))
+    if not parts.hostname:
+        raise ConfigError("%s %r: no host" % (key, value))
+    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("%s %r: give only coap://host[:port]; the registry's paths are fixed" % (key, value))
+    host = "[%s]" % parts.hostname if ":" in parts.hostname else parts.hostname
+    return "coap://%s:%d" % (host, port or DEFAULT_PORT)
+
+
+def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
+    """The configuration with defaults filled in; ConfigError names the first bad key."""
+    if not isinstance(raw, dict):
+        raise ConfigError("must be a JSON object")
+    unknown = sorted(set(raw) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError("unknown key(s) %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(CONFIG_KEYS))))
+    config = {}  # type: t.Dict[str, t.Any]
+    for key, (kind, default) in CONFIG_KEYS.items():
+        if key not in raw:
+            if default is None and key != "self":
+                raise ConfigError("%s is required" % key)
+            config[key] = json.loads(json.dumps(default))
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError("%s must be %s, got %s" % (key, TYPE_NAMES[kind], json.dumps(value)))
+        config[key] = value
+
+    config["registry"] = parse_registry_uri(config["registry"], "registry")
+    command = config["command"]
+    if not command or not all(isinstance(arg, str) for arg in command) or not command[0]:
+        raise ConfigError("command must be a non-empty list of strings (the argv of the reconcile command)")
+    for key in POSITIVE_NUMBERS:
+        if not config[key] > 0:
+            raise ConfigError("%s must be > 0, got %s" % (key, config[key]))
+    for key in ("stop_grace", "settle"):
+        if config[key] < 0:
+            raise ConfigError("%s must be >= 0, got %s" % (key, config[key]))
+    for key in ("keep_runs", "tail_lines", "probe_failures"):
+        if config[key] < 1:
+            raise ConfigError("%s must be >= 1, got %s" % (key, config[key]))
+    if config["retry_backoff_max"] < config["retry_backoff"]:
+        raise ConfigError("retry_backoff_max must be >= retry_backoff (%s), got %s"
+                          % (config["retry_backoff"], config["retry_backoff_max"]))
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in config["environment"].items()):
+        raise ConfigError("environment must map names to strings")
+
+    managers = [parse_registry_uri(uri, "managers[%d]" % index) for index, uri in enumerate(config["managers"])]
+    if len(set(managers)) != len(managers):
+        raise ConfigError("managers lists a URI twice")
+    config["managers"] = managers
+    config["self"] = _self_index(config.get("self"), managers, config["registry"])
+    if not os.path.isabs(config["state_dir"]):
+        raise ConfigError("state_dir must be an absolute path, got %r" % config["state_dir"])
+    config["lock_file"] = config["lock_file"] or os.path.join(config["state_dir"], "reconcile.lock")
+    config["log_dir"] = config["log_dir"] or os.path.join(config["state_dir"], "runs")
+    return config
+
+
+def _self_index(value: t.Any, managers: t.List[str], registry: str) -> t.Optional[int]:
+    """Where this manager stands in ``managers`` (None: no managers, always active)."""
+    if not managers:
+        if value is not None:
+            raise ConfigError("self is set but managers is empty")
+        return None
+    if value is None:
+        if registry in managers:
+            return managers.index(registry)
+        raise ConfigError("self is required: registry %s is not one of managers" % registry)
+    if isinstance(value, int):
+        if not 0 <= value < len(managers):
+            raise ConfigError("self must be an index into managers (0 to %d), got %d" % (len(managers) - 1, value))
+        return value
+    uri = parse_registry_uri(value, "self")
+    if uri not in managers:
+        raise ConfigError("self %s is not one of managers (%s)" % (uri, ", ".join(managers)))
+    return managers.index(uri)
+
+
+def load_config(path: str) -> t.Dict[str, t.Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("cannot read it: %s" % exc) from None
+    return validate_config(raw)
+
