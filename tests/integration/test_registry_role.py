@@ -129,8 +129,9 @@ def test_baremetal_install(docker, manager_container, run_playbook):
     settings = json.loads(sh("cat /var/lib/nanoedge-registry/oscore/wa/settings.json"))
     assert settings == {"sender-id_hex": "", "recipient-id_hex": "01", "secret_hex": keys["secret_a"],
                         "salt_hex": keys["salt"], "id-context_ascii": manager_container}
-    # the one schema, copied from the collection rather than re-described
-    assert sh("cat /opt/nanoedge-registry/_profile.py") == (SCHEMA.read_text().strip())
+    # the one schema, installed with the collection's code rather than re-described
+    assert sh("cat /opt/nanoedge-registry/lib/ansible_collections/nanoedge/core/plugins/module_utils/_profile.py") \
+        == SCHEMA.read_text().strip()
 
     # idempotence, then check mode: nothing to change
     rc, out = run_playbook(playbook, inventory, timeout=600)

@@ -4,7 +4,7 @@
 
 Workers PUT their resource profile (Contract 1) to ``/profiles/{node}``;
 managers read ``/profiles`` and may observe it. Profiles are validated with
-the collection's one schema (``_profile.py``, loaded by path), kept in SQLite
+the collection's one schema (``_profile.py``), kept in SQLite
 (WAL, committed before the response) and expire ``lt`` seconds after their
 last PUT.
 

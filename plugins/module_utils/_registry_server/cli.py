@@ -49,7 +49,6 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
                         help="with security on, only these OSCORE identities may GET /profiles and any"
                              " /profiles/{node}; an authenticated worker may still GET its own profile"
                              " (default: GETs open)")
-    parser.add_argument("--profile-schema", metavar="PATH", help="path of _profile.py (default: found automatically)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
     if args.security is None:

@@ -13,6 +13,7 @@ import aiocoap.resource
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
 
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import CF_CBOR, CF_JSON, CF_TEXT, BadInput, canonical_json, cbor2, decode_body
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
@@ -64,10 +65,9 @@ def authenticated_identity(request: aiocoap.Message) -> t.Optional[str]:
 class ProfilesResource(aiocoap.resource.ObservableResource, aiocoap.resource.PathCapable):
     """``/profiles`` and ``/profiles/{node}``."""
 
-    def __init__(self, registry: Registry, schema: t.Any, settings: Settings) -> None:
+    def __init__(self, registry: Registry, settings: Settings) -> None:
         super().__init__()
         self.registry = registry
-        self.schema = schema
         self.settings = settings
         self._uploads: t.Dict[t.Any, _Upload] = {}
         self._spooled = 0
@@ -127,9 +127,9 @@ class ProfilesResource(aiocoap.resource.ObservableResource, aiocoap.resource.Pat
         if len(path) > 1:
             raise BadInput(Code.NOT_FOUND, "no resource /profiles/%s" % "/".join(path))
         node = path[0] if path else None
-        if node is not None and not self.schema.NODE_NAME_RE.match(node):
+        if node is not None and not NODE_NAME_RE.match(node):
             raise BadInput(Code.BAD_REQUEST, "invalid node name %r in the path: must match %s"
-                           % (node, self.schema.NODE_NAME_RE.pattern))
+                           % (node, NODE_NAME_RE.pattern))
         if request.code == Code.GET:
             return self._get(request, node)
         if node is None:
@@ -305,8 +305,8 @@ class ProfilesResource(aiocoap.resource.ObservableResource, aiocoap.resource.Pat
         self._check_content_format(content_format)
         value = decode_body(body, content_format)
         try:
-            self.schema.validate_profile(value)
-        except self.schema.ProfileError as exc:
+            validate_profile(value)
+        except ProfileError as exc:
             raise BadInput(Code.BAD_REQUEST, "invalid profile: %s" % exc) from None
         if value["node"] != node:
             raise BadInput(Code.BAD_REQUEST, "profile node %r does not match the path /profiles/%s"

@@ -1,13 +1,12 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Running the profile registry: the profile schema, OSCORE credentials,
-the server sockets and the serving loop."""
+"""Running the profile registry: OSCORE credentials, the server sockets and
+the serving loop."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import signal
 import socket
 import typing as t
@@ -22,28 +21,6 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.res
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
 
 SWEEP_INTERVAL = 1.0
-
-
-def _profile_module_candidates(explicit: t.Optional[str]) -> t.List[Path]:
-    candidates = []
-    if explicit:
-        candidates.append(Path(explicit))
-    # The collection's module_utils folder, where this package lives.
-    candidates.append(Path(__file__).resolve().parents[1] / "_profile.py")
-    return candidates
-
-
-def load_profile_schema(explicit: t.Optional[str] = None) -> t.Any:
-    for path in _profile_module_candidates(explicit):
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("nanoedge_profile", str(path))
-            if spec is None or spec.loader is None:
-                continue
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
-    raise SystemExit("%s: cannot find the profile schema _profile.py (looked in %s)" % (
-        PROG, ", ".join(str(p) for p in _profile_module_candidates(explicit))))
 
 
 def load_credentials(directory: str) -> t.Tuple[t.Any, t.List[str]]:
@@ -119,7 +96,6 @@ def enlarge_receive_buffer(sock: t.Any, size: int) -> int:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    schema = load_profile_schema(args.profile_schema)
     store = Store(args.db)
     committer = Committer(store)
     committer.start()
@@ -129,7 +105,7 @@ async def serve(args: argparse.Namespace) -> None:
     security = args.security == "on"
     managers = frozenset(m for m in (args.managers or "").split(",") if m)
     settings = Settings(args.default_lifetime, args.max_lifetime, args.max_body, security, managers)
-    resource = ProfilesResource(registry, schema, settings)
+    resource = ProfilesResource(registry, settings)
     site: t.Any = build_site(resource)
 
     tolerate_undecodable_datagrams()
