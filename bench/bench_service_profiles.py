@@ -36,7 +36,7 @@ if COLLECTION_ROOT.parent.parent.name != "ansible_collections":
 sys.path.insert(0, str(COLLECTION_ROOT.parents[2]))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import DigestCache  # noqa: E402
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import DigestCache  # noqa: E402
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import (  # noqa: E402
     DiscoveryOptions,
     discover,

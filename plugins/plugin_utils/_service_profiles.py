@@ -21,23 +21,29 @@ from ansible_collections.nanoedge.core.plugins.module_utils._requirements import
     normalize_requirements,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import (
+    RegistryClient,
+    parse_registry_url,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
     DigestCache,
+    ImageMetadata,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_http import (
     HttpTransport,
     ImageError,
-    ImageMetadata,
     OciError,
-    RegistryClient,
     RegistryError,
+    make_ssl_context,
+    send,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_select import (
     Selection,
+    glob_to_regex,
     highest_semver,
     is_glob,
-    glob_to_regex,
-    make_ssl_context,
-    parse_registry_url,
     pick_tag,
     resolve_repositories,
     run_bounded,
-    send,
     split_reference,
     validate_repository,
     validate_tag,

@@ -30,10 +30,14 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import (
-    MAX_DOCUMENT_BYTES,
-    DigestCache,
-    HttpTransport,
     RegistryClient,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
+    DigestCache,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_http import (
+    MAX_DOCUMENT_BYTES,
+    HttpTransport,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import (
     DiscoveryError,

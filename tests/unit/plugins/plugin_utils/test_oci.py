@@ -10,17 +10,23 @@ import pytest
 
 from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import (
     MANIFEST_ACCEPT,
-    DigestCache,
-    ImageError,
     RegistryClient,
+    parse_registry_url,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
+    DigestCache,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_http import (
+    ImageError,
     RegistryError,
     Response,
+    next_link,
+    parse_challenge,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_select import (
     Selection,
     glob_to_regex,
     highest_semver,
-    next_link,
-    parse_challenge,
-    parse_registry_url,
     pick_tag,
     resolve_repositories,
     run_bounded,

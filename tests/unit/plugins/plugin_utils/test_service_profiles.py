@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError
-from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import (
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
     DigestCache,
     ImageContent,
     ImageMetadata,
