@@ -20,6 +20,7 @@ unchanged.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import math
 import os
@@ -103,7 +104,37 @@ def parse_registry(url: t.Any) -> Registry:
         raise ValueError("registry %r: user information is not allowed" % (url,))
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("registry %r: give only coap://host[:port]; the paths are fixed (/profiles/{node})" % (url,))
-    return Registry(url=url, host=parts.hostname, port=port or DEFAULT_PORT)
+    if port == 0:
+        raise ValueError("registry %r: port must be from 1 to 65535" % (url,))
+    return Registry(url=url, host=parts.hostname, port=DEFAULT_PORT if port is None else port)
+
+
+def registry_uri(host: t.Any, port: t.Any = DEFAULT_PORT) -> str:
+    """``coap://host:port`` of the registry at ``host`` (a name or an IP address; an IPv6 address gets
+    brackets), checked by parse_registry: the URIs made obey the rule for the URIs given."""
+    if not isinstance(host, str) or not host or any(c.isspace() for c in host):
+        raise ValueError("host %r: must be a host name or an IP address" % (host,))
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ":" in bare:
+        try:
+            ipaddress.IPv6Address(bare)
+        except ValueError:
+            raise ValueError("host %r: has a ':' but is not an IPv6 address (give the port separately)" % (host,)) from None
+    elif bare != host:
+        raise ValueError("host %r: brackets are for IPv6 addresses only" % (host,))
+    number = _port_number(port)
+    uri = "coap://%s" % Registry(url="", host=bare, port=number).authority
+    parse_registry(uri)
+    return uri
+
+
+def _port_number(port: t.Any) -> int:
+    # an inventory or --extra-vars gives the port as text as often as a number
+    text = port.strip() if isinstance(port, str) else ""
+    number = int(text) if text.isascii() and text.isdigit() else port
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
+        raise ValueError("port %r: must be an integer from 1 to 65535" % (port,))
+    return number
 
 
 # --- encoding -----------------------------------------------------------------

@@ -98,20 +98,20 @@ class FakeRegistry(aiocoap.resource.Resource, aiocoap.resource.PathCapable):
         return aiocoap.Message(code=aiocoap.METHOD_NOT_ALLOWED)
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def run_with_registry(test: t.Callable[[FakeRegistry, str], t.Awaitable[t.Any]]) -> t.Any:
+def run_with_registry(test: t.Callable[[FakeRegistry, str], t.Awaitable[t.Any]], host: str = "127.0.0.1") -> t.Any:
     async def main() -> t.Any:
         resource = FakeRegistry()
-        port = free_udp_port()
+        port = free_udp_port(host)
         # The resource is the whole site, so it sees every path, /profiles included.
-        server = await aiocoap.Context.create_server_context(resource, bind=("127.0.0.1", port), transports=["udp6"])
+        server = await aiocoap.Context.create_server_context(resource, bind=(host, port), transports=["udp6"])
         try:
-            return await test(resource, "coap://127.0.0.1:%d" % port)
+            return await test(resource, _coap.registry_uri(host, port))
         finally:
             await server.shutdown()
     return asyncio.run(main())
@@ -311,6 +311,18 @@ def test_fetch_profiles():
     assert sorted(run_with_registry(scenario)) == ["w1", "w2"]
 
 
+@pytest.mark.parametrize("host", ["::1", "127.0.0.1"])
+def test_report_and_fetch_over_ipv6_and_ipv4(host):
+    async def scenario(server, url):
+        outcomes = await _coap.report(make_profile(), [url], FAST)
+        return url, outcomes, await _coap.fetch_profiles(url, timeout=1), server.log
+    url, outcomes, profiles, log = run_with_registry(scenario, host)
+    assert url.startswith("coap://[::1]:" if host == "::1" else "coap://127.0.0.1:")
+    assert [(o.registry, o.action) for o in outcomes] == [(url, "created")]
+    assert list(profiles) == ["w4"]
+    assert [entry[:2] for entry in log] == [("GET", "w4"), ("PUT", "w4"), ("GET", "")]
+
+
 def test_invalid_profile_is_not_sent():
     with pytest.raises(ProfileError, match=r"^cpu.cores: must be an integer >= 1, got 0$"):
         asyncio.run(_coap.report(make_profile(cpu__cores=0), ["coap://127.0.0.1"], FAST))
@@ -337,10 +349,51 @@ def test_parse_registry(url, expected):
     ("coap://u@m1", "registry 'coap://u@m1': user information is not allowed"),
     ("coap://m1:99999", "registry 'coap://m1:99999': Port out of range 0-65535"),
     (5683, "registry 5683: must be a string coap://host[:port]"),
+    ("coap://m1:0", "registry 'coap://m1:0': port must be from 1 to 65535"),
+    ("coap://fd00::1:5683", "registry 'coap://fd00::1:5683': Port could not be cast to integer value as ':1:5683'"),
 ])
 def test_parse_registry_errors(url, message):
     with pytest.raises(ValueError) as info:
         _coap.parse_registry(url)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("host, port, expected", [
+    ("m1", 5683, "coap://m1:5683"),
+    ("172.30.0.11", "5684", "coap://172.30.0.11:5684"),
+    ("fd00::1", 5683, "coap://[fd00::1]:5683"),
+    ("[fd00::1]", 5683, "coap://[fd00::1]:5683"),
+    ("::1", " 6000 ", "coap://[::1]:6000"),
+    ("fe80::1%eth0", 65535, "coap://[fe80::1%eth0]:65535"),
+])
+def test_registry_uri(host, port, expected):
+    uri = _coap.registry_uri(host, port)
+    assert uri == expected
+    assert _coap.parse_registry(uri).authority == expected[len("coap://"):]
+
+
+def test_registry_uri_default_port():
+    assert _coap.registry_uri("::1") == "coap://[::1]:%d" % _coap.DEFAULT_PORT
+
+
+@pytest.mark.parametrize("host, port, message", [
+    ("m1:5684", 5683, "host 'm1:5684': has a ':' but is not an IPv6 address (give the port separately)"),
+    ("[fd00::1]:5683", 5683, "host '[fd00::1]:5683': has a ':' but is not an IPv6 address (give the port separately)"),
+    ("[m1]", 5683, "host '[m1]': brackets are for IPv6 addresses only"),
+    ("", 5683, "host '': must be a host name or an IP address"),
+    ("m 1", 5683, "host 'm 1': must be a host name or an IP address"),
+    (None, 5683, "host None: must be a host name or an IP address"),
+    ("u@m1", 5683, "registry 'coap://u@m1:5683': user information is not allowed"),
+    ("m1", 0, "port 0: must be an integer from 1 to 65535"),
+    ("m1", 65536, "port 65536: must be an integer from 1 to 65535"),
+    ("m1", "x", "port 'x': must be an integer from 1 to 65535"),
+    ("m1", "\u0665", "port '\u0665': must be an integer from 1 to 65535"),
+    ("m1", 5683.0, "port 5683.0: must be an integer from 1 to 65535"),
+    ("m1", False, "port False: must be an integer from 1 to 65535"),
+])
+def test_registry_uri_errors(host, port, message):
+    with pytest.raises(ValueError) as info:
+        _coap.registry_uri(host, port)
     assert str(info.value) == message
 
 
