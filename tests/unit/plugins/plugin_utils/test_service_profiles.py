@@ -13,13 +13,15 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
     ImageMetadata,
     PlatformImage,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._image_profile import (
+    parse_requirements_text,
+    profile_from_image,
+    requirements_from_description,
+)
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import (
     DiscoveryError,
     DiscoveryOptions,
     discover,
-    parse_requirements_text,
-    profile_from_image,
-    requirements_from_description,
 )
 from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import FakeRegistry
 
