@@ -26,6 +26,7 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._registry_inventory 
     groups_for,
     live_profiles,
 )
+from ansible_collections.nanoedge.core.tests.unit.ipv6_registry import ipv6_registry
 
 BASE = {
     "schema": 1, "node": "w4", "collected_at": "2026-11-26T02:30:00Z", "arch": "armv7l", "model": "Pi 3",
@@ -131,6 +132,18 @@ def test_allow_unreachable_adds_nothing_and_warns(tmp_path, monkeypatch):
     assert list(inventory.hosts) == []
     assert warnings == ["nanoedge.core.registry: no registry answered: coap://m1: no answer within 1s "
                         "(gave up after 1 attempts) (no hosts or groups from it)"]
+
+
+def test_ipv6_registry(tmp_path):
+    path = tmp_path / "registry.nanoedge.yml"
+    plugin = inventory_loader.get("nanoedge.core.registry")
+    inventory = InventoryData()
+    with ipv6_registry(copy.deepcopy(ANSWER)) as url:
+        path.write_text(json.dumps({"plugin": "nanoedge.core.registry", "url": [url], "timeout": 2, "retries": 0}))
+        plugin.parse(inventory, DataLoader(), str(path), cache=False)
+    assert url.startswith("coap://[::1]:")
+    assert sorted(inventory.hosts) == ["w1", "w4"]
+    assert inventory.get_host("w4").vars["nanoedge_profile"] == W4
 
 
 def test_bad_url(tmp_path, monkeypatch):

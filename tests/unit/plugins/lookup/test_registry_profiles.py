@@ -11,6 +11,7 @@ from ansible.plugins.loader import lookup_loader
 from ansible_collections.nanoedge.core.plugins.lookup import registry_profiles
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.tests.unit import healthcare
+from ansible_collections.nanoedge.core.tests.unit.ipv6_registry import ipv6_registry
 
 M1 = "coap://172.30.0.11:5683"
 M2 = "coap://172.30.0.12:5683"
@@ -102,3 +103,13 @@ def test_lookup_errors(terms, options, message, monkeypatch):
     with pytest.raises(AnsibleLookupError) as error:
         lookup.run(terms, variables={}, **options)
     assert error.value.message == message
+
+
+def test_ipv6_registry():
+    lookup = lookup_loader.get("nanoedge.core.registry_profiles")
+    with ipv6_registry(live()) as url:
+        result, = lookup.run([], variables={}, registries=["coap://[::1]:9", url], timeout=0.5, retries=0)
+    assert url.startswith("coap://[::1]:")
+    assert result["registry"] == url
+    assert list(result["profiles"]) == ["w1", "w2", "w3", "w4", "w5"]
+    assert [failure.split(": ")[0] for failure in result["failed"]] == ["coap://[::1]:9"]

@@ -15,6 +15,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.modules import coap_report
+from ansible_collections.nanoedge.core.tests.unit.ipv6_registry import ipv6_registry
 
 PROFILE = {
     "schema": 1, "node": "w4", "collected_at": "2026-11-26T02:30:00Z", "arch": "armv7l", "model": "Pi",
@@ -130,6 +131,8 @@ def test_min_acks_zero_never_fails(capsys, monkeypatch):
     ({"registries": [M1, M1]}, "registries lists the same registry twice"),
     ({"registries": ["coap://m1/x"]},
      "registry 'coap://m1/x': give only coap://host[:port]; the paths are fixed (/profiles/{node})"),
+    ({"registries": ["coap://fd00::1:5683"]},
+     "registry 'coap://fd00::1:5683': Port could not be cast to integer value as ':1:5683'"),
     ({"registries": [M1], "timeout": 0}, "timeout must be > 0, got 0.0"),
     ({"registries": [M1], "retries": -1}, "retries must be >= 0, got -1"),
     ({"registries": [M1], "min_acks": 2}, "min_acks must be from 0 to the number of registries (1), got 2"),
@@ -139,6 +142,20 @@ def test_parameter_errors(capsys, monkeypatch, args, message):
     rc, result = run_module(dict({"profile": PROFILE}, **args), capsys, monkeypatch)
     assert rc == 1
     assert result["msg"] == "nanoedge.core.coap_report: " + message
+
+
+def test_reports_to_an_ipv6_registry(capsys):
+    stored: t.Dict[str, t.Any] = {}
+    with ipv6_registry(stored) as url:
+        with patch_module_args({"profile": PROFILE, "registries": [url, "coap://[::1]:9"], "min_acks": 1,
+                                "timeout": 0.5, "retries": 0}):
+            with pytest.raises(SystemExit) as exc:
+                coap_report.main()
+    result = json.loads(capsys.readouterr().out)
+    assert exc.value.code == 0
+    assert [(r["registry"], r["action"], r["code"]) for r in result["registries"]] == [
+        (url, "created", "2.01 Created"), ("coap://[::1]:9", "failed", None)]
+    assert stored == {"w4": PROFILE}
 
 
 def test_invalid_profile(capsys, monkeypatch):
