@@ -42,6 +42,9 @@ except ImportError as exc:  # pragma: no cover - depends on the node
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError, validate_profile
 
 DEFAULT_PORT = 5683
+# Content-Formats (RFC 7252 section 12.3): text/plain;charset=utf-8 carries
+# the registry's diagnostics, JSON and CBOR the profiles.
+CF_TEXT = 0
 CF_JSON = 50
 CF_CBOR = 60
 FORMATS = {"json": CF_JSON, "cbor": CF_CBOR}

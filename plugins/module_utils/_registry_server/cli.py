@@ -13,6 +13,7 @@ import typing as t
 
 import aiocoap.error
 
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import DEFAULT_PORT
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.server import serve
 
@@ -31,7 +32,8 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
         description="nanoedge.core CoAP profile registry (PUT/GET/DELETE /profiles/{node}, GET /profiles)."
                     " Options can also come from a file, one per line: @FILE.")
     parser.add_argument("--bind", default="::", help="address to listen on (default: all, IPv6 and IPv4)")
-    parser.add_argument("--port", type=int, default=5683, help="UDP port (default 5683; 0 picks a free one)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="UDP port (default %(default)s; 0 picks a free one)")
     parser.add_argument("--db", required=True, help="SQLite database file (created when missing)")
     parser.add_argument("--default-lifetime", type=int, default=300, metavar="SECONDS",
                         help="lease when a PUT has no ?lt= (default 300)")

@@ -17,9 +17,7 @@ try:
 except ImportError:  # pragma: no cover - the role always installs cbor2
     cbor2 = None
 
-CF_TEXT = 0
-CF_JSON = 50
-CF_CBOR = 60
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
 
 
 def canonical_json(value: t.Any) -> bytes:

@@ -465,3 +465,9 @@ def test_backoff_grows_with_jitter_and_cap():
         ceiling = min(4.0, 0.5 * 2 ** n)
         assert ceiling / 2 <= delay <= ceiling
     assert len(set(delays)) == len(delays)
+
+
+@pytest.mark.parametrize("name, number", [("CF_TEXT", 0), ("CF_JSON", 50), ("CF_CBOR", 60), ("DEFAULT_PORT", 5683)])
+def test_wire_numbers(name, number):
+    """The numbers RFC 7252 assigns: every CoAP speaker of the collection takes them from _coap."""
+    assert getattr(_coap, name) == number
