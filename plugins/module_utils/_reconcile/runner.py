@@ -1,16 +1,25 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Running the command: its lock, its log files and its end."""
+"""Running the command: one run at a time under the lock, in a session of its
+own with its output in a log file, ended on timeout or stop; and the retries
+after a failure."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import errno
 import fcntl
+import json
 import logging
 import os
+import shlex
 import signal
+import time
 import typing as t
+
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.plan import move_line, plan_outcome, read_plan
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.state import now_iso
 
 LOG = logging.getLogger("nanoedge.reconcile")
 
@@ -100,3 +109,168 @@ async def terminate(proc: t.Any, waiter: t.Any) -> t.Optional[int]:
             return waiter.result()
     return None
 
+
+
+class RunReport(t.NamedTuple):
+    """A finished run as the decision log records it."""
+
+    result: RunResult
+    line: str
+    fields: t.Dict[str, t.Any]
+
+
+class Runner:
+    """The command of the configuration, and what its runs left behind."""
+
+    def __init__(self, config: t.Mapping[str, t.Any], manager: str, stopping: asyncio.Event,
+                 on_start: t.Callable[[], None]) -> None:
+        self.config = config
+        self.manager = manager
+        self.stopping = stopping
+        self.on_start = on_start
+        self.last_run: t.Optional[t.Dict[str, t.Any]] = None
+        self.failures = 0
+        self.next_retry = 0.0
+        self.running = False
+
+    def backoff(self) -> float:
+        """Seconds before retrying after the latest failure: doubling, capped."""
+        return float(min(self.config["retry_backoff"] * (2 ** (self.failures - 1)), self.config["retry_backoff_max"]))
+
+    def _failed(self) -> float:
+        self.failures += 1
+        delay = self.backoff()
+        self.next_retry = time.monotonic() + delay
+        return delay
+
+    async def lock(self) -> t.Union[FileLock, RunResult]:
+        """The lock, held; or, when there is no run, why (a RunResult without rc)."""
+        lock = FileLock(self.config["lock_file"])
+        try:
+            locked = await lock.acquire(self.stopping)
+        except OSError as exc:
+            LOG.error("error: cannot lock %s: %s", self.config["lock_file"], exc)
+            self._failed()
+            return RunResult(None, "cannot lock %s: %s" % (self.config["lock_file"], exc), "")
+        if not locked:
+            return RunResult(None, "stopped while waiting for the lock", "")
+        return lock
+
+    async def run(self, lock: FileLock, reason: str, trigger: t.Dict[str, t.Any]) -> RunReport:
+        """Run the command under ``lock`` (released at the end) and record the outcome."""
+        LOG.info("%s; running %s", reason, os.path.basename(self.config["command"][0]))
+        self.running = True
+        started_wall, started = time.time(), time.monotonic()
+        self.on_start()
+        try:
+            result = await self.run_command(reason, trigger, started_wall)
+        finally:
+            lock.release()
+            self.running = False
+        return self.finish(result, reason, started_wall, time.time(), round(time.monotonic() - started, 3))
+
+    def finish(self, result: RunResult, reason: str, started_wall: float, finished_wall: float,
+               duration: float) -> RunReport:
+        """Record a run (wall clock times): the plan it left, the retry it calls for, its line."""
+        moves: t.List[t.Dict[str, t.Any]] = []
+        unplaced: t.List[t.Dict[str, t.Any]] = []
+        plan_problem: t.Optional[str] = None
+        if self.config["plan_file"]:
+            plan, plan_problem = read_plan(self.config["plan_file"], started_wall)
+            if plan is not None:
+                moves, unplaced = plan_outcome(plan)
+        output_tail = tail(result.log, self.config["tail_lines"]) if result.log else []
+        self.last_run = {"started": now_iso(started_wall), "finished": now_iso(finished_wall), "rc": result.rc,
+                         "reason": reason, "moves": moves, "unplaced": unplaced, "log": result.log,
+                         "duration": duration}
+        if result.rc == 0:
+            self.failures = 0
+            self.next_retry = 0.0
+            line = "run finished rc=0 in %.1f s: %d moved, %d unplaced" % (duration, len(moves), len(unplaced))
+        else:
+            line = "run failed (%s) after %.1f s; retrying in %g s at the earliest" % (
+                result.error or "rc=%s" % result.rc, duration, self._failed())
+        fields = {"reason": reason, "rc": result.rc, "error": result.error or None,
+                  "started": self.last_run["started"], "finished": self.last_run["finished"], "duration": duration,
+                  "moves": moves, "unplaced": unplaced, "plan": self.config["plan_file"] or None,
+                  "plan_problem": plan_problem, "log": result.log, "output_tail": output_tail,
+                  "command": self.config["command"]}
+        return RunReport(result, line, fields)
+
+    @staticmethod
+    def log_details(report: RunReport) -> None:
+        """The journal's lines under a run's decision: the output's end of a failed run, or the plan."""
+        fields = report.fields
+        if report.result.rc != 0:
+            for text in fields["output_tail"][-5:]:
+                LOG.info("  | %s", text)
+        elif fields["plan_problem"]:
+            LOG.warning("%s", fields["plan_problem"])
+        for move in fields["moves"]:
+            LOG.info("%s", move_line(move))
+        for entry in fields["unplaced"]:
+            LOG.info("%s unplaced: %s", entry["service"], entry["why"])
+
+    async def run_command(self, reason: str, trigger: t.Dict[str, t.Any], started_wall: float) -> RunResult:
+        """The command with its reason in the environment and its output in a log file of its own."""
+        argv = self.config["command"]
+        stamp = datetime.datetime.fromtimestamp(started_wall, datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        log_path = os.path.join(self.config["log_dir"], "run-%s.log" % stamp)
+        with open(log_path, "wb") as output:
+            output.write(("# %s %s\n# reason: %s\n" % (now_iso(started_wall), shlex.join(argv), reason)).encode())
+            output.flush()
+            try:
+                # A session of its own: a timeout or a stop ends the whole
+                # process tree (ansible-playbook forks workers), not just argv[0].
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=asyncio.subprocess.STDOUT,
+                    env=self._environment(reason, trigger), start_new_session=True)
+            except OSError as exc:
+                rc, error = _start_failure(argv[0], exc)
+                output.write(("%s\n" % error).encode())
+                return RunResult(rc, error, log_path)
+            rc, error = await self._wait(proc)
+        prune_run_logs(self.config["log_dir"], self.config["keep_runs"])
+        return RunResult(rc, error, log_path)
+
+    def _environment(self, reason: str, trigger: t.Dict[str, t.Any]) -> t.Dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.config["environment"])
+        env["NANOEDGE_RECONCILE_REASON"] = " ".join(reason.split())
+        env["NANOEDGE_RECONCILE_TRIGGER"] = json.dumps(trigger, sort_keys=True)
+        env["NANOEDGE_RECONCILE_MANAGER"] = self.manager
+        if self.config["plan_file"]:
+            env["NANOEDGE_RECONCILE_PLAN_FILE"] = self.config["plan_file"]
+        return env
+
+    async def _wait(self, proc: t.Any) -> t.Tuple[t.Optional[int], str]:
+        waiter = asyncio.ensure_future(proc.wait())
+        stopper = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, timeout=self.config["command_timeout"],
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if waiter.done():
+            return waiter.result(), ""
+        if self.stopping.is_set():
+            grace = self.config["stop_grace"]
+            LOG.info("stopping: letting the running command finish (up to %g s)", grace)
+            done, _pending = await asyncio.wait({waiter}, timeout=grace)
+            if done:
+                return waiter.result(), ""
+            error = "terminated: still running %g s after the stop" % grace
+        else:
+            error = "timed out after %g s (command_timeout)" % self.config["command_timeout"]
+        LOG.warning("%s: %s", shlex.join(self.config["command"][:1]), error)
+        rc = await terminate(proc, waiter)
+        return rc, error
+
+
+def _start_failure(program: str, exc: OSError) -> t.Tuple[int, str]:
+    """(rc, error) as a shell would give them for a command that could not start."""
+    if isinstance(exc, FileNotFoundError):
+        return 127, "command not found: %s" % program
+    if isinstance(exc, PermissionError):
+        return 126, "command not executable: %s" % program
+    return 126, "cannot start %s: %s" % (program, exc)

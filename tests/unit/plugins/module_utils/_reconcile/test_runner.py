@@ -1,15 +1,23 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The run logs and the lock of the reconcile command."""
+"""Running the reconcile command: its log files, its lock, its end, and the decision log line of a run."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
+import sys
+import time
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import FileLock, prune_run_logs, tail
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import validate_config
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import (
+    FileLock, RunResult, Runner, prune_run_logs, tail,
+)
 
 
 def test_old_run_logs_are_pruned_and_the_tail_is_read(tmp_path):
@@ -58,3 +66,67 @@ def test_file_lock_gives_up_when_stopping(tmp_path):
         assert asyncio.run(scenario()) is False
     finally:
         os.close(holder)
+
+
+def make_runner(tmp_path: t.Any, command: t.Sequence[str] = ("true",), **settings: t.Any) -> Runner:
+    config = validate_config(dict({"registry": "coap://m1", "command": list(command), "state_dir": str(tmp_path),
+                                   "plan_file": str(tmp_path / "plan.json")}, **settings))
+    os.makedirs(config["log_dir"], exist_ok=True)
+    return Runner(config, "coap://m1:5683", asyncio.Event(), on_start=lambda: None)
+
+
+PLAN = {"moves": [{"service": "bot", "from": "w2", "to": "w1", "why": "w2 left"}],
+        "unplaced": [{"service": "spo2", "reasons": {"w1": "missing capability pom"}}]}
+
+
+def test_a_successful_run_is_one_line_with_what_the_plan_did(tmp_path):
+    runner = make_runner(tmp_path)
+    runner.failures, runner.next_retry = 2, 99.0
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN))
+    started = time.time()
+    report = runner.finish(RunResult(0, "", ""), "w2 left", started, started + 12.34, 12.34)
+    assert report.line == "run finished rc=0 in 12.3 s: 1 moved, 1 unplaced"
+    assert (runner.failures, runner.next_retry) == (0, 0.0)
+    assert report.fields["moves"] == [{"service": "bot", "from": "w2", "to": "w1", "why": "w2 left"}]
+    assert report.fields["unplaced"] == [{"service": "spo2", "why": "no live node has capability pom"}]
+    assert report.fields["plan_problem"] is None
+    assert runner.last_run["rc"] == 0 and runner.last_run["reason"] == "w2 left"
+
+
+@pytest.mark.parametrize("failures, result, line", [
+    (0, RunResult(4, "", ""), "run failed (rc=4) after 1.5 s; retrying in 30 s at the earliest"),
+    (1, RunResult(4, "", ""), "run failed (rc=4) after 1.5 s; retrying in 60 s at the earliest"),
+    (4, RunResult(None, "timed out after 600 s (command_timeout)", ""),
+     "run failed (timed out after 600 s (command_timeout)) after 1.5 s; retrying in 480 s at the earliest"),
+    (9, RunResult(127, "command not found: ansible-playbook", ""),
+     "run failed (command not found: ansible-playbook) after 1.5 s; retrying in 600 s at the earliest"),
+])
+def test_a_failed_run_is_retried_with_a_doubling_backoff(tmp_path, failures, result, line):
+    runner = make_runner(tmp_path)
+    runner.failures = failures
+    started = time.time()
+    report = runner.finish(result, "w4 joined", started, started + 1.5, 1.5)
+    assert report.line == line
+    assert runner.failures == failures + 1
+    assert report.fields["plan_problem"] == "the command wrote no plan file %s" % (tmp_path / "plan.json")
+
+
+def test_the_command_gets_its_reason_and_its_log_file(tmp_path):
+    script = "import os; print(os.environ['NANOEDGE_RECONCILE_REASON'], os.environ['NANOEDGE_RECONCILE_MANAGER'])"
+    runner = make_runner(tmp_path, [sys.executable, "-c", script], environment={"EXTRA": "1"})
+    result = asyncio.run(runner.run_command("w4   joined\n(pom)", {"event": "change"}, time.time()))
+    assert (result.rc, result.error) == (0, "")
+    assert os.path.dirname(result.log) == str(tmp_path / "runs")
+    assert tail(result.log, 1) == ["w4 joined (pom) coap://m1:5683"]
+
+
+@pytest.mark.parametrize("command, rc, error", [
+    (["/nonexistent/ansible-playbook"], 127, "command not found: /nonexistent/ansible-playbook"),
+    (["/"], 126, "command not executable: /"),
+    ([sys.executable, "-c", "import time; time.sleep(30)"], -15, "timed out after 0.2 s (command_timeout)"),
+])
+def test_a_command_that_cannot_start_or_does_not_end(tmp_path, command, rc, error):
+    runner = make_runner(tmp_path, command, command_timeout=0.2)
+    result = asyncio.run(runner.run_command("forced", {}, time.time()))
+    assert (result.rc, result.error) == (rc, error)
+    assert tail(result.log, 1) == ([error] if rc != -15 else ["# reason: forced"])
