@@ -8,8 +8,8 @@ short_description: The workers to plan for and the profiles to plan with
 version_added: 0.1.0
 author: nanoedge.core contributors (!UNKNOWN)
 description:
-  - Gives the nodes input of the P(nanoedge.core.allocate#filter) filter in the playbook C(nanoedge.core.site): the
-    workers to plan for, in the order given (the order first fit tries nodes in), each with its profile.
+  - Gives the nodes input of the P(nanoedge.core.allocate#filter) filter in the playbook C(nanoedge.core.site), that
+    is the workers to plan for, in the order given (the order first fit tries nodes in), each with its profile.
   - With O(nodes_from=discovery), the workers reached in this run (their C(nanoedge_site_discovered), the result
     step 1 registers, has C(ansible_facts)); each with its live profile from O(live) when the registry has one, else
     the profile this run discovered (C(nanoedge_profile), the fact of M(nanoedge.core.resource_facts)); in check mode
