@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the node
     HAS_AIOCOAP = False
     AIOCOAP_IMPORT_ERROR = "%s: %s" % (type(exc).__name__, exc)
 
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError, validate_profile
 
 DEFAULT_PORT = 5683
@@ -142,10 +143,6 @@ def _port_number(port: t.Any) -> int:
 
 # --- encoding -----------------------------------------------------------------
 
-def encode_json(value: t.Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
 def _cbor_head(major: int, value: int) -> bytes:
     if value < 24:
         return bytes([(major << 5) | value])
@@ -200,7 +197,7 @@ def encode_cbor(value: t.Any) -> bytes:
 def encode_profile(profile: t.Mapping[str, t.Any], fmt: str) -> t.Tuple[bytes, int]:
     if fmt not in FORMATS:
         raise ValueError("format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
-    body = encode_cbor(profile) if fmt == "cbor" else encode_json(profile)
+    body = encode_cbor(profile) if fmt == "cbor" else canonical_json(profile)
     return body, FORMATS[fmt]
 
 

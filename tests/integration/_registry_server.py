@@ -22,6 +22,8 @@ from pathlib import Path
 import aiocoap
 from aiocoap.numbers.codes import Code
 
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
+
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 # .../ansible_collections/nanoedge/core -> the folder holding ansible_collections
 COLLECTIONS_PATH = COLLECTION_ROOT.parents[2]
@@ -53,7 +55,8 @@ def profile(node: str, **changes: t.Any) -> t.Dict[str, t.Any]:
 
 
 def canonical(value: t.Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The form the registry serves a value in: the collection's one canonical JSON."""
+    return canonical_json(value)
 
 
 def etag(value: t.Any) -> bytes:

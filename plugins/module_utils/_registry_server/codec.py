@@ -20,11 +20,6 @@ except ImportError:  # pragma: no cover - the role always installs cbor2
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
 
 
-def canonical_json(value: t.Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
-
 def etag_of(canonical: bytes) -> bytes:
     return hashlib.sha256(canonical).digest()[:8]
 

@@ -13,10 +13,11 @@ import aiocoap.resource
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
 
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON, CF_TEXT
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, canonical_json, cbor2, decode_body
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, cbor2, decode_body
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 
 # RFC 7959 keeps a half-received body for at most EXCHANGE_LIFETIME-ish; this

@@ -20,6 +20,7 @@ import aiocoap
 import aiocoap.resource
 
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError
 
 
@@ -148,7 +149,7 @@ def test_requests_on_the_wire():
         await _coap.report(make_profile(capabilities=["pom", "bot"]), [url], FAST._replace(fmt="cbor"))
         return server.log, server.profiles
     log, profiles = run_with_registry(scenario)
-    body = len(_coap.encode_json(make_profile()))
+    body = len(canonical_json(make_profile()))
     assert [entry[:4] for entry in log] == [
         ("GET", "w4", None, None), ("PUT", "w4", "lt=90", 50),
         ("GET", "w4", None, None),  # unchanged and renew=False: nothing sent
@@ -279,7 +280,7 @@ class Relay(asyncio.DatagramProtocol):
 
 def test_block1_uses_1024_byte_blocks():
     big = make_profile(labels={"k%03d" % i: "v" * 40 for i in range(200)})
-    body = _coap.encode_json(big)
+    body = canonical_json(big)
 
     async def scenario(server, url):
         port = int(url.rsplit(":", 1)[1])
