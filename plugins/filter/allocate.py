@@ -193,11 +193,27 @@ _value:
           type: dict
           sample: {"w1": "missing capability xr", "w2": "needs 2048 MB memory, has 512",
                    "w4": "needs 2 cores, 1 left after spo2, hrv"}
+        causes:
+          description:
+            - The same reasons as data, for programs that must not read English: one entry per distinct cause,
+              with the nodes (in the given order) it applies to. Together they name every node once.
+            - C(code) is V(replica) (the node already runs a replica; C(service)), V(capability) (C(missing),
+              the capabilities the node lacks), V(cpu), V(memory) or V(storage) (C(needs), what is left C(has),
+              and when other services took the room C(after), the first five of them, and C(more), how many
+              others), V(power) or V(network) (C(needs), what the node C(has)), V(battery) (C(needs) in percent,
+              the node's level C(has), V(null) when unknown) or V(fits) (the node could take it).
+            - In very large results these lists are shared like RV(unplaced[].reasons).
+          type: list
+          elements: dict
+          sample: [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]},
+                   {"code": "memory", "needs": 2048, "has": 512, "nodes": ["w2"]},
+                   {"code": "cpu", "needs": 2, "has": 1, "after": ["spo2", "hrv"], "nodes": ["w4"]}]
         missing:
           description: How many replicas of the service are not placed (V(1) for a service without replicas).
           type: int
           sample: 1
-      sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"}, "missing": 1}]
+      sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"},
+                "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}], "missing": 1}]
     remaining:
       description: Every node to the CPU cores, memory (MB) and storage (MB) left after the placement.
       type: dict

@@ -83,7 +83,8 @@ _value:
       description: As the allocation returned it (Contract 3).
       type: list
       elements: dict
-      sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"}, "missing": 1}]
+      sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"},
+                "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}], "missing": 1}]
     remaining:
       description: As the allocation returned it (Contract 3).
       type: dict

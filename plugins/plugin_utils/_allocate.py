@@ -38,6 +38,7 @@ import math
 import typing as t
 from collections.abc import Mapping
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import Cause, capacity_cause, cause_text
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NETWORK_TYPES, NODE_NAME_RE, POWER_SOURCES
 from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError, normalize_requirements
 
@@ -49,7 +50,6 @@ FITS = "fits"
 SHARE_REASONS_ABOVE = 1000000
 PLACED = "placed"
 _SCALE = 1000000
-_NAMES_SHOWN = 5
 
 Signature = t.Tuple[t.Tuple[str, ...], str, str, int]
 Demand = t.Tuple[int, int, int]
@@ -119,10 +119,6 @@ def from_milli(value: int) -> t.Union[int, float]:
     if value % _SCALE == 0:
         return value // _SCALE
     return value / _SCALE
-
-
-def _show(value: int) -> str:
-    return str(from_milli(value))
 
 
 def _is_number(value: t.Any) -> bool:
@@ -355,38 +351,36 @@ class State:
         return len(self.assigned.get(service.name, ()))
 
     def reason(self, service: Service, index: int) -> t.Optional[str]:
+        """The text of ``cause``, or None when the node can take one more replica."""
+        cause = self.cause(service, index)
+        return None if cause is None else cause_text(cause)
+
+    def cause(self, service: Service, index: int) -> t.Optional[Cause]:
         """The first reason, in Algorithm 1's order of checks, why the node cannot take one more replica."""
         node = self.nodes[index]
         if index in self.assigned.get(service.name, ()):
-            return "already runs a replica of %s" % service.name
+            return {"code": "replica", "service": service.name}
         missing = [capability for capability in service.capabilities if capability not in node.capabilities]
         if missing:
-            return "missing capabilit%s %s" % ("y" if len(missing) == 1 else "ies", ", ".join(missing))
+            return {"code": "capability", "missing": missing}
         if service.cpu > self.cpu[index]:
-            return "needs %s core%s, %s" % (_show(service.cpu), "" if service.cpu == _SCALE else "s",
-                                            self._left(index, self.cpu[index], node.cpu))
+            return self._capacity("cpu", service.cpu, index, self.cpu[index], node.cpu)
         if service.memory > self.memory[index]:
-            return "needs %s MB memory, %s" % (_show(service.memory), self._left(index, self.memory[index], node.memory))
+            return self._capacity("memory", service.memory, index, self.memory[index], node.memory)
         if service.power and service.power != node.power:
-            return "needs %s power, runs on %s" % (service.power, node.power)
+            return {"code": "power", "needs": service.power, "has": node.power}
         if service.min_battery and not _battery_ok(service.min_battery, node):
-            level = "battery level unknown" if node.battery is None else "has %s%%" % _show(_milli_down(node.battery))
-            return "needs battery at %s%% or more, %s" % (_show(service.min_battery), level)
+            level = None if node.battery is None else from_milli(_milli_down(node.battery))
+            return {"code": "battery", "needs": from_milli(service.min_battery), "has": level}
         if service.network and service.network not in node.network:
-            return "needs %s network, has %s" % (service.network, ", ".join(sorted(node.network)) or "none")
+            return {"code": "network", "needs": service.network, "has": sorted(node.network)}
         if service.storage > self.storage[index]:
-            return "needs %s MB storage, %s" % (_show(service.storage),
-                                                self._left(index, self.storage[index], node.storage))
+            return self._capacity("storage", service.storage, index, self.storage[index], node.storage)
         return None
 
-    def _left(self, index: int, left: int, total: int) -> str:
-        hosted = self.hosted[index]
-        if not hosted or left == total:
-            return "has %s" % _show(left)
-        names = ", ".join(hosted[:_NAMES_SHOWN])
-        if len(hosted) > _NAMES_SHOWN:
-            names += " and %d more" % (len(hosted) - _NAMES_SHOWN)
-        return "%s left after %s" % (_show(left), names)
+    def _capacity(self, code: str, needs: int, index: int, left: int, total: int) -> Cause:
+        # Name what took the room only when something did.
+        return capacity_cause(code, from_milli(needs), from_milli(left), self.hosted[index] if left != total else ())
 
     def nodes_used(self) -> int:
         return sum(1 for names in self.hosted if names)
@@ -560,7 +554,7 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
     placements: t.Dict[str, str] = {}
     replica_nodes: t.Dict[str, t.List[str]] = {}
     unplaced: t.List[t.Dict[str, t.Any]] = []
-    shared_reasons: t.Dict[t.Tuple[Key, t.Tuple[int, ...]], t.Dict[str, str]] = {}
+    shared: t.Dict[t.Tuple[Key, t.Tuple[int, ...]], t.Tuple[t.Dict[str, str], t.List[Cause]]] = {}
     # Separate copies read best (YAML dumps of shared dicts show anchors), but tens of thousands of copies of
     # thousands of entries would take gigabytes; past SHARE_REASONS_ABOVE entries identical ones are shared.
     unplaced_count = sum(1 for service in outcome.services
@@ -575,13 +569,13 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
         if missing:
             # Services with the same requirements that failed on the same nodes get the same explanation.
             cache_key = (service.key, tuple(where))
-            reasons = shared_reasons.get(cache_key)
-            if reasons is None:
-                reasons = {names[index]: state.reason(service, index) or FITS for index in range(len(names))}
-                shared_reasons[cache_key] = reasons
+            explained = shared.get(cache_key)
+            if explained is None:
+                explained = shared[cache_key] = _explained(state, service, names)
             elif not share:
-                reasons = dict(reasons)
-            unplaced.append({"service": service.name, "reasons": reasons, "missing": missing})
+                explained = (dict(explained[0]), [dict(cause, nodes=list(cause["nodes"])) for cause in explained[1]])
+            reasons, causes = explained
+            unplaced.append({"service": service.name, "reasons": reasons, "causes": causes, "missing": missing})
     result: t.Dict[str, t.Any] = {
         "strategy": outcome.strategy,
         "placements": placements,
@@ -597,6 +591,21 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
     if outcome.optimal is not None:
         result["optimal"] = outcome.optimal
     return result
+
+
+def _explained(state: State, service: Service, names: t.Sequence[str]) -> t.Tuple[t.Dict[str, str], t.List[Cause]]:
+    """(node -> reason text, the distinct causes each with its nodes, in node order) for an unplaced service."""
+    reasons: t.Dict[str, str] = {}
+    causes: t.Dict[str, Cause] = {}
+    for index, name in enumerate(names):
+        cause = state.cause(service, index) or {"code": "fits"}
+        # Equal texts are equal causes, and a text is cheaper to key on than a nested dict.
+        text = reasons[name] = cause_text(cause)
+        if text in causes:
+            causes[text]["nodes"].append(name)
+        else:
+            causes[text] = dict(cause, nodes=[name])
+    return reasons, list(causes.values())
 
 
 def _moves(services: t.Sequence[Service], current: t.Mapping[str, t.Sequence[str]],

@@ -1,8 +1,9 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a run of the site playbook tells its operator: the plan document
-(Contract 3 plus what produced it), the placement table with a reason per
-service, and a picture of the cluster. Controller only.
+(the allocation result plus what produced it; its keys are in module_utils
+``_plan``), the placement table with a reason per service, and a picture of
+the cluster. Controller only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 import typing as t
 from xml.sax.saxutils import escape
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
+    CARRIED_KEYS,
+    PLAN_NODE_FIELDS,
+    PLAN_SERVICE_FIELDS,
+    RESULT_KEYS,
+)
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
     FITS,
     PLACED,
@@ -18,8 +25,6 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
     parse_current,
 )
 
-CONTRACT_KEYS = ("strategy", "placements", "by_node", "unplaced", "remaining")
-NODE_FIELDS = ("model", "arch", "capabilities", "cpu", "memory_mb", "storage_mb", "power", "network")
 _STRATEGY_WHY = {
     "first_fit": "first node in order that fits",
     "best_fit": "fits with the least capacity left",
@@ -126,9 +131,9 @@ def explain_moves(moves: t.Sequence[t.Mapping[str, t.Any]], services: t.Sequence
 
 def plan_report(plan: t.Any, services: t.Any, nodes: t.Any, current: t.Any = None, registry: t.Any = None,
                 critical: t.Any = None) -> t.Dict[str, t.Any]:
-    """The plan file: Contract 3's keys as allocate returned them, plus what the run was based on."""
-    if not isinstance(plan, dict) or any(key not in plan for key in CONTRACT_KEYS):
-        raise ReportError("plan must be the result of nanoedge.core.allocate (keys %s)" % ", ".join(CONTRACT_KEYS))
+    """The plan file: the allocation result's keys as allocate returned them, plus what the run was based on."""
+    if not isinstance(plan, dict) or any(key not in plan for key in RESULT_KEYS):
+        raise ReportError("plan must be the result of nanoedge.core.allocate (keys %s)" % ", ".join(RESULT_KEYS))
     if not isinstance(services, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
                                                  for s in services):
         raise ReportError("services must be a list of service profiles, each with a name")
@@ -140,8 +145,8 @@ def plan_report(plan: t.Any, services: t.Any, nodes: t.Any, current: t.Any = Non
                           % (", ".join(unknown), ", ".join(sorted(known))))
     critical_names |= {s["name"] for s in services if s.get("critical") is True}
     node_list = _node_list(nodes)
-    document = {key: plan[key] for key in CONTRACT_KEYS}
-    for key in ("replica_nodes", "placed", "moves"):
+    document = {key: plan[key] for key in RESULT_KEYS}
+    for key in CARRIED_KEYS:
         if key in plan:
             document[key] = plan[key]
     if document.get("moves"):
@@ -153,11 +158,16 @@ def plan_report(plan: t.Any, services: t.Any, nodes: t.Any, current: t.Any = Non
         "critical_unplaced": [name for name in unplaced_names if name in critical_names],
         "registry": registry,
         "current": dict(current or {}),
-        "services": {s["name"]: {"image": s.get("image"), "digest": s.get("digest"),
-                                 "requires": s.get("requires") or {}} for s in services},
-        "nodes": {p["node"]: {k: p.get(k) for k in NODE_FIELDS} for p in node_list},
+        "services": {s["name"]: _service_fields(s) for s in services},
+        "nodes": {p["node"]: {k: p.get(k) for k in PLAN_NODE_FIELDS} for p in node_list},
     })
     return document
+
+
+def _service_fields(service: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    fields = {key: service.get(key) for key in PLAN_SERVICE_FIELDS}
+    fields["requires"] = fields["requires"] or {}
+    return fields
 
 
 def _columns(rows: t.Sequence[t.Sequence[str]]) -> t.List[str]:

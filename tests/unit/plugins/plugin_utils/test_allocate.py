@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import cause_text
 from ansible_collections.nanoedge.core.plugins.plugin_utils import _allocate
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
     AllocationError,
@@ -73,37 +74,60 @@ def test_healthcare_second_oximeter_service_too_many_explained():
     result = allocate(services, healthcare.workers())
     assert result["unplaced"] == [{"service": "ecg", "missing": 1, "reasons": {
         "w1": "missing capability pom", "w2": "missing capability pom", "w3": "missing capability pom",
-        "w4": "needs 2 cores, 1 left after spo2, hrv, hr", "w5": "missing capability pom"}}]
+        "w4": "needs 2 cores, 1 left after spo2, hrv, hr", "w5": "missing capability pom"}, "causes": [
+        {"code": "capability", "missing": ["pom"], "nodes": ["w1", "w2", "w3", "w5"]},
+        {"code": "cpu", "needs": 2, "has": 1, "after": ["spo2", "hrv", "hr"], "nodes": ["w4"]}]}]
 
 
 # --------------------------------------------------------------------------- every requirement kind
 
-@pytest.mark.parametrize("requires, target, reason", [
-    ({"capabilities": ["pom"]}, node("w1", ["bot"]), "missing capability pom"),
-    ({"capabilities": ["pom", "xr"]}, node("w1", ["bot"]), "missing capabilities pom, xr"),
-    ({"capabilities": ["pom", "xr"]}, node("w1", ["pom"]), "missing capability xr"),
-    ({"cpu": 2}, node("w1", cores=1), "needs 2 cores, has 1"),
-    ({"cpu": 1}, node("w1", cores=0), "needs 1 core, has 0"),
-    ({"cpu": 0.5}, node("w1", cores=0.25), "needs 0.5 cores, has 0.25"),
-    ({"memory_mb": 2048}, node("w1", memory=512), "needs 2048 MB memory, has 512"),
-    ({"storage_mb": 100}, node("w1", storage=20), "needs 100 MB storage, has 20"),
-    ({"power": "ac"}, node("w1", power="dc", battery=90), "needs ac power, runs on dc"),
-    ({"power": "dc"}, node("w1"), "needs dc power, runs on ac"),
-    ({"network": "bluetooth"}, node("w1", network=["ethernet", "wifi"]), "needs bluetooth network, has ethernet, wifi"),
-    ({"network": "wban"}, node("w1", network=[]), "needs wban network, has none"),
-    ({"min_battery_percent": 30}, node("w1", power="dc", battery=12), "needs battery at 30% or more, has 12%"),
-    ({"min_battery_percent": 30}, node("w1", power="dc", battery=None), "needs battery at 30% or more, battery level unknown"),
+@pytest.mark.parametrize("requires, target, reason, cause", [
+    ({"capabilities": ["pom"]}, node("w1", ["bot"]), "missing capability pom",
+     {"code": "capability", "missing": ["pom"]}),
+    ({"capabilities": ["pom", "xr"]}, node("w1", ["bot"]), "missing capabilities pom, xr",
+     {"code": "capability", "missing": ["pom", "xr"]}),
+    ({"capabilities": ["pom", "xr"]}, node("w1", ["pom"]), "missing capability xr",
+     {"code": "capability", "missing": ["xr"]}),
+    ({"cpu": 2}, node("w1", cores=1), "needs 2 cores, has 1",
+     {"code": "cpu", "needs": 2, "has": 1}),
+    ({"cpu": 1}, node("w1", cores=0), "needs 1 core, has 0",
+     {"code": "cpu", "needs": 1, "has": 0}),
+    ({"cpu": 0.5}, node("w1", cores=0.25), "needs 0.5 cores, has 0.25",
+     {"code": "cpu", "needs": 0.5, "has": 0.25}),
+    ({"memory_mb": 2048}, node("w1", memory=512), "needs 2048 MB memory, has 512",
+     {"code": "memory", "needs": 2048, "has": 512}),
+    ({"storage_mb": 100}, node("w1", storage=20), "needs 100 MB storage, has 20",
+     {"code": "storage", "needs": 100, "has": 20}),
+    ({"power": "ac"}, node("w1", power="dc", battery=90), "needs ac power, runs on dc",
+     {"code": "power", "needs": "ac", "has": "dc"}),
+    ({"power": "dc"}, node("w1"), "needs dc power, runs on ac",
+     {"code": "power", "needs": "dc", "has": "ac"}),
+    ({"network": "bluetooth"}, node("w1", network=["ethernet", "wifi"]), "needs bluetooth network, has ethernet, wifi",
+     {"code": "network", "needs": "bluetooth", "has": ["ethernet", "wifi"]}),
+    ({"network": "wban"}, node("w1", network=[]), "needs wban network, has none",
+     {"code": "network", "needs": "wban", "has": []}),
+    ({"min_battery_percent": 30}, node("w1", power="dc", battery=12), "needs battery at 30% or more, has 12%",
+     {"code": "battery", "needs": 30, "has": 12}),
+    ({"min_battery_percent": 30}, node("w1", power="dc", battery=None), "needs battery at 30% or more, battery level unknown",
+     {"code": "battery", "needs": 30, "has": None}),
     # Algorithm 1's order: capability before cores before memory before power, network, storage
-    ({"capabilities": ["pom"], "cpu": 9, "memory_mb": 9999}, node("w1"), "missing capability pom"),
-    ({"cpu": 9, "memory_mb": 9999, "storage_mb": 99999}, node("w1"), "needs 9 cores, has 4"),
-    ({"memory_mb": 9999, "power": "dc", "storage_mb": 99999}, node("w1"), "needs 9999 MB memory, has 1024"),
-    ({"power": "dc", "network": "wban", "storage_mb": 99999}, node("w1"), "needs dc power, runs on ac"),
-    ({"network": "wban", "storage_mb": 99999}, node("w1"), "needs wban network, has wifi"),
+    ({"capabilities": ["pom"], "cpu": 9, "memory_mb": 9999}, node("w1"), "missing capability pom",
+     {"code": "capability", "missing": ["pom"]}),
+    ({"cpu": 9, "memory_mb": 9999, "storage_mb": 99999}, node("w1"), "needs 9 cores, has 4",
+     {"code": "cpu", "needs": 9, "has": 4}),
+    ({"memory_mb": 9999, "power": "dc", "storage_mb": 99999}, node("w1"), "needs 9999 MB memory, has 1024",
+     {"code": "memory", "needs": 9999, "has": 1024}),
+    ({"power": "dc", "network": "wban", "storage_mb": 99999}, node("w1"), "needs dc power, runs on ac",
+     {"code": "power", "needs": "dc", "has": "ac"}),
+    ({"network": "wban", "storage_mb": 99999}, node("w1"), "needs wban network, has wifi",
+     {"code": "network", "needs": "wban", "has": ["wifi"]}),
 ])
-def test_each_requirement_kind_blocks_with_its_reason(requires, target, reason):
+def test_each_requirement_kind_blocks_with_its_reason(requires, target, reason, cause):
     result = allocate([svc("s", **requires)], [target])
     assert result["placements"] == {}
-    assert result["unplaced"] == [{"service": "s", "reasons": {"w1": reason}, "missing": 1}]
+    assert result["unplaced"] == [{"service": "s", "reasons": {"w1": reason}, "causes": [dict(cause, nodes=["w1"])],
+                                   "missing": 1}]
+    assert cause_text(cause) == reason
 
 
 @pytest.mark.parametrize("requires, target", [
@@ -137,9 +161,12 @@ def test_reason_names_the_services_that_used_the_capacity():
                 svc("fat", memory_mb=500), svc("disk", storage_mb=20000)]
     result = allocate(services, [node("w1", cores=4, memory=700)])
     assert result["unplaced"] == [
-        {"service": "big", "reasons": {"w1": "needs 2 cores, 1 left after spo2, hrv"}, "missing": 1},
-        {"service": "fat", "reasons": {"w1": "needs 500 MB memory, 100 left after spo2, hrv"}, "missing": 1},
-        {"service": "disk", "reasons": {"w1": "needs 20000 MB storage, has 10000"}, "missing": 1},
+        {"service": "big", "reasons": {"w1": "needs 2 cores, 1 left after spo2, hrv"}, "missing": 1,
+         "causes": [{"code": "cpu", "needs": 2, "has": 1, "after": ["spo2", "hrv"], "nodes": ["w1"]}]},
+        {"service": "fat", "reasons": {"w1": "needs 500 MB memory, 100 left after spo2, hrv"}, "missing": 1,
+         "causes": [{"code": "memory", "needs": 500, "has": 100, "after": ["spo2", "hrv"], "nodes": ["w1"]}]},
+        {"service": "disk", "reasons": {"w1": "needs 20000 MB storage, has 10000"}, "missing": 1,
+         "causes": [{"code": "storage", "needs": 20000, "has": 10000, "nodes": ["w1"]}]},
     ]
 
 
@@ -147,16 +174,22 @@ def test_identical_explanations_are_separate_dicts(monkeypatch):
     first, second = allocate([svc("a", cpu=9), svc("b", cpu=9)], [node("w1")])["unplaced"]
     assert first["reasons"] == second["reasons"] == {"w1": "needs 9 cores, has 4"}
     assert first["reasons"] is not second["reasons"]
+    assert first["causes"] == second["causes"] == [{"code": "cpu", "needs": 9, "has": 4, "nodes": ["w1"]}]
+    assert first["causes"] is not second["causes"] and first["causes"][0] is not second["causes"][0]
+    assert first["causes"][0]["nodes"] is not second["causes"][0]["nodes"]
     # huge results share them instead of holding thousands of copies
     monkeypatch.setattr(_allocate, "SHARE_REASONS_ABOVE", 1)
     first, second = allocate([svc("a", cpu=9), svc("b", cpu=9)], [node("w1")])["unplaced"]
     assert first["reasons"] is second["reasons"]
+    assert first["causes"] is second["causes"]
 
 
 def test_reason_lists_at_most_five_services():
     services = [svc("s%d" % i, cpu=1) for i in range(8)] + [svc("late", cpu=1)]
     result = allocate(services, [node("w1", cores=8)])
     assert result["unplaced"][0]["reasons"] == {"w1": "needs 1 core, 0 left after s0, s1, s2, s3, s4 and 3 more"}
+    assert result["unplaced"][0]["causes"] == [
+        {"code": "cpu", "needs": 1, "has": 0, "after": ["s0", "s1", "s2", "s3", "s4"], "more": 3, "nodes": ["w1"]}]
 
 
 def test_fractions_add_up_exactly():
@@ -218,7 +251,7 @@ def test_inputs_are_not_mutated():
 def test_empty_input():
     assert allocate([], []) == {"strategy": "first_fit", "placements": {}, "by_node": {}, "unplaced": [],
                                 "remaining": {}, "replica_nodes": {}, "placed": 0, "moves": []}
-    assert allocate([svc("a")], [])["unplaced"] == [{"service": "a", "reasons": {}, "missing": 1}]
+    assert allocate([svc("a")], [])["unplaced"] == [{"service": "a", "reasons": {}, "causes": [], "missing": 1}]
 
 
 # --------------------------------------------------------------------------- strategies and ties
@@ -301,7 +334,8 @@ def test_missing_replicas_are_reported():
     result = allocate([svc("web", cpu=1, replicas=3)], nodes)
     assert result["replica_nodes"] == {"web": ["w1"]}
     assert result["unplaced"] == [{"service": "web", "missing": 2, "reasons": {
-        "w1": "already runs a replica of web", "w2": "needs 1 core, has 0"}}]
+        "w1": "already runs a replica of web", "w2": "needs 1 core, has 0"}, "causes": [
+        {"code": "replica", "service": "web", "nodes": ["w1"]}, {"code": "cpu", "needs": 1, "has": 0, "nodes": ["w2"]}]}]
 
 
 # --------------------------------------------------------------------------- current placement and moves

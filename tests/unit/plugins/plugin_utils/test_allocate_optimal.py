@@ -85,7 +85,8 @@ def test_optimal_with_nothing_to_decide():
     result = allocate([svc("a", capabilities=["xr"])], [node("w1")], strategy="optimal")
     assert result["optimal"]["proven"] is True
     assert result["optimal"]["bound"] == 0
-    assert result["unplaced"] == [{"service": "a", "reasons": {"w1": "missing capability xr"}, "missing": 1}]
+    assert result["unplaced"] == [{"service": "a", "reasons": {"w1": "missing capability xr"}, "missing": 1,
+                                   "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}]}]
 
 
 def test_missing_solver_gives_one_clear_message(monkeypatch):

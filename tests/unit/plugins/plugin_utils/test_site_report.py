@@ -6,6 +6,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
+    CARRIED_KEYS,
+    PLAN_KEYS,
+    PLAN_NODE_FIELDS,
+    PLAN_SERVICE_FIELDS,
+    RESULT_KEYS,
+    UNPLACED_KEYS,
+    unplaced_summary,
+)
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import allocate
 from ansible_collections.nanoedge.core.plugins.plugin_utils._site_report import (
     ReportError,
@@ -39,6 +48,17 @@ def test_document_keeps_contract_3_and_adds_reasons():
     assert doc["registry"] == "coap://172.30.0.11:5683"
     assert doc["nodes"]["w4"]["capabilities"] == ["pom"]
     assert doc["services"]["spo2"]["image"] == "127.0.0.1:5000/nanoedge/spo2:1.0"
+
+
+def test_document_has_exactly_the_plan_keys():
+    doc = document(current={"alert": "w3"})
+    assert sorted(doc) == sorted(RESULT_KEYS + CARRIED_KEYS + PLAN_KEYS)
+    assert sorted(doc["unplaced"][0]) == sorted(UNPLACED_KEYS)
+    assert doc["unplaced"][0]["causes"] == [
+        {"code": "capability", "missing": ["xr"], "nodes": ["w1", "w2", "w3", "w4", "w5"]}]
+    assert unplaced_summary(doc["unplaced"][0]) == "no live node has capability xr"
+    assert sorted(doc["services"]["spo2"]) == sorted(PLAN_SERVICE_FIELDS)
+    assert sorted(doc["nodes"]["w4"]) == sorted(PLAN_NODE_FIELDS)
 
 
 def test_critical_unplaced_from_option_and_from_the_service():
