@@ -1,0 +1,31 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The label keys nanoedge reads and writes (docs/contracts.md, "Labels"): the one place they are spelled.
+
+Image labels tell the service profiles lookup what a service needs;
+container and Swarm service labels let ``running_facts`` and the Swarm
+backend find what nanoedge started; Swarm node labels publish a node's
+placement facets. Standard library only, Python >= 3.9: modules import it.
+"""
+
+from __future__ import annotations
+
+# Images, containers and Swarm services.
+PREFIX = "io.nanoedge."
+SERVICE_LABEL = PREFIX + "service"
+REQUIREMENTS_LABEL = PREFIX + "requirements"
+DIGEST_LABEL = PREFIX + "digest"
+NODE_LABEL = PREFIX + "node"
+IMAGE_LABEL = PREFIX + "image"
+URI_LABEL = PREFIX + "uri"
+# Swarm keeps a network as its own ID (its "host" network's ID is not the node's), so a
+# service's network by name cannot be compared with what Swarm reports; this label can.
+NETWORK_LABEL = PREFIX + "network"
+
+# Swarm nodes: the node's name (services are pinned to it) and its placement facets.
+SWARM_NODE_PREFIX = "nanoedge."
+SWARM_NODE_LABEL = SWARM_NODE_PREFIX + "node"
+SWARM_CAPABILITY_PREFIX = SWARM_NODE_PREFIX + "cap."
+SWARM_POWER_LABEL = SWARM_NODE_PREFIX + "power"
+SWARM_NETWORK_PREFIX = SWARM_NODE_PREFIX + "net."
+SWARM_ARCH_LABEL = SWARM_NODE_PREFIX + "arch"
