@@ -11,10 +11,9 @@ import os
 import sys
 import typing as t
 
-import aiocoap.error
-
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import DEFAULT_PORT
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import aiocoap, require_aiocoap
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.server import serve
 
 
@@ -68,6 +67,7 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    require_aiocoap()
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # aiocoap logs every malformed datagram at warning level; a fuzzing or

@@ -10,14 +10,8 @@ import json
 import math
 import typing as t
 
-from aiocoap.numbers.codes import Code
-
-try:
-    import cbor2
-except ImportError:  # pragma: no cover - the role always installs cbor2
-    cbor2 = None
-
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import Code, cbor2
 
 
 def etag_of(canonical: bytes) -> bytes:

@@ -9,9 +9,10 @@ import json
 import time
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import cbor2, etag_of
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import cbor2
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import etag_of
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
 
 

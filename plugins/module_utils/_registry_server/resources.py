@@ -8,16 +8,14 @@ from __future__ import annotations
 import time
 import typing as t
 
-import aiocoap
-import aiocoap.resource
-from aiocoap.numbers.codes import Code
-from aiocoap.optiontypes import BlockOption
-
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON, CF_TEXT
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, cbor2, decode_body
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
+    BlockOption, Code, ObservableResource, PathCapable, Site, WKCResource, aiocoap, cbor2,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_body
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 
 # RFC 7959 keeps a half-received body for at most EXCHANGE_LIFETIME-ish; this
@@ -64,7 +62,7 @@ def authenticated_identity(request: aiocoap.Message) -> t.Optional[str]:
     return None
 
 
-class ProfilesResource(aiocoap.resource.ObservableResource, aiocoap.resource.PathCapable):
+class ProfilesResource(ObservableResource, PathCapable):
     """``/profiles`` and ``/profiles/{node}``."""
 
     def __init__(self, registry: Registry, settings: Settings) -> None:
@@ -343,7 +341,7 @@ class ProfilesResource(aiocoap.resource.ObservableResource, aiocoap.resource.Pat
         return aiocoap.Message(code=Code.DELETED)
 
 
-class CollectionResource(aiocoap.resource.ObservableResource):
+class CollectionResource(ObservableResource):
     """``/profiles`` itself: a Site hands a path-capable child only the paths
     below it, so the collection is this thin front for the same resource."""
 
@@ -364,7 +362,7 @@ class CollectionResource(aiocoap.resource.ObservableResource):
         return await self.profiles.render(request)
 
 
-class WellKnownCore(aiocoap.resource.WKCResource):
+class WellKnownCore(WKCResource):
     """RFC 6690 link format, with an ETag like every other representation."""
 
     async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
@@ -376,7 +374,7 @@ class WellKnownCore(aiocoap.resource.WKCResource):
 # --------------------------------------------------------------------------
 # Server setup.
 
-class RegistrySite(aiocoap.resource.Site):
+class RegistrySite(Site):
     """The root. Requests below /profiles are the hot path: they reach their
     resource with the path stripped in place, where Site would deep-copy all
     options of every request first."""

@@ -12,10 +12,8 @@ import socket
 import typing as t
 from pathlib import Path
 
-import aiocoap
-import aiocoap.error
-
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import aiocoap
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import ProfilesResource, Settings, build_site
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
