@@ -30,6 +30,8 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
     str_dict,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_http import (
+    MAX_DOCUMENT_BYTES,
+    STREAM_CHUNK,
     HttpTransport,
     ImageError,
     RegistryError,
@@ -147,11 +149,12 @@ class RegistryClient:
             self._tokens[scope] = (token, time.monotonic() + max(lifetime - 10.0, lifetime / 2))
 
     def _send(self, method: str, url: str, headers: t.Mapping[str, str], repository: t.Optional[str],
-              what: str) -> Response:
-        return send(self.transport, method, url, headers, self.host, repository, what)
+              what: str, sink: t.Optional[t.BinaryIO] = None, max_bytes: int = MAX_DOCUMENT_BYTES) -> Response:
+        return send(self.transport, method, url, headers, self.host, repository, what, sink, max_bytes)
 
     def request(self, method: str, path_or_url: str, repository: t.Optional[str], scope: str, what: str,
-                accept: t.Optional[str] = None) -> Response:
+                accept: t.Optional[str] = None, sink: t.Optional[t.BinaryIO] = None,
+                max_bytes: int = MAX_DOCUMENT_BYTES) -> Response:
         """Send one request, answering a 401 challenge once (Basic or Bearer)."""
         url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
         for attempt in (0, 1):
@@ -159,7 +162,7 @@ class RegistryClient:
             auth = self._auth_header(scope)
             if auth:
                 headers["Authorization"] = auth
-            response = self._send(method, url, headers, repository, what)
+            response = self._send(method, url, headers, repository, what, sink, max_bytes)
             if response.status != 401:
                 if response.status == 403:
                     raise RegistryError(self.host, repository, "%s: access denied (HTTP 403)%s"
@@ -288,6 +291,62 @@ class RegistryClient:
         return _json_object(response.body, lambda why: ImageError(
             image, self.host, repository, "config blob %s is not usable: %s" % (digest, why)))
 
+    def platform_manifest(self, repository: str, reference: str, image: str,
+                          platform: t.Optional[str] = None) -> t.Tuple[str, str, t.Dict[str, t.Any]]:
+        """(platform, manifest digest, manifest) of one platform image of ``reference``.
+
+        An index gives the entry for ``platform`` (``os/arch[/variant]``), or
+        without one its first runnable entry."""
+        digest, media_type, document = self.manifest(repository, reference, image)
+        if media_type in IMAGE_MEDIA_TYPES:
+            return platform or "", digest, document
+        entries = [e for e in document.get("manifests") or [] if isinstance(e, dict)
+                   and _platform_name(e.get("platform")) and isinstance(e.get("digest"), str)]
+        chosen = [e for e in entries if platform in (None, "", _platform_name(e.get("platform")))]
+        if not chosen:
+            raise ImageError(image, self.host, repository, "index has no image for platform %s (it has: %s)"
+                             % (platform, ", ".join(t.cast(str, _platform_name(e["platform"])) for e in entries)
+                                or "none"))
+        child_digest, child_type, child = self.manifest(repository, chosen[0]["digest"], image)
+        if child_type not in IMAGE_MEDIA_TYPES:
+            raise ImageError(image, self.host, repository, "index entry %s is itself an index" % child_digest)
+        return t.cast(str, _platform_name(chosen[0]["platform"])), child_digest, child
+
+    def blob_to_file(self, repository: str, descriptor: t.Mapping[str, t.Any], image: str, target: t.BinaryIO,
+                     max_bytes: int) -> str:
+        """Download the blob ``descriptor`` names into ``target``, checked against its size and digest."""
+        digest, size = descriptor.get("digest"), descriptor.get("size")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            raise ImageError(image, self.host, repository, "layer digest %r is not valid" % (digest,))
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ImageError(image, self.host, repository, "layer %s has no valid size (%r)" % (digest, size))
+        if size > max_bytes:
+            raise ImageError(image, self.host, repository, "layer %s is %d bytes, more than the limit of %d"
+                             % (digest, size, max_bytes))
+        # never read more than the manifest promised: a larger answer is cut off and refused
+        response = self.request("GET", "/v2/%s/blobs/%s" % (repository, digest), repository,
+                                _pull_scope(repository), "GET blob %s" % digest, sink=target, max_bytes=size)
+        if response.status == 404:
+            raise ImageError(image, self.host, repository, "blob %s not found (HTTP 404)" % digest)
+        if response.status != 200:
+            raise RegistryError(self.host, repository, "GET blob %s: %s" % (digest, describe_http_error(response)))
+        target.flush()
+        target.seek(0)
+        hasher = hashlib.new(digest.split(":", 1)[0])
+        received = 0
+        for chunk in iter(lambda: target.read(STREAM_CHUNK), b""):
+            hasher.update(chunk)
+            received += len(chunk)
+        target.seek(0)
+        actual = "%s:%s" % (hasher.name, hasher.hexdigest())
+        if received != size:
+            raise ImageError(image, self.host, repository, "blob %s is %d bytes, the manifest says %d"
+                             % (digest, received, size))
+        if actual != digest:
+            raise ImageError(image, self.host, repository, "blob %s does not match its digest (got %s)"
+                             % (digest, actual))
+        return digest
+
     # ---- images
 
     def inspect(self, repository: str, tag: str, cache: t.Optional[DigestCache] = None,
@@ -353,9 +412,11 @@ class RegistryClient:
         inner = config.get("config") if isinstance(config.get("config"), dict) else {}
         if platform is None:
             platform = _platform_name(config) or "unknown"
+        exposed = inner.get("ExposedPorts")
         return PlatformImage(platform=platform, manifest_digest=manifest_digest,
                              labels=str_dict(inner.get("Labels")),
-                             annotations=str_dict(manifest.get("annotations")))
+                             annotations=str_dict(manifest.get("annotations")),
+                             exposed_ports=tuple(sorted(str(p) for p in exposed)) if isinstance(exposed, dict) else ())
 
     def close(self) -> None:
         self.transport.close()

@@ -15,7 +15,8 @@ import threading
 import typing as t
 from dataclasses import dataclass
 
-CACHE_FORMAT = 1
+# 2: each platform also keeps the ports its config exposes
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,18 @@ class PlatformImage:
     manifest_digest: str
     labels: t.Dict[str, str]
     annotations: t.Dict[str, str]
+    # the config's ExposedPorts ("5701/udp"), sorted: what an image without a description says of its port
+    exposed_ports: t.Tuple[str, ...] = ()
 
     def to_json(self) -> t.Dict[str, t.Any]:
         return {"platform": self.platform, "manifest_digest": self.manifest_digest,
-                "labels": self.labels, "annotations": self.annotations}
+                "labels": self.labels, "annotations": self.annotations, "exposed_ports": list(self.exposed_ports)}
 
     @classmethod
     def from_json(cls, data: t.Mapping[str, t.Any]) -> "PlatformImage":
         return cls(platform=str(data["platform"]), manifest_digest=str(data["manifest_digest"]),
-                   labels=str_dict(data.get("labels")), annotations=str_dict(data.get("annotations")))
+                   labels=str_dict(data.get("labels")), annotations=str_dict(data.get("annotations")),
+                   exposed_ports=tuple(str(p) for p in data.get("exposed_ports") or ()))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 MAX_REDIRECTS = 5
+STREAM_CHUNK = 256 * 1024
 USER_AGENT = "nanoedge.core-service_profiles"
 
 _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
@@ -126,7 +127,7 @@ class HttpTransport:
         return conn, False
 
     def _once(self, method: str, url: str, headers: t.Mapping[str, str], body: t.Optional[bytes],
-              max_bytes: int) -> Response:
+              max_bytes: int, sink: t.Optional[t.BinaryIO]) -> Response:
         parts = urllib.parse.urlsplit(url)
         target = parts.path or "/"
         if parts.query:
@@ -138,10 +139,14 @@ class HttpTransport:
             try:
                 conn.request(method, target, body=body, headers=all_headers)
                 raw = conn.getresponse()
-                data = raw.read(max_bytes + 1)
-                if len(data) > max_bytes:
-                    conn.close()
-                    raise ValueError("response larger than %d bytes" % max_bytes)
+                if sink is not None and raw.status == 200:
+                    data = b""
+                    _stream(raw, sink, max_bytes, conn)
+                else:
+                    data = raw.read(max_bytes + 1)
+                    if len(data) > max_bytes:
+                        conn.close()
+                        raise ValueError("response larger than %d bytes" % max_bytes)
                 if raw.will_close:
                     conn.close()
                 return Response(status=raw.status, headers={k.lower(): v for k, v in raw.getheaders()},
@@ -158,11 +163,14 @@ class HttpTransport:
         raise AssertionError("unreachable")
 
     def request(self, method: str, url: str, headers: t.Optional[t.Mapping[str, str]] = None,
-                body: t.Optional[bytes] = None, max_bytes: int = MAX_DOCUMENT_BYTES) -> Response:
+                body: t.Optional[bytes] = None, max_bytes: int = MAX_DOCUMENT_BYTES,
+                sink: t.Optional[t.BinaryIO] = None) -> Response:
+        """One request, following redirects. With ``sink``, a 200 answer's body goes there (at most
+        ``max_bytes``), not into memory."""
         headers = dict(headers or {})
         origin = urllib.parse.urlsplit(url)[:2]
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._once(method, url, headers, body, max_bytes)
+            response = self._once(method, url, headers, body, max_bytes, sink)
             if response.status not in (301, 302, 303, 307, 308) or method not in ("GET", "HEAD"):
                 return response
             location = response.header("location")
@@ -181,11 +189,29 @@ class HttpTransport:
             self._all.clear()
 
 
+def _stream(raw: http.client.HTTPResponse, sink: t.BinaryIO, max_bytes: int,
+            conn: http.client.HTTPConnection) -> None:
+    """Copy a body into ``sink`` in chunks; a retry on a fresh connection starts the file over."""
+    sink.seek(0)
+    sink.truncate()
+    written = 0
+    while True:
+        chunk = raw.read(STREAM_CHUNK)
+        if not chunk:
+            return
+        written += len(chunk)
+        if written > max_bytes:
+            conn.close()
+            raise ValueError("response larger than %d bytes" % max_bytes)
+        sink.write(chunk)
+
+
 def send(transport: HttpTransport, method: str, url: str, headers: t.Mapping[str, str], host: str,
-         repository: t.Optional[str], what: str) -> Response:
+         repository: t.Optional[str], what: str, sink: t.Optional[t.BinaryIO] = None,
+         max_bytes: int = MAX_DOCUMENT_BYTES) -> Response:
     """One request; failures become RegistryError naming the registry and repository."""
     try:
-        return transport.request(method, url, headers)
+        return transport.request(method, url, headers, max_bytes=max_bytes, sink=sink)
     except (socket.timeout, TimeoutError):
         raise RegistryError(host, repository, "%s timed out after %gs" % (what, transport.timeout)) from None
     except ssl.SSLError as exc:

@@ -345,9 +345,9 @@ class CountingTransport(HttpTransport):
         super().__init__(timeout=10)
         self.seen: t.List[t.Tuple[str, str]] = []
 
-    def request(self, method, url, headers=None, body=None, max_bytes=MAX_DOCUMENT_BYTES):
+    def request(self, method, url, headers=None, body=None, max_bytes=MAX_DOCUMENT_BYTES, sink=None):
         self.seen.append((method, urllib.parse.urlsplit(url).path))
-        return super().request(method, url, headers, body, max_bytes)
+        return super().request(method, url, headers, body, max_bytes, sink)
 
 
 def test_warm_cache_reads_only_manifest_digests(shared, tmp_path):

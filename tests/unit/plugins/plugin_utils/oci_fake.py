@@ -8,10 +8,13 @@ the real registry; this one exists to make each failure mode cheap and exact.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import io
 import json
 import secrets
 import ssl
+import tarfile
 import threading
 import time
 import typing as t
@@ -24,6 +27,34 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+# One entry of a layer: (name, kind, content) with kind file (content: bytes), dir, symlink or
+# hardlink (content: the link's target), or fifo; ("name", "file", b"...", 0o755) sets a mode.
+Entry = t.Tuple[t.Any, ...]
+
+
+def make_layer(entries: t.Sequence[Entry], compress: bool = True) -> bytes:
+    """A layer blob: a tar (gzip-compressed unless told otherwise) of ``entries``, in order."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in entries:
+            name, kind, content = entry[:3]
+            info = tarfile.TarInfo(name)
+            info.mode = entry[3] if len(entry) > 3 else (0o755 if kind == "dir" else 0o644)
+            info.mtime = 0
+            data = None
+            if kind == "file":
+                info.size = len(content)
+                data = io.BytesIO(content)
+            else:
+                info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                             "fifo": tarfile.FIFOTYPE}[kind]
+                info.linkname = content or ""
+            tar.addfile(info, data)
+    raw = buffer.getvalue()
+    return gzip.compress(raw, mtime=0) if compress else raw
 
 
 def digest_of(data: bytes) -> str:
@@ -53,6 +84,7 @@ class FakeRegistry:
         self.send_digest_header = True
         self.redirect_blobs = False
         self.tamper: t.Set[str] = set()  # digests served with wrong content
+        self.padded: t.Set[str] = set()  # blob digests served with bytes beyond their size
         self._lock = threading.Lock()
         registry = self
 
@@ -100,9 +132,13 @@ class FakeRegistry:
         self.blobs[digest] = data
         return digest
 
-    def _config(self, labels: t.Optional[t.Dict[str, str]], platform: t.Tuple[str, str, t.Optional[str]]) -> bytes:
+    def _config(self, labels: t.Optional[t.Dict[str, str]], platform: t.Tuple[str, str, t.Optional[str]],
+                exposed: t.Sequence[str] = ()) -> bytes:
         os_name, arch, variant = platform
-        config: t.Dict[str, t.Any] = {"architecture": arch, "os": os_name, "config": {"Labels": labels},
+        inner: t.Dict[str, t.Any] = {"Labels": labels}
+        if exposed:
+            inner["ExposedPorts"] = {port: {} for port in exposed}
+        config: t.Dict[str, t.Any] = {"architecture": arch, "os": os_name, "config": inner,
                                       "rootfs": {"type": "layers", "diff_ids": []}}
         if variant:
             config["variant"] = variant
@@ -111,15 +147,19 @@ class FakeRegistry:
     def image_manifest(self, repo: str, labels: t.Optional[t.Dict[str, str]],
                        platform: t.Tuple[str, str, t.Optional[str]] = ("linux", "amd64", None), oci: bool = False,
                        annotations: t.Optional[t.Dict[str, str]] = None,
-                       raw_config: t.Optional[bytes] = None) -> t.Tuple[str, str, bytes]:
-        config = raw_config if raw_config is not None else self._config(labels, platform)
+                       raw_config: t.Optional[bytes] = None, exposed: t.Sequence[str] = (),
+                       layers: t.Sequence[t.Union[bytes, t.Dict[str, t.Any]]] = ()) -> t.Tuple[str, str, bytes]:
+        """A manifest; ``layers`` are blobs (gzip-compressed tar) or ready descriptors."""
+        config = raw_config if raw_config is not None else self._config(labels, platform, exposed)
         config_digest = self.add_blob(config)
         media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
         manifest: t.Dict[str, t.Any] = {
             "schemaVersion": 2, "mediaType": media_type,
             "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": len(config),
                        "digest": config_digest},
-            "layers": [],
+            "layers": [layer if isinstance(layer, dict) else
+                       {"mediaType": DOCKER_LAYER, "size": len(layer), "digest": self.add_blob(layer)}
+                       for layer in layers],
         }
         if annotations:
             manifest["annotations"] = annotations
@@ -136,10 +176,12 @@ class FakeRegistry:
     def add_index(self, repo: str, tag: str,
                   platforms: t.Sequence[t.Tuple[t.Tuple[str, str, t.Optional[str]], t.Optional[t.Dict[str, str]]]],
                   oci: bool = True, annotations: t.Optional[t.Dict[str, str]] = None,
-                  attestation: bool = False) -> str:
+                  attestation: bool = False, layers: t.Optional[t.Sequence[t.Sequence[bytes]]] = None) -> str:
+        """An index of one image per platform; ``layers`` gives each platform image its layers, in order."""
         entries = []
-        for platform, labels in platforms:
-            digest, media_type, body = self.image_manifest(repo, labels, platform=platform, oci=oci)
+        for number, (platform, labels) in enumerate(platforms):
+            digest, media_type, body = self.image_manifest(repo, labels, platform=platform, oci=oci,
+                                                           layers=layers[number] if layers else ())
             entry: t.Dict[str, t.Any] = {"mediaType": media_type, "digest": digest, "size": len(body),
                                          "platform": {"os": platform[0], "architecture": platform[1]}}
             if platform[2]:
@@ -218,6 +260,8 @@ class FakeRegistry:
             if self.redirect_blobs:
                 return self._send(req, method, 307, b"", headers={"Location": "/storage/" + ref})
             body = b'{"tampered": true}' if ref in self.tamper else self.blobs[ref]
+            if ref in self.padded:
+                body += b"\0" * 1024
             return self._send(req, method, 200, body, "application/octet-stream")
         entry = self.manifests.get((repo, ref))
         accept = req.headers.get("Accept", "")

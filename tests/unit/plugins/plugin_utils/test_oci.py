@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import socket
 import threading
@@ -32,7 +34,11 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_select import (
     run_bounded,
     split_reference,
 )
-from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import FakeRegistry
+from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import (
+    DOCKER_LAYER,
+    FakeRegistry,
+    make_layer,
+)
 
 REQ = {"io.nanoedge.requirements": '{"cpu": 1}'}
 
@@ -285,6 +291,88 @@ def test_blob_redirect_is_followed(fake):
     meta = RegistryClient(fake.url).inspect("n/svc", "latest")
     assert meta.content.platforms[0].labels == REQ
     assert any(p.startswith("/storage/") for _m, p in fake.requests)
+
+
+def test_exposed_ports_are_read(fake):
+    fake.add_image("n/svc", "latest", REQ, exposed=["5701/udp", "80/tcp"])
+    assert RegistryClient(fake.url).inspect("n/svc", "latest").content.platforms[0].exposed_ports == (
+        "5701/udp", "80/tcp")
+
+
+def _descriptor(data: bytes) -> dict:
+    return {"mediaType": DOCKER_LAYER, "size": len(data), "digest": "sha256:" + hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("redirect", [False, True])
+def test_blob_to_file(fake, redirect):
+    fake.redirect_blobs = redirect
+    data = make_layer([("opt/x", "file", b"x" * 5000)])
+    fake.add_blob(data)
+    target = io.BytesIO()
+    assert RegistryClient(fake.url).blob_to_file("n/svc", _descriptor(data), "i", target, 1 << 20) == \
+        _descriptor(data)["digest"]
+    assert target.getvalue() == data and target.tell() == 0
+
+
+def _blob_error(fake, descriptor, max_bytes=1 << 20):
+    with pytest.raises((ImageError, RegistryError)) as exc:
+        RegistryClient(fake.url).blob_to_file("n/svc", descriptor, "IMG", io.BytesIO(), max_bytes)
+    return exc.type, str(exc.value)
+
+
+def test_blob_with_content_that_does_not_match_its_digest(fake):
+    data, other = b"a" * 100, b"b" * 100
+    digest = _descriptor(data)["digest"]
+    fake.blobs[digest] = other  # same size, other bytes
+    assert _blob_error(fake, _descriptor(data)) == (
+        ImageError, "image IMG: blob %s does not match its digest (got %s)" % (digest, _descriptor(other)["digest"]))
+
+
+def test_blob_shorter_than_its_descriptor(fake):
+    data = b"a" * 100
+    digest = _descriptor(data)["digest"]
+    fake.blobs[digest] = data[:60]
+    assert _blob_error(fake, _descriptor(data)) == (
+        ImageError, "image IMG: blob %s is 60 bytes, the manifest says 100" % digest)
+
+
+def test_blob_longer_than_its_descriptor_is_cut_off(fake):
+    data = b"a" * 100
+    digest = fake.add_blob(data)
+    fake.padded.add(digest)
+    assert _blob_error(fake, _descriptor(data)) == (
+        RegistryError, "registry %s, repository n/svc: GET blob %s failed: response larger than 100 bytes"
+        % (fake.host, digest))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"size": 5000}, "layer {digest} is 5000 bytes, more than the limit of 1000"),
+    ({"size": -1}, "layer {digest} has no valid size (-1)"),
+    ({"size": True}, "layer {digest} has no valid size (True)"),
+    ({"digest": "md5:00"}, "layer digest 'md5:00' is not valid"),
+    ({"digest": "sha256:" + "0" * 64}, "blob sha256:" + "0" * 64 + " not found (HTTP 404)"),
+])
+def test_blob_descriptor_errors(fake, change, message):
+    data = b"a" * 100
+    digest = fake.add_blob(data)
+    descriptor = dict(_descriptor(data), **change)
+    assert _blob_error(fake, descriptor, max_bytes=1000) == (ImageError, "image IMG: " + message.format(digest=digest))
+
+
+def test_platform_manifest_of_an_index(fake):
+    digest = fake.add_index("n/x", "latest", [(("linux", "amd64", None), REQ), (("linux", "arm64", None), REQ)])
+    client = RegistryClient(fake.url)
+    assert client.platform_manifest("n/x", digest, "i")[0] == "linux/amd64"
+    platform, child, manifest = client.platform_manifest("n/x", digest, "i", "linux/arm64")
+    assert platform == "linux/arm64" and child != digest and manifest["layers"] == []
+    with pytest.raises(ImageError) as exc:
+        client.platform_manifest("n/x", digest, "i", "linux/riscv64")
+    assert str(exc.value) == "image i: index has no image for platform linux/riscv64 (it has: linux/amd64, linux/arm64)"
+
+
+def test_platform_manifest_of_an_image(fake):
+    digest = fake.add_image("n/svc", "latest", REQ)
+    assert RegistryClient(fake.url).platform_manifest("n/svc", digest, "i")[:2] == ("", digest)
 
 
 def test_basic_auth():
