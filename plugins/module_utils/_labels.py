@@ -14,6 +14,8 @@ from __future__ import annotations
 PREFIX = "io.nanoedge."
 SERVICE_LABEL = PREFIX + "service"
 REQUIREMENTS_LABEL = PREFIX + "requirements"
+# The whole service description (plugin_utils/_service_description.py), as JSON, on images.
+DESCRIPTION_LABEL = PREFIX + "description"
 DIGEST_LABEL = PREFIX + "digest"
 NODE_LABEL = PREFIX + "node"
 IMAGE_LABEL = PREFIX + "image"
