@@ -423,7 +423,8 @@ def load_oscore_context(path: str) -> t.Any:
         raise CoapError("OSCORE context %s: %s" % (path, str(exc) or type(exc).__name__)) from None
 
 
-def _release(secctx: t.Any) -> None:
+def release_oscore_context(secctx: t.Any) -> None:
+    """Give up a context load_oscore_context made: aiocoap unlocks its folder for the next program."""
     release = getattr(secctx, "_destroy", None)
     if release is not None:
         release()
@@ -445,7 +446,7 @@ async def report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str], se
         )))
     finally:
         if secctx is not None:
-            _release(secctx)
+            release_oscore_context(secctx)
 
 
 def run_report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str],

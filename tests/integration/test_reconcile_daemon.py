@@ -412,7 +412,9 @@ def test_moves_and_unplaced_from_the_plan_are_logged(tmp_path, server, daemons):
     assert "reconcile: moved display w4 -> w1 (first node that fits)" in text
     assert "reconcile: spo2 unplaced: no live node has capability pom" in text
     assert "run finished rc=0" in text and "2 moved, 2 unplaced" in text
-    assert daemon.state()["last_run"]["moves"] == run["moves"]
+    # the state file is replaced right after the decision is logged
+    last_run = wait_until(lambda: daemon.state().get("last_run"), 10, "the run in state.json")
+    assert last_run["moves"] == run["moves"]
 
 
 def test_stale_plan_file_is_not_reported(tmp_path, server, daemons):
@@ -660,7 +662,7 @@ def test_reads_a_secured_registry_as_its_manager_identity(tmp_path, daemons):
 @pytest.mark.parametrize("config, message", [
     ({"command": ["true"]}, "registry is required"),
     ({"registry": "coap://127.0.0.1"}, "command is required"),
-    ({"registry": "http://127.0.0.1", "command": ["true"]}, "registry 'http://127.0.0.1': the scheme must be coap://"),
+    ({"registry": "http://127.0.0.1", "command": ["true"]}, "registry 'http://127.0.0.1': scheme must be coap://, got 'http://'"),
     ({"registry": "coap://127.0.0.1", "command": []}, "command must be a non-empty list of strings (the argv of the reconcile command)"),
     ({"registry": "coap://127.0.0.1", "command": "ansible-playbook"}, 'command must be a list, got "ansible-playbook"'),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "debounce": -1}, "debounce must be > 0, got -1"),
@@ -671,7 +673,7 @@ def test_reads_a_secured_registry_as_its_manager_identity(tmp_path, daemons):
     ({"registry": "coap://127.0.0.1", "command": ["true"], "managers": ["coap://a", "coap://b"], "self": 2},
      "self must be an index into managers (0 to 1), got 2"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "managers": ["coap://a", "ftp://b"], "self": 0},
-     "managers[1] 'ftp://b': the scheme must be coap://"),
+     "managers[1]: registry 'ftp://b': scheme must be coap://, got 'ftp://'"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "state_dir": "relative"},
      "state_dir must be an absolute path, got 'relative'"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "retries": 3}, "unknown key(s) retries (known: command, command_timeout, debounce, environment,"

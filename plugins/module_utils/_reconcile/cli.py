@@ -10,9 +10,9 @@ import logging
 import sys
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import AIOCOAP_IMPORT_ERROR, HAS_AIOCOAP
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import ConfigError, load_config
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.daemon import EXIT_CONFIG, EXIT_OK, Reconciler
-from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.watch import AIOCOAP_IMPORT_ERROR, HAS_AIOCOAP
 
 PROG = "nanoedge-reconcile"
 DEFAULT_CONFIG = "/etc/nanoedge-reconcile/config.json"

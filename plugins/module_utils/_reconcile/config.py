@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import typing as t
-import urllib.parse
+
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import parse_registry
 
 DEFAULT_STATE_DIR = "/var/lib/nanoedge-reconcile"
-DEFAULT_PORT = 5683
 
 # key: (accepted types, default); None as default means required.
 CONFIG_KEYS = {
@@ -57,22 +57,13 @@ class ConfigError(Exception):
 # Configuration.
 
 def parse_registry_uri(value: t.Any, key: str) -> str:
-    """``coap://host[:port]`` with nothing else; returned normalised with the port."""
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError("%s must be a coap://host[:port] URI, got %r" % (key, value))
+    """``coap://host[:port]`` by the collection's one rule for registry URIs; returned normalised with the port."""
     try:
-        parts = urllib.parse.urlsplit(value.strip())
-        port = parts.port
+        registry = parse_registry(value)
     except ValueError as exc:
-        raise ConfigError("%s %r: %s" % (key, value, exc)) from None
-    if parts.scheme != "coap":
-        raise ConfigError("%s %r: the scheme must be coap://" % (key, value))
-    if not parts.hostname:
-        raise ConfigError("%s %r: no host" % (key, value))
-    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError("%s %r: give only coap://host[:port]; the registry's paths are fixed" % (key, value))
-    host = "[%s]" % parts.hostname if ":" in parts.hostname else parts.hostname
-    return "coap://%s:%d" % (host, port or DEFAULT_PORT)
+        # the message says "registry <value>: why"; any other key goes in front of it
+        raise ConfigError(str(exc) if key == "registry" else "%s: %s" % (key, exc)) from None
+    return "coap://%s" % registry.authority
 
 
 def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:

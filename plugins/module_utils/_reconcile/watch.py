@@ -12,23 +12,14 @@ import os
 import time
 import typing as t
 
-try:
-    import aiocoap
-    import aiocoap.error
-    HAS_AIOCOAP = True
-    AIOCOAP_IMPORT_ERROR: t.Optional[str] = None
-except ImportError as exc:  # pragma: no cover - the role installs aiocoap
-    aiocoap = None  # type: ignore[assignment]
-    HAS_AIOCOAP = False
-    AIOCOAP_IMPORT_ERROR = "%s: %s" % (type(exc).__name__, exc)
-
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import (
+    CF_JSON, CoapError, aiocoap, load_oscore_context, release_oscore_context,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import ConfigError
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerprint import Fingerprint, fingerprint_of
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.waiting import next_or_stop, sleep_or_stop
 
 LOG = logging.getLogger("nanoedge.reconcile")
-
-CF_JSON = 50
 
 
 def describe_error(exc: BaseException) -> str:
@@ -74,13 +65,10 @@ class Watcher:
     async def open(self) -> None:
         self.context = await aiocoap.Context.create_client_context()
         if self.oscore_context:
-            from aiocoap import oscore
-
             try:
-                self.secctx = oscore.FilesystemSecurityContext(self.oscore_context)
-            except Exception as exc:  # aiocoap raises LoadError, filelock's Timeout, OSError...
-                raise ConfigError("oscore_context %s: %s" % (self.oscore_context,
-                                                             str(exc) or type(exc).__name__)) from None
+                self.secctx = load_oscore_context(self.oscore_context)
+            except CoapError as exc:
+                raise ConfigError("oscore_context: %s" % exc) from None
             # Managers read the registry as themselves; peers are only probed
             # on /.well-known/core, which needs no identity.
             self.context.client_credentials[self.registry + "/*"] = self.secctx
@@ -88,9 +76,8 @@ class Watcher:
     async def close(self) -> None:
         if self.context is not None:
             await self.context.shutdown()
-        release = getattr(self.secctx, "_destroy", None)
-        if release is not None:
-            release()
+        if self.secctx is not None:
+            release_oscore_context(self.secctx)
 
     def _profiles_request(self, observe: bool) -> t.Any:
         message = aiocoap.Message(code=aiocoap.GET, uri=self.registry + "/profiles")

@@ -26,6 +26,7 @@ def test_minimal_configuration_gets_every_default():
     (["coap://m1", "coap://m2"], 0, "coap://[::1]", 0),
     (["coap://m1:5683", "coap://m2"], "coap://m2:5683", "coap://[::1]", 1),
     (["coap://[fd00::1]", "coap://[fd00::2]:5684"], "coap://[fd00::2]:5684", "coap://[::1]", 1),
+    (["coap://[FD00::1]:5683", "coap://M2"], None, "coap://m2/", 1),
 ])
 def test_self_is_found_by_index_uri_or_registry(managers, self_value, registry, expected):
     raw = {"registry": registry, "command": ["true"], "managers": managers}
@@ -42,7 +43,12 @@ def test_self_is_found_by_index_uri_or_registry(managers, self_value, registry, 
     ({"registry": "coap://a", "command": ["true"], "managers": ["coap://a"], "self": "coap://b"},
      "self coap://b:5683 is not one of managers (coap://a:5683)"),
     ({"registry": "coap://a/profiles", "command": ["true"]},
-     "registry 'coap://a/profiles': give only coap://host[:port]; the registry's paths are fixed"),
+     "registry 'coap://a/profiles': give only coap://host[:port]; the paths are fixed (/profiles/{node})"),
+    ({"registry": "coap://a:0", "command": ["true"]}, "registry 'coap://a:0': port must be from 1 to 65535"),
+    ({"registry": "coap://a", "command": ["true"], "managers": ["coap://a", 7]},
+     "managers[1]: registry 7: must be a string coap://host[:port]"),
+    ({"registry": "coap://a", "command": ["true"], "managers": ["coap://a"], "self": "coap://u@a"},
+     "self: registry 'coap://u@a': user information is not allowed"),
     ({"registry": "coap://a", "command": ["true", 3]},
      "command must be a non-empty list of strings (the argv of the reconcile command)"),
     ({"registry": "coap://a", "command": ["true"], "stop_grace": -1}, "stop_grace must be >= 0, got -1"),
