@@ -9,6 +9,7 @@ import json
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import cbor2
@@ -17,6 +18,9 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.sto
 
 
 class Entry:
+    """One live profile: its canonical JSON, ETag and lease end; the decoded
+    value only when a CBOR answer needs it."""
+
     __slots__ = ("body", "etag", "expires_at", "_value")
 
     def __init__(self, body: bytes, etag: bytes, expires_at: float, value: t.Any = None) -> None:
@@ -32,10 +36,20 @@ class Entry:
         return self._value
 
 
+Clock = t.Callable[[], float]
+
+
 class Registry:
-    def __init__(self, store: Store, committer: Committer) -> None:
+    """The live profiles by node, each with a lease: a PUT stores a profile
+    until ``lt`` seconds after it, expired ones go at the next look (a heap of
+    lease ends, so a look costs nothing when none is due). ``clock`` gives the
+    wall-clock time that leases are measured in (the database keeps them
+    across restarts)."""
+
+    def __init__(self, store: Store, committer: Committer, clock: Clock = time.time) -> None:
         self.store = store
         self.committer = committer
+        self.clock = clock
         self.entries: t.Dict[str, Entry] = {}
         self._expiry_heap: t.List[t.Tuple[float, str]] = []
         self.version = 0
@@ -43,7 +57,7 @@ class Registry:
         self.listeners: t.List[t.Callable[[str], None]] = []
 
     def load(self) -> None:
-        live, expired = self.store.load(time.time())
+        live, expired = self.store.load(self.clock())
         for node in expired:
             LOG.info("expired node=%s (lease ran out while the registry was down)", node)
         for node, body, etag, expires_at in live:
@@ -58,7 +72,7 @@ class Registry:
             listener(node)
 
     def expire_due(self, now: t.Optional[float] = None) -> None:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         heap = self._expiry_heap
         while heap and heap[0][0] <= now:
             expires_at, node = heapq.heappop(heap)
@@ -75,7 +89,8 @@ class Registry:
         return self.entries.get(node)
 
     async def put(self, node: str, value: t.Any, body: bytes, lifetime: int) -> t.Tuple[bool, Entry]:
-        now = time.time()
+        """Store ``body`` (the canonical JSON of ``value``) once it is durable; (created, entry)."""
+        now = self.clock()
         etag = etag_of(body)
         expires_at = now + lifetime
         await self.committer.commit(("put", node, body, etag, expires_at, now))
@@ -103,6 +118,9 @@ class Registry:
         return existed
 
     def collection(self, content_format: int) -> t.Tuple[bytes, bytes]:
+        """(payload, ETag) of ``/profiles``, kept until the next change. The
+        canonical JSON of the object node -> profile is assembled from the
+        stored canonical bodies rather than encoding every profile again."""
         self.expire_due()
         key = (self.version, content_format)
         cached = self._collection_cache.get(key)
@@ -110,7 +128,7 @@ class Registry:
             return cached
         nodes = sorted(self.entries)
         canonical = b"{" + b",".join(
-            json.dumps(node, ensure_ascii=False).encode("utf-8") + b":" + self.entries[node].body for node in nodes
+            canonical_json(node) + b":" + self.entries[node].body for node in nodes
         ) + b"}"
         etag = etag_of(canonical)
         if content_format == CF_CBOR:

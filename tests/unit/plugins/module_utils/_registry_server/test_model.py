@@ -1,0 +1,155 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The registry's state with an injected clock: leases, expiry, renewals,
+change notifications and the collection /profiles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing as t
+
+import cbor2
+import pytest
+
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import etag_of
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Entry, Registry
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class World:
+    """A registry on a real database in a tmp folder, driven in one event loop."""
+
+    def __init__(self, path: str, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        self.loop = asyncio.new_event_loop()
+        self.store = Store(path)
+        self.committer = Committer(self.store)
+        self.loop.run_until_complete(self._start())
+        self.registry = Registry(self.store, self.committer, clock)
+        self.changes: t.List[str] = []
+        self.registry.listeners.append(self.changes.append)
+
+    async def _start(self) -> None:
+        self.committer.start()
+
+    def run(self, awaitable: t.Awaitable[t.Any]) -> t.Any:
+        return self.loop.run_until_complete(awaitable)
+
+    def put(self, node: str, value: t.Any, lifetime: int) -> t.Tuple[bool, Entry]:
+        return self.run(self.registry.put(node, value, canonical_json(value), lifetime))
+
+    def close(self) -> None:
+        self.run(self.committer.stop())
+        self.store.close()
+        self.loop.close()
+
+
+@pytest.fixture()
+def clock():
+    return Clock()
+
+
+@pytest.fixture()
+def world(tmp_path, clock):
+    made = World(str(tmp_path / "registry.sqlite"), clock)
+    yield made
+    made.close()
+
+
+def test_a_put_creates_then_renews(world, clock):
+    created, entry = world.put("w1", {"node": "w1"}, 60)
+    assert (created, entry.body, entry.etag, entry.expires_at) == (
+        True, b'{"node":"w1"}', etag_of(b'{"node":"w1"}'), 1060.0)
+    clock.now = 1030.0
+    created, entry = world.put("w1", {"node": "w1"}, 60)
+    assert (created, entry.expires_at) == (False, 1090.0)
+    assert world.changes == ["w1"]  # the same profile again is no change
+    world.put("w1", {"node": "w1", "x": 1}, 60)
+    assert world.changes == ["w1", "w1"]
+
+
+@pytest.mark.parametrize("now, live", [(1059.999, True), (1060.0, False), (5000.0, False)])
+def test_the_lease_ends_lt_seconds_after_the_put(world, clock, now, live):
+    world.put("w1", {"node": "w1"}, 60)
+    clock.now = now
+    assert (world.registry.get("w1") is not None) == live
+    assert world.changes == (["w1"] if live else ["w1", "w1"])
+
+
+def test_a_renewal_outlives_the_first_lease(world, clock):
+    world.put("w1", {"node": "w1"}, 10)
+    clock.now = 1005.0
+    world.put("w1", {"node": "w1"}, 10)
+    clock.now = 1010.0  # the first lease's heap item comes due and is skipped
+    assert world.registry.get("w1") is not None
+    clock.now = 1015.0
+    assert world.registry.get("w1") is None
+
+
+def test_expiry_is_written_to_the_database(world, clock, caplog):
+    world.put("w1", {"node": "w1"}, 10)
+    world.put("w2", {"node": "w2"}, 100)
+    with caplog.at_level(logging.INFO, logger="nanoedge.registry"):
+        world.registry.expire_due(now=1012.5)
+    assert caplog.messages == ["expired node=w1 lease ended 2.500 s ago"]
+    world.run(world.committer.commit(("delete", "nobody")))  # flush the queued expiry
+    assert [row[0] for row in world.store.load(0.0)[0]] == ["w2"]
+
+
+def test_delete(world):
+    world.put("w1", {"node": "w1"}, 60)
+    assert world.run(world.registry.delete("w1")) is True
+    assert world.run(world.registry.delete("w1")) is False
+    assert world.registry.get("w1") is None
+    assert world.changes == ["w1", "w1"]
+
+
+def test_load_after_a_restart_drops_what_expired_meanwhile(tmp_path, clock, caplog):
+    first = World(str(tmp_path / "registry.sqlite"), clock)
+    first.put("w1", {"node": "w1"}, 10)
+    first.put("w2", {"node": "w2", "room": "f\u00fcr"}, 100)
+    first.close()
+
+    clock.now = 1050.0
+    again = World(str(tmp_path / "registry.sqlite"), clock)
+    try:
+        with caplog.at_level(logging.INFO, logger="nanoedge.registry"):
+            again.registry.load()
+        assert caplog.messages == ["expired node=w1 (lease ran out while the registry was down)",
+                                   "loaded 1 live profile(s) from %s" % again.path]
+        entry = again.registry.get("w2")
+        assert (entry.expires_at, entry.value) == (1100.0, {"node": "w2", "room": "f\u00fcr"})
+    finally:
+        again.close()
+
+
+def test_the_collection_is_the_canonical_object_node_to_profile(world, clock):
+    profiles = {"w2": {"node": "w2", "labels": {"room": "f\u00fcr"}}, "w1": {"node": "w1", "cpu": {"load1": 0.5}}}
+    for node, value in profiles.items():
+        world.put(node, value, 60)
+    payload, etag = world.registry.collection(CF_JSON)
+    assert payload == canonical_json(profiles)
+    assert etag == etag_of(canonical_json(profiles))
+    assert world.registry.collection(CF_CBOR) == (cbor2.dumps(profiles, canonical=True), etag)
+    assert world.registry.collection(CF_JSON)[0] is payload  # kept until something changes
+
+    clock.now = 1060.0
+    assert world.registry.collection(CF_JSON) == (b"{}", etag_of(b"{}"))
+
+
+def test_an_entry_decodes_its_body_only_when_asked():
+    entry = Entry(b'{"node":"w1"}', b"12345678", 60.0)
+    assert entry.value == {"node": "w1"}
+    assert Entry(b"not json", b"12345678", 60.0, value={"node": "given"}).value == {"node": "given"}
