@@ -9,9 +9,12 @@
 Each image is ``REGISTRY/NAMESPACE/<name>:<version>`` (default
 127.0.0.1:5000/nanoedge/spo2:1.0.0), the version from the service's
 service.json, also tagged ``latest``. Every service is built from the one
-nanoservices/Dockerfile with build arguments taken from its service.json
-(name, program, port, description, version and the Contract 2
-``requirements``, which become the image's labels). The build context is
+nanoservices/Dockerfile with build arguments taken from its service.json,
+which is first validated with the collection's service description schema
+(``plugins/plugin_utils/_service_description.py``). The validated description
+becomes the image's label ``io.nanoedge.description``, so the deployment reads
+exactly what was built; the requirements are also kept in
+``io.nanoedge.requirements`` for readers of that label. The build context is
 assembled from aiocoap's wheel, nanoservices/common/ and the service's
 folder, so the images need neither pip nor network access. Idempotent and quick when nothing changed: an image
 whose inputs are unchanged is not rebuilt, and a tag the registry already
@@ -53,11 +56,11 @@ class BuildError(RuntimeError):
     pass
 
 
-def _module_utils(name: str) -> types.ModuleType:
-    """One of the collection's module_utils, from this checkout.
+def _collection_module(name: str) -> types.ModuleType:
+    """One of the collection's modules (``module_utils._labels``), from this checkout.
 
     The tool validates with the very code the service_profiles lookup and the
-    allocate filter use. Inside an ``ansible_collections/nanoedge/core`` tree
+    deploy role use. Inside an ``ansible_collections/nanoedge/core`` tree
     (a laid-out copy) that tree is imported; in a plain checkout the package
     path is mapped onto it.
     """
@@ -70,10 +73,11 @@ def _module_utils(name: str) -> types.ModuleType:
             module = types.ModuleType(package)
             module.__path__ = path  # type: ignore[attr-defined]
             sys.modules[package] = module
-    return importlib.import_module("ansible_collections.nanoedge.core.plugins.module_utils.%s" % name)
+    return importlib.import_module("ansible_collections.nanoedge.core.plugins.%s" % name)
 
 
-_requirements = _module_utils("_requirements")
+_schema = _collection_module("plugin_utils._service_description")
+_labels = _collection_module("module_utils._labels")
 
 
 def log(message: str) -> None:
@@ -95,7 +99,7 @@ def services(names: t.Sequence[str] = ()) -> t.List[t.Dict[str, t.Any]]:
         spec = json.loads(path.read_text())
         if spec.get("name") != path.parent.name:
             raise BuildError("%s: name %r must equal its folder %r" % (path, spec.get("name"), path.parent.name))
-        check_requirements(spec)
+        check_description(spec)
         spec["_dir"] = path.parent
         found[spec["name"]] = spec
     unknown = sorted(set(names) - set(found))
@@ -104,40 +108,50 @@ def services(names: t.Sequence[str] = ()) -> t.List[t.Dict[str, t.Any]]:
     return [found[n] for n in (names or found)]
 
 
-def check_requirements(spec: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
-    """The service's Contract 2 requirements, normalised; BuildError naming the service and key if invalid."""
-    name = spec.get("name")
-    if "requirements" not in spec:
-        raise BuildError("service %r: service.json has no key 'requirements' (Contract 2; {} for none)" % name)
+def check_description(spec: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
+    """The service's description, validated and normalised; BuildError naming the service and key if invalid.
+
+    Keys starting with ``_`` are this tool's own (the service's folder)."""
     try:
-        return _requirements.normalize_requirements(spec["requirements"])
-    except _requirements.RequirementError as exc:
-        raise BuildError("service %r: service.json key 'requirements': %s" % (name, exc)) from exc
+        return _schema.normalize_description({k: v for k, v in spec.items() if not k.startswith("_")})
+    except _schema.DescriptionError as exc:
+        raise BuildError("service %r: service.json: %s" % (spec.get("name"), exc)) from exc
+
+
+def _check_buildable(description: t.Dict[str, t.Any]) -> None:
+    """What the one Dockerfile needs beyond the schema: a port to expose, a program and libraries it copies."""
+    name = description["name"]
+    if description["port"] is None:
+        raise BuildError("service %r: service.json: port is required (the image exposes it)" % name)
+    if not description["version"]:
+        raise BuildError("service %r: service.json: version is required (it tags the image)" % name)
+    program = description["program"]
+    if program is None or not program.startswith(name + "/"):
+        raise BuildError("service %r: service.json: program must be a file in its folder (%s/...), got %r"
+                         % (name, name, program))
+    for library in description["libraries"]:
+        # the Dockerfile installs common/<folder> as <IMAGE_LIBRARIES>/<folder>
+        if library.rstrip("/").count("/") != 1 or not library.startswith("common/"):
+            raise BuildError("service %r: service.json: libraries must be folders of nanoservices/common "
+                             "(common/<folder>), got %r" % (name, library))
 
 
 def build_args(spec: t.Dict[str, t.Any], base_image: str, wheel: Path) -> t.Dict[str, str]:
     """The build arguments of nanoservices/Dockerfile, every one from service.json."""
-    name = spec["name"]
-    port = spec.get("port")
-    if not (isinstance(port, dict) and isinstance(port.get("number"), int) and 0 < port["number"] < 65536
-            and port.get("protocol", "udp") in ("udp", "tcp")):
-        raise BuildError("service %r: service.json key 'port' must be {number: 1-65535, protocol: udp|tcp}, got %r"
-                         % (name, port))
-    program = spec.get("program")
-    if not (isinstance(program, str) and program.startswith(name + "/") and ".." not in program.split("/")):
-        raise BuildError("service %r: service.json key 'program' must be a file in its folder (%s/...), got %r"
-                         % (name, name, program))
-    check_requirements(spec)
+    description = check_description(spec)
+    _check_buildable(description)
+    port = description["port"]
     return {
         "BASE_IMAGE": base_image,
-        "SERVICE": name,
-        "PROGRAM": program,
-        "PORT": "%d/%s" % (port["number"], port.get("protocol", "udp")),
-        "DESCRIPTION": str(spec.get("description") or ""),
-        "VERSION": str(spec["version"]),
+        "SERVICE": description["name"],
+        "PROGRAM": description["program"],
+        "PORT": "%d/%s" % (port["number"], port["protocol"]),
+        "DESCRIPTION": description["description"],
+        "VERSION": description["version"],
         # as written in service.json (key order and spacing), so the label
         # reads as its author wrote it
         "REQUIREMENTS": json.dumps(spec["requirements"]),
+        "SERVICE_DESCRIPTION": _schema.description_label(description),
         "AIOCOAP_WHEEL": wheel.name,
     }
 
@@ -213,8 +227,11 @@ def build_and_push(spec: t.Dict[str, t.Any], registry: str, namespace: str, base
                                                   json.dumps(arguments, sort_keys=True)))
                                 .encode()).hexdigest()[:16]
         if not (context / arguments["PROGRAM"]).is_file():
-            raise BuildError("service %r: service.json key 'program': %s is not a file"
+            raise BuildError("service %r: service.json: program %s is not a file"
                              % (name, SERVICES_DIR / arguments["PROGRAM"]))
+        for library in spec.get("libraries") or []:
+            if not (context / library).is_dir():
+                raise BuildError("service %r: service.json: library %s is not a folder" % (name, SERVICES_DIR / library))
         built = False
         if _local_label(image, INPUTS_LABEL) != inputs:
             command = ["docker", "build", "-q", "-f", str(context / "Dockerfile")]
@@ -236,7 +253,8 @@ def build_and_push(spec: t.Dict[str, t.Any], registry: str, namespace: str, base
         digest = _registry_digest(registry, repository, version)
     labels = json.loads(run("docker", "image", "inspect", "-f", "{{json .Config.Labels}}", image))
     return {"name": name, "image": image, "digest": digest, "built": built, "pushed": pushed,
-            "requirements": json.loads(labels["io.nanoedge.requirements"])}
+            "requirements": json.loads(labels[_labels.REQUIREMENTS_LABEL]),
+            "description": json.loads(labels[_labels.DESCRIPTION_LABEL])}
 
 
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import DESCRIPTION_LABEL
 from ansible_collections.nanoedge.core.plugins.module_utils._requirements import normalize_requirements
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import normalize_description
 from nanoedge_ns import alerting, bm1000b
 from nanoedge_ns.bm1000b import Packet
 
@@ -46,11 +48,12 @@ def test_the_labels_come_from_the_build_arguments():
     dockerfile = DOCKERFILE.read_text()
     arguments = set(re.findall(r"^ARG (\w+)", dockerfile, re.MULTILINE))
     assert arguments == {"BASE_IMAGE", "SERVICE", "PROGRAM", "PORT", "DESCRIPTION", "VERSION", "REQUIREMENTS",
-                         "AIOCOAP_WHEEL"}
+                         "SERVICE_DESCRIPTION", "AIOCOAP_WHEEL"}
     labels = dict(re.findall(r'^(?:LABEL)?\s+([\w.]+)="([^"]*)"', dockerfile, re.MULTILINE))
     assert labels == {
         "io.nanoedge.service": "${SERVICE}",
         "io.nanoedge.requirements": "${REQUIREMENTS}",
+        DESCRIPTION_LABEL: "${SERVICE_DESCRIPTION}",
         "org.opencontainers.image.title": "nanoedge ${SERVICE}",
         "org.opencontainers.image.description": "${DESCRIPTION}",
         "org.opencontainers.image.version": "${VERSION}",
@@ -65,8 +68,7 @@ def test_the_labels_come_from_the_build_arguments():
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_service_description(name):
     spec = _spec(name)
-    assert spec["name"] == name
-    assert normalize_requirements(spec["requirements"])  # Contract 2, no unknown keys
+    assert normalize_description(spec)["name"] == name  # the one schema, no unknown keys
     assert spec["program"] == "%s/%s.py" % (name, name)
     assert spec["port"]["protocol"] == "udp"
     # the program's default port is the one the description publishes

@@ -1,26 +1,27 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """tools/nanoservices.py: what it feeds the one Dockerfile from each
-service.json, and how it refuses a service.json that breaks Contract 2."""
+service.json, and how it refuses a service.json that breaks the service description schema."""
 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import (
+    description_label,
+    normalize_description,
+)
+from ansible_collections.nanoedge.core.tools import nanoservices
 
 ROOT = Path(__file__).resolve().parents[3]
 WHEEL = Path("/wheels/aiocoap-0.4.17-py3-none-any.whl")
 
 
-# tools/ is a folder of scripts, not a package
-if str(ROOT / "tools") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tools"))
-nanoservices = importlib.import_module("nanoservices")
+# tools/ is a folder of scripts, importable as part of the collection like any other module
 assert Path(nanoservices.__file__) == ROOT / "tools" / "nanoservices.py", nanoservices
 
 
@@ -39,8 +40,11 @@ def test_build_args_come_from_service_json(spo2):
         "VERSION": "1.0.0",
         # the label's value as it has always read: author's key order, json.dumps spacing
         "REQUIREMENTS": '{"capabilities": ["pom"], "cpu": 0.5, "memory_mb": 64, "storage_mb": 20}',
+        # the whole description, validated and normalised, as the label the deploy role reads
+        "SERVICE_DESCRIPTION": description_label(spo2),
         "AIOCOAP_WHEEL": "aiocoap-0.4.17-py3-none-any.whl",
     }
+    assert json.loads(nanoservices.build_args(spo2, "b", WHEEL)["SERVICE_DESCRIPTION"]) == normalize_description(spo2)
 
 
 def test_every_dockerfile_argument_is_passed(spo2):
@@ -52,14 +56,14 @@ def test_every_dockerfile_argument_is_passed(spo2):
 def test_every_service_is_loaded_with_its_requirements():
     specs = nanoservices.services()
     assert [s["name"] for s in specs] == ["alert", "bot", "display", "hr", "hrv", "oc", "spo2"]
-    assert all(nanoservices.check_requirements(s)["memory_mb"] > 0 for s in specs)
+    assert all(nanoservices.check_description(s)["requirements"]["memory_mb"] > 0 for s in specs)
 
 
 @pytest.mark.parametrize("requirements, message", [
-    ({"gpu": 1}, "service 'spo2': service.json key 'requirements': unknown requirement key(s) 'gpu' (known: "
+    ({"gpu": 1}, "service 'spo2': service.json: requirements: unknown requirement key(s) 'gpu' (known: "
                  "capabilities, cpu, memory_mb, storage_mb, power, network, min_battery_percent)"),
-    ({"memory_mb": -5}, "service 'spo2': service.json key 'requirements': memory_mb=-5: must be >= 0"),
-    ([], "service 'spo2': service.json key 'requirements': requirements must be a JSON object, got list"),
+    ({"memory_mb": -5}, "service 'spo2': service.json: requirements: memory_mb=-5: must be >= 0"),
+    ([], "service 'spo2': service.json: requirements: requirements must be a JSON object, got list"),
 ])
 def test_invalid_requirements_name_the_service_and_key(spo2, requirements, message):
     spo2["requirements"] = requirements
@@ -71,20 +75,29 @@ def test_invalid_requirements_name_the_service_and_key(spo2, requirements, messa
 def test_missing_requirements(spo2):
     del spo2["requirements"]
     with pytest.raises(nanoservices.BuildError) as error:
-        nanoservices.check_requirements(spo2)
-    assert str(error.value) == "service 'spo2': service.json has no key 'requirements' (Contract 2; {} for none)"
+        nanoservices.check_description(spo2)
+    assert str(error.value) == "service 'spo2': service.json: requirements is missing ({} for none)"
 
 
 @pytest.mark.parametrize("key, value, message", [
     ("port", {"number": 0, "protocol": "udp"},
-     "service 'spo2': service.json key 'port' must be {number: 1-65535, protocol: udp|tcp}, got "
+     "service 'spo2': service.json: port must be {number: 1-65535, protocol: udp|tcp}, got "
      "{'number': 0, 'protocol': 'udp'}"),
-    ("port", None, "service 'spo2': service.json key 'port' must be {number: 1-65535, protocol: udp|tcp}, got None"),
+    ("port", None, "service 'spo2': service.json: port is required (the image exposes it)"),
+    ("version", "", "service 'spo2': service.json: version is required (it tags the image)"),
     ("program", "common/nanoedge_ns/service.py",
-     "service 'spo2': service.json key 'program' must be a file in its folder (spo2/...), got "
+     "service 'spo2': service.json: program must be a file in its folder (spo2/...), got "
      "'common/nanoedge_ns/service.py'"),
     ("program", "spo2/../hr/hr.py",
-     "service 'spo2': service.json key 'program' must be a file in its folder (spo2/...), got 'spo2/../hr/hr.py'"),
+     "service 'spo2': service.json: program must be a relative path without '..', got 'spo2/../hr/hr.py'"),
+    ("program", None, "service 'spo2': service.json: program must be a file in its folder (spo2/...), got None"),
+    ("libraries", ["nanoedge_ns"], "service 'spo2': service.json: libraries must be folders of nanoservices/common "
+                                   "(common/<folder>), got 'nanoedge_ns'"),
+    ("io", [{"host_path": "dev", "container_path": "/dev"}],
+     "service 'spo2': service.json: io[0].host_path must be an absolute path without '..', got 'dev'"),
+    ("debug", True, "service 'spo2': service.json: unknown key(s) 'debug' (known: name, version, description, "
+                    "requirements, program, libraries, python_requirements, port, provides, consumes, io, "
+                    "environment, critical, replicas, priority)"),
 ])
 def test_invalid_image_facts(spo2, key, value, message):
     spo2[key] = value
@@ -101,7 +114,7 @@ def test_services_refuses_a_bad_service_json(tmp_path, monkeypatch, spo2):
     monkeypatch.setattr(nanoservices, "SERVICES_DIR", tmp_path)
     with pytest.raises(nanoservices.BuildError) as error:
         nanoservices.services()
-    assert str(error.value) == "service 'spo2': service.json key 'requirements': cpu must be a number, got 'lots'"
+    assert str(error.value) == "service 'spo2': service.json: requirements: cpu must be a number, got 'lots'"
 
 
 def test_context_holds_the_dockerfile_and_the_program(tmp_path, spo2):
