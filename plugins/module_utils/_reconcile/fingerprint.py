@@ -1,41 +1,33 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What counts as a change of the live profiles: their fingerprint and its differences."""
+"""What counts as a change of the live profiles: their fingerprint and its differences.
+
+The fingerprint of a node is its profile's placement facets (_profile.placement_facets):
+what placement depends on and what does not drift between reports.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
+    PLACEMENT_FACETS, ProfileError, placement_facets,
+)
 
 Fingerprint = t.Dict[str, t.Dict[str, t.Any]]
-
-
-def _string_list(value: t.Any) -> t.List[str]:
-    if not isinstance(value, list):
-        return []
-    return sorted({item for item in value if isinstance(item, str)})
-
-
-def node_fingerprint(profile: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
-    """What placement depends on and what does not drift between reports."""
-    power = profile.get("power")
-    return {
-        "capabilities": _string_list(profile.get("capabilities")),
-        "power": power.get("source") if isinstance(power, dict) else None,
-        "network": _string_list(profile.get("network")),
-        "arch": profile.get("arch") if isinstance(profile.get("arch"), str) else None,
-    }
+# the facets that are lists of names, and those that are one name or None
+_LIST_FACETS = ("capabilities", "network")
+_VALUE_FACETS = ("power", "arch")
 
 
 def valid_fingerprint_entry(entry: t.Any) -> bool:
-    """A per-node fingerprint as node_fingerprint makes it (read back from state.json)."""
-    if not isinstance(entry, dict) or set(entry) != {"capabilities", "power", "network", "arch"}:
+    """A per-node fingerprint as placement_facets makes it (read back from state.json)."""
+    if not isinstance(entry, dict) or set(entry) != set(PLACEMENT_FACETS):
         return False
-    return (all(isinstance(entry[key], list) and all(isinstance(i, str) for i in entry[key])
-                for key in ("capabilities", "network"))
-            and all(entry[key] is None or isinstance(entry[key], str) for key in ("power", "arch")))
+    return (all(isinstance(entry[key], list) and all(isinstance(i, str) for i in entry[key]) for key in _LIST_FACETS)
+            and all(entry[key] is None or isinstance(entry[key], str) for key in _VALUE_FACETS))
 
 
 def fingerprint_of(profiles: t.Any) -> t.Tuple[Fingerprint, t.List[str]]:
@@ -49,15 +41,17 @@ def fingerprint_of(profiles: t.Any) -> t.Tuple[Fingerprint, t.List[str]]:
         if not isinstance(profile, dict):
             problems.append("profile of %s is %s, not an object" % (node, type(profile).__name__))
             continue
-        result[node] = node_fingerprint(profile)
+        try:
+            result[node] = placement_facets(profile)
+        except ProfileError as exc:
+            problems.append("profile of %s: %s" % (node, exc))
     return result, problems
 
 
 def fingerprint_digest(fingerprint: t.Optional[Fingerprint]) -> t.Optional[str]:
     if fingerprint is None:
         return None
-    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return hashlib.sha256(canonical).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(fingerprint)).hexdigest()[:16]
 
 
 def diff_fingerprints(before: t.Optional[Fingerprint], after: Fingerprint) -> t.Dict[str, t.Any]:
@@ -67,14 +61,14 @@ def diff_fingerprints(before: t.Optional[Fingerprint], after: Fingerprint) -> t.
     for node in sorted(set(before) & set(after)):
         old, new = before[node], after[node]
         entry = {}  # type: t.Dict[str, t.Any]
-        for key in ("capabilities", "network"):
+        for key in _LIST_FACETS:
             gained = sorted(set(new[key]) - set(old[key]))
             lost = sorted(set(old[key]) - set(new[key]))
             if gained:
                 entry[key + "_added"] = gained
             if lost:
                 entry[key + "_removed"] = lost
-        for key in ("power", "arch"):
+        for key in _VALUE_FACETS:
             if old.get(key) != new.get(key):
                 entry[key] = [old.get(key), new.get(key)]
         if entry:
@@ -99,7 +93,7 @@ def describe_diff(diff: t.Mapping[str, t.Any], after: Fingerprint) -> t.List[str
                 items = entry.get(key + suffix)
                 if items:
                     parts.append("%s %s %s %s" % (node, verb, nouns[len(items) > 1], ", ".join(items)))
-        for key in ("power", "arch"):
+        for key in _VALUE_FACETS:
             if key in entry:
                 parts.append("%s %s %s -> %s" % (node, key, entry[key][0], entry[key][1]))
     return parts

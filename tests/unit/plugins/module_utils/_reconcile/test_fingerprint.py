@@ -11,9 +11,8 @@ import typing as t
 import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerprint import (
-    describe_diff, diff_fingerprints, fingerprint_digest, fingerprint_of, node_fingerprint, valid_fingerprint_entry,
+    describe_diff, diff_fingerprints, fingerprint_digest, fingerprint_of, valid_fingerprint_entry,
 )
-
 
 PROFILE = {
     "schema": 1, "node": "w4", "collected_at": "2026-11-26T02:30:00Z", "arch": "armv7l",
@@ -31,13 +30,13 @@ def test_fingerprint_leaves_out_what_moves_on_every_report():
     drifted.update(collected_at="2026-11-26T09:00:00Z", cpu={"cores": 4, "bogomips": 89.6, "load1": 3.9},
                    memory_mb={"total": 926, "available": 12}, storage_mb={"total": 29820, "free": 1},
                    labels={"room": "ambulance"})
-    assert node_fingerprint(PROFILE) == node_fingerprint(drifted) == {
-        "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "armv7l"}
+    assert fingerprint_of({"w4": PROFILE}) == fingerprint_of({"w4": drifted}) == ({"w4": {
+        "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "armv7l"}}, [])
 
 
 def test_fingerprint_of_a_profile_without_capabilities_or_power():
-    assert node_fingerprint({"node": "w9"}) == {"capabilities": [], "power": None, "network": [],
-                                                          "arch": None}
+    assert fingerprint_of({"w9": {"node": "w9"}}) == ({"w9": {"capabilities": [], "power": None, "network": [],
+                                                               "arch": None}}, [])
 
 
 def test_fingerprint_of_skips_malformed_profiles_and_refuses_non_objects():
@@ -46,6 +45,19 @@ def test_fingerprint_of_skips_malformed_profiles_and_refuses_non_objects():
     assert problems == ["profile of w5 is str, not an object", "profile of w6 is NoneType, not an object"]
     with pytest.raises(ValueError, match="expected a JSON object node -> profile, got list"):
         fingerprint_of([PROFILE])
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"power": {"source": "solar"}}, "profile of w7: power.source: must be one of ac, dc, got 'solar'"),
+    ({"capabilities": "pom"}, "profile of w7: capabilities: must be a list, got str"),
+    ({"network": ["wifi", "carrier-pigeon"]},
+     "profile of w7: network[1]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee,"
+     " got 'carrier-pigeon'"),
+])
+def test_a_profile_with_a_malformed_facet_is_skipped_with_what_is_wrong(change, problem):
+    broken = dict(copy.deepcopy(PROFILE), node="w7", **change)
+    fingerprint, problems = fingerprint_of({"w4": PROFILE, "w7": broken})
+    assert (list(fingerprint), problems) == (["w4"], [problem])
 
 
 def fp(capabilities: t.Sequence[str] = (), power: str = "ac", network: t.Sequence[str] = ("wifi",),
