@@ -18,7 +18,8 @@ import signal
 import time
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.plan import move_line, plan_outcome, read_plan
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import read_plan
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.plan import move_line, plan_outcome
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.state import now_iso
 
 LOG = logging.getLogger("nanoedge.reconcile")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import os
 import sys
 import time
@@ -76,21 +77,30 @@ def make_runner(tmp_path: t.Any, command: t.Sequence[str] = ("true",), **setting
 
 
 PLAN = {"moves": [{"service": "bot", "from": "w2", "to": "w1", "why": "w2 left"}],
-        "unplaced": [{"service": "spo2", "reasons": {"w1": "missing capability pom"}}]}
+        "unplaced": [{"service": "spo2", "reasons": {"w1": "missing capability pom"},
+                      "causes": [{"code": "capability", "missing": ["pom"], "nodes": ["w1"]}]},
+                     {"service": "ecg", "reasons": {"w1": "missing capabilities a, b"},
+                      "causes": [{"code": "capability", "missing": ["a", "b"], "nodes": ["w1"]}]}]}
 
 
-def test_a_successful_run_is_one_line_with_what_the_plan_did(tmp_path):
+def test_a_successful_run_is_one_line_with_what_the_plan_did(tmp_path, caplog):
     runner = make_runner(tmp_path)
     runner.failures, runner.next_retry = 2, 99.0
     (tmp_path / "plan.json").write_text(json.dumps(PLAN))
     started = time.time()
     report = runner.finish(RunResult(0, "", ""), "w2 left", started, started + 12.34, 12.34)
-    assert report.line == "run finished rc=0 in 12.3 s: 1 moved, 1 unplaced"
+    assert report.line == "run finished rc=0 in 12.3 s: 1 moved, 2 unplaced"
     assert (runner.failures, runner.next_retry) == (0, 0.0)
     assert report.fields["moves"] == [{"service": "bot", "from": "w2", "to": "w1", "why": "w2 left"}]
-    assert report.fields["unplaced"] == [{"service": "spo2", "why": "no live node has capability pom"}]
+    assert report.fields["unplaced"] == [{"service": "spo2", "why": "no live node has capability pom"},
+                                         {"service": "ecg", "why": "no live node has capabilities a, b"}]
     assert report.fields["plan_problem"] is None
     assert runner.last_run["rc"] == 0 and runner.last_run["reason"] == "w2 left"
+    with caplog.at_level(logging.INFO, logger="nanoedge.reconcile"):
+        runner.log_details(report)
+    assert [record.getMessage() for record in caplog.records] == [
+        "moved bot w2 -> w1 (w2 left)", "spo2 unplaced: no live node has capability pom",
+        "ecg unplaced: no live node has capabilities a, b"]
 
 
 @pytest.mark.parametrize("failures, result, line", [
