@@ -17,6 +17,14 @@ description:
     O(annotation) (O(source=annotation)), or from the description of a Docker Hub-style repository (O(source=hub)).
     They are validated with the same schema the P(nanoedge.core.allocate#filter) filter uses; unknown keys,
     values of the wrong type and negative numbers are errors that name the key and the image.
+  - Each profile also holds the whole service description (RV(_raw[].description)), read from the image label
+    O(description_label) and validated with the one service description schema, which C(tools/nanoservices.py)
+    writes from the service's C(service.json). The role C(nanoedge.core.deploy) runs a service from it alone.
+    Labels that repeat part of it (O(requirements_label), O(service_label)) must say the same.
+  - An image without that label (labelled with O(requirements_label) and O(service_label) only, as images were
+    before) still gives a profile; its description holds its name and requirements, its version and description
+    text (the OCI labels C(org.opencontainers.image.version) and C(org.opencontainers.image.description)), its port
+    when it exposes exactly one, and the schema's defaults for everything else.
   - Multi-architecture images (Docker manifest list, OCI index) are read per platform; every platform must carry
     the same requirements, and RV(_raw[].platforms) lists them.
   - Requests run concurrently (O(concurrency)). What was read is cached by manifest digest for the lookup, and
@@ -67,10 +75,18 @@ options:
     default: io.nanoedge.requirements
   service_label:
     description:
-      - The image label holding the service name. Without it the name is the last component of the repository.
+      - The image label holding the service name. Without it the name is the one in the service description, or the
+        last component of the repository.
       - Set to an empty string to always use the repository name.
     type: str
     default: io.nanoedge.service
+  description_label:
+    description:
+      - The image label holding the whole service description as a JSON object. Where O(requirements_label) is
+        missing, the requirements come from it.
+      - Set to an empty string to read no description (every image is then read as one labelled the older way).
+    type: str
+    default: io.nanoedge.description
   annotation:
     description: The annotation read with O(source=annotation).
     type: str
@@ -151,7 +167,9 @@ notes:
     C(label io.nanoedge.requirements must be a JSON object, got an array),
     C(label io.nanoedge.requirements: unknown requirement key) with the key and the known keys,
     C(label io.nanoedge.requirements: memory_mb=-5: must be >= 0),
-    C(label io.nanoedge.requirements differs between platforms) with each platform's value, or
+    C(label io.nanoedge.requirements differs between platforms) with each platform's value,
+    C(label io.nanoedge.description: port must be {number: 1-65535, protocol: udp|tcp}) with the value,
+    C(label io.nanoedge.requirements and label io.nanoedge.description disagree on the requirements), or
     C(manifest '1.0' not found) with the HTTP status. With O(on_error=fail) every such image is listed,
     separated by C(;).
   - >-
@@ -240,6 +258,42 @@ _raw:
       elements: str
       returned: always
       sample: ["linux/arm/v7", "linux/arm64"]
+    registry:
+      description:
+        - The registry the image was read from, as O(registry) names it (scheme, host and port); the role
+          C(nanoedge.core.deploy) reads a bare-metal service's program from there. Empty with O(source=hub).
+      type: str
+      returned: always
+      sample: http://127.0.0.1:5000
+    description:
+      description:
+        - The service description, normalised (every key present), from the image label O(description_label), or
+          for an image without it from its other labels and config. See C(nanoservices/README.md) for each key.
+      type: dict
+      returned: always
+      sample: {"name": "spo2", "version": "1.0.0", "description": "SpO2 and pulse rate over CoAP",
+               "requirements": {"capabilities": ["pom"], "cpu": 0.5, "memory_mb": 64, "storage_mb": 20, "power": "",
+                                "network": "", "min_battery_percent": 0},
+               "program": "spo2/spo2.py", "libraries": ["common/nanoedge_ns"],
+               "python_requirements": ["aiocoap==0.4.17"], "port": {"number": 5701, "protocol": "udp"},
+               "provides": {"path": "/spo2"}, "consumes": {},
+               "io": [{"kind": "sensor", "host_path": "/dev/ttyUSB0", "container_path": "/dev/ttyUSB0",
+                       "env": "NANOEDGE_POM_DEVICE", "mode": "ro"}], "environment": {}}
+    critical:
+      description: From the description, when it says so; the plan fails when a critical service has no node.
+      type: bool
+      returned: when the description has it
+      sample: true
+    replicas:
+      description: From the description, when it says so; how many nodes the P(nanoedge.core.allocate#filter) filter places it on.
+      type: int
+      returned: when the description has it
+      sample: 2
+    priority:
+      description: From the description, when it says so; used by the V(optimal) strategy of P(nanoedge.core.allocate#filter).
+      type: float
+      returned: when the description has it
+      sample: 1
 """
 
 import typing as t  # noqa: E402
@@ -272,6 +326,7 @@ class LookupModule(LookupBase):
             source=self.get_option("source"),
             requirements_label=self.get_option("requirements_label"),
             service_label=self.get_option("service_label") or "",
+            description_label=self.get_option("description_label") or "",
             annotation=self.get_option("annotation"),
             tag_policy=self.get_option("tag_policy"),
             tag=self.get_option("tag"),

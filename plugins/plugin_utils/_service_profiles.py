@@ -1,11 +1,13 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Service discovery (step 3): the images of a registry -> service profiles P_k (DESIGN.md, Contract 2).
+"""Service discovery (step 3): the images of a registry -> service profiles P_k.
 
-Requirements come from an image label (default), from JSON in the OCI
-description annotation, or from a Docker Hub-style repository description
-(the research prototype's way); ``_image_profile.py`` turns one image's
-metadata into a profile.
+Each profile holds the service's requirements (docs/contracts.md,
+"Requirements") and its whole description (docs/contracts.md, "Service
+description"). Requirements come from an image label (default), from JSON in
+the OCI description annotation, or from a Docker Hub-style repository
+description (the research prototype's way); ``_image_profile.py`` turns one
+image's metadata into a profile.
 """
 
 from __future__ import annotations
@@ -15,11 +17,19 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
+    DESCRIPTION_LABEL,
+    REQUIREMENTS_LABEL,
+    SERVICE_LABEL,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError
 from ansible_collections.nanoedge.core.plugins.plugin_utils._image_profile import (
+    OCI_DESCRIPTION_LABEL,
+    PROFILE_ERRORS,
     profile_from_image,
     requirements_from_description,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import minimal_description
 from ansible_collections.nanoedge.core.plugins.plugin_utils._oci import (
     RegistryClient,
     parse_registry_url,
@@ -49,9 +59,6 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_select import (
 SOURCES = ("label", "annotation", "hub")
 ON_ERROR = ("fail", "warn", "skip")
 TAG_POLICIES = ("latest", "fixed", "semver")
-DEFAULT_REQUIREMENTS_LABEL = "io.nanoedge.requirements"
-DEFAULT_SERVICE_LABEL = "io.nanoedge.service"
-DEFAULT_ANNOTATION = "org.opencontainers.image.description"
 
 
 class DiscoveryError(Exception):
@@ -63,9 +70,10 @@ class DiscoveryOptions:
     registry: str
     repositories: t.List[str] = field(default_factory=list)
     source: str = "label"
-    requirements_label: str = DEFAULT_REQUIREMENTS_LABEL
-    service_label: str = DEFAULT_SERVICE_LABEL
-    annotation: str = DEFAULT_ANNOTATION
+    requirements_label: str = REQUIREMENTS_LABEL
+    service_label: str = SERVICE_LABEL
+    description_label: str = DESCRIPTION_LABEL
+    annotation: str = OCI_DESCRIPTION_LABEL
     tag_policy: str = "latest"
     tag: str = "latest"
     include_prerelease: bool = False
@@ -141,7 +149,7 @@ def _discover_registry(options: DiscoveryOptions, cache: DigestCache) -> t.List[
             meta = client.inspect(repository, tag, cache, head_first)
             try:
                 return profile_from_image(meta, options)
-            except RequirementError as exc:
+            except PROFILE_ERRORS as exc:
                 raise ImageError(meta.reference, client.host, repository, str(exc)) from None
 
         return run_bounded(one, targets, options.concurrency)
@@ -266,8 +274,10 @@ def _hub_profile(hub: HubClient, options: DiscoveryOptions, repository: str,
         for i in tag_doc.get("images") or [] if isinstance(i, dict) and i.get("os") and i.get("architecture")
         and i.get("os") != "unknown"})
     digest = tag_doc.get("digest")
-    return {"name": repository.rsplit("/", 1)[-1], "image": image,
-            "digest": digest if isinstance(digest, str) else "", "requires": requires, "platforms": platforms}
+    name = repository.rsplit("/", 1)[-1]
+    # the Hub says nothing more of a service than its requirements; its images are not read here
+    return {"name": name, "image": image, "digest": digest if isinstance(digest, str) else "", "requires": requires,
+            "platforms": platforms, "registry": "", "description": minimal_description(name, requires)}
 
 
 def _discover_hub(options: DiscoveryOptions) -> t.List[Outcome]:

@@ -9,12 +9,17 @@ import pytest
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.loader import lookup_loader
 
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import normalize_description
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import DiscoveryError
 from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import FakeRegistry
 
 LABEL = "io.nanoedge.requirements"
 NONE = {"capabilities": [], "cpu": 0, "memory_mb": 0, "storage_mb": 0, "power": "", "network": "",
         "min_battery_percent": 0}
+OC = {"name": "oc", "version": "1.0.0", "requirements": {"capabilities": ["oc"], "power": "ac"},
+      "port": {"number": 5706, "protocol": "udp"}, "provides": {"path": "/valve"},
+      "io": [{"kind": "actuator", "host_path": "/run/nanoedge/oc", "container_path": "/run/nanoedge/oc",
+              "mode": "rw"}], "critical": True}
 
 
 @pytest.fixture
@@ -25,6 +30,7 @@ def fake():
                                                   (("linux", "arm64", None), {LABEL: '{"memory_mb": 32}'})])
     registry.add_image("nanoedge/broken", "latest", {LABEL: '{"gpu": 1}'})
     registry.add_image("other/x", "latest", {LABEL: "{}"})
+    registry.add_image("described/oc", "latest", {"io.nanoedge.description": json.dumps(OC)})
     yield registry
     registry.close()
 
@@ -43,8 +49,18 @@ def test_returns_one_list_sorted_by_name(fake, lookup):
     assert services[0]["requires"] == dict(NONE, memory_mb=32)
     assert services[1] == {"name": "spo2", "image": "%s/nanoedge/spo2:latest" % fake.host,
                            "digest": services[1]["digest"], "requires": dict(NONE, capabilities=["pom"], cpu=1),
-                           "platforms": ["linux/amd64"]}
+                           "platforms": ["linux/amd64"], "registry": fake.url,
+                           "description": normalize_description({"name": "spo2", "requirements": {
+                               "capabilities": ["pom"], "cpu": 1}})}
     assert services[1]["digest"].startswith("sha256:")
+
+
+def test_returns_the_whole_description(fake, lookup):
+    (oc,) = lookup.run(["described/oc"], {}, registry=fake.url)[0]
+    assert oc["description"] == normalize_description(OC)
+    assert oc["requires"] == dict(NONE, capabilities=["oc"], power="ac")
+    assert oc["critical"] is True
+    assert [oc["name"], oc["registry"]] == ["oc", fake.url]
 
 
 def test_terms_add_repositories(fake, lookup):
@@ -102,5 +118,6 @@ def test_results_are_not_trusted_as_templates(fake, lookup):
     from ansible._internal._datatag._tags import TrustedAsTemplate
 
     services = lookup.run([], {}, registry=fake.url, repositories=["nanoedge/spo2"])[0]
-    strings = [services[0]["name"], services[0]["image"], services[0]["digest"]] + services[0]["requires"]["capabilities"]
+    strings = ([services[0]["name"], services[0]["image"], services[0]["digest"], services[0]["description"]["name"]]
+               + services[0]["requires"]["capabilities"])
     assert strings and not any(TrustedAsTemplate.is_tagged_on(s) for s in strings)

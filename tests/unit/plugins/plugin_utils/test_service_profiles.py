@@ -6,18 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError
-from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
-    DigestCache,
-    ImageContent,
-    ImageMetadata,
-    PlatformImage,
-)
-from ansible_collections.nanoedge.core.plugins.plugin_utils._image_profile import (
-    parse_requirements_text,
-    profile_from_image,
-    requirements_from_description,
-)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import DigestCache
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import normalize_description
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import (
     DiscoveryError,
     DiscoveryOptions,
@@ -32,15 +22,6 @@ SPO2 = {"capabilities": ["pom"], "cpu": 1, "memory_mb": 64, "storage_mb": 20, "p
 SPO2_NORMALIZED = dict(NONE, **SPO2)
 
 
-def meta(labels_by_platform, repository="nanoedge/spo2", annotations=None, platform_annotations=None):
-    platforms = tuple(
-        PlatformImage(platform=name, manifest_digest="sha256:" + "0" * 64, labels=labels,
-                      annotations=(platform_annotations or {}).get(name, {}))
-        for name, labels in labels_by_platform.items())
-    return ImageMetadata("r:5000", repository, "1.0", "sha256:" + "a" * 64,
-                         ImageContent("application/vnd.oci.image.index.v1+json", annotations or {}, platforms))
-
-
 def opts(**kwargs):
     return DiscoveryOptions(registry="http://r:5000", **kwargs)
 
@@ -50,102 +31,6 @@ def fake():
     registry = FakeRegistry()
     yield registry
     registry.close()
-
-
-def test_profile_shape():
-    image = meta({"linux/arm64": {LABEL: json.dumps(SPO2)}, "linux/arm/v7": {LABEL: json.dumps(SPO2)}})
-    assert profile_from_image(image, opts()) == {
-        "name": "spo2", "image": "r:5000/nanoedge/spo2:1.0", "digest": "sha256:" + "a" * 64,
-        "requires": SPO2_NORMALIZED, "platforms": ["linux/arm/v7", "linux/arm64"]}
-
-
-@pytest.mark.parametrize("labels, options, name", [
-    ({LABEL: "{}"}, {}, "spo2"),
-    ({LABEL: "{}", "io.nanoedge.service": "pulse-ox"}, {}, "pulse-ox"),
-    ({LABEL: "{}", "io.nanoedge.service": ""}, {}, "spo2"),
-    ({LABEL: "{}", "io.nanoedge.service": "pulse-ox"}, {"service_label": ""}, "spo2"),
-    ({LABEL: "{}", "svc": "x1"}, {"service_label": "svc"}, "x1"),
-])
-def test_service_name(labels, options, name):
-    assert profile_from_image(meta({"linux/amd64": labels}), opts(**options))["name"] == name
-
-
-def test_formatting_differences_between_platforms_are_not_a_mismatch():
-    image = meta({"linux/arm64": {LABEL: '{"cpu": 1, "memory_mb": 64}'},
-                  "linux/arm/v7": {LABEL: '{"memory_mb":64,"cpu":1.0}'}})
-    assert profile_from_image(image, opts())["requires"] == dict(NONE, cpu=1, memory_mb=64)
-
-
-@pytest.mark.parametrize("labels_by_platform, message", [
-    ({"linux/amd64": {}}, "label io.nanoedge.requirements is missing"),
-    ({"linux/amd64": {LABEL: "{cpu: 1}"}},
-     "label io.nanoedge.requirements is not valid JSON (Expecting property name enclosed in double quotes: "
-     "line 1 column 2 (char 1))"),
-    ({"linux/amd64": {LABEL: "[1, 2]"}}, "label io.nanoedge.requirements must be a JSON object, got an array"),
-    ({"linux/amd64": {LABEL: '"pom"'}}, "label io.nanoedge.requirements must be a JSON object, got a string"),
-    ({"linux/amd64": {LABEL: '{"gpu": 1}'}},
-     "label io.nanoedge.requirements: unknown requirement key(s) 'gpu' (known: capabilities, cpu, memory_mb, "
-     "storage_mb, power, network, min_battery_percent)"),
-    ({"linux/amd64": {LABEL: '{"memory_mb": -5}'}}, "label io.nanoedge.requirements: memory_mb=-5: must be >= 0"),
-    ({"linux/arm64": {LABEL: '{"cpu": 1}'}, "linux/arm/v7": {LABEL: '{"cpu": 2}'}},
-     'label io.nanoedge.requirements differs between platforms (linux/arm/v7: {"cpu": 2}; linux/arm64: {"cpu": 1})'),
-    ({"linux/arm64": {LABEL: '{"cpu": 1}'}, "linux/arm/v7": {}},
-     'label io.nanoedge.requirements differs between platforms (linux/arm/v7: (missing); linux/arm64: {"cpu": 1})'),
-    ({"linux/arm64": {LABEL: "{}", "io.nanoedge.service": "a"}, "linux/arm/v7": {LABEL: "{}", "io.nanoedge.service": "b"}},
-     "label io.nanoedge.service differs between platforms (linux/arm/v7: b; linux/arm64: a)"),
-    ({"linux/amd64": {LABEL: "{}", "io.nanoedge.service": "no spaces"}},
-     "label io.nanoedge.service='no spaces' is not a valid service name (letters, digits, '.', '_', '-')"),
-])
-def test_profile_errors(labels_by_platform, message):
-    with pytest.raises(RequirementError) as exc:
-        profile_from_image(meta(labels_by_platform), opts())
-    assert str(exc.value) == message
-
-
-@pytest.mark.parametrize("annotations, platform_annotations, labels, expected", [
-    ({"org.opencontainers.image.description": json.dumps(SPO2)}, {}, {}, SPO2_NORMALIZED),
-    ({}, {"linux/amd64": {"org.opencontainers.image.description": '{"cpu": 2}'}}, {}, dict(NONE, cpu=2)),
-    ({}, {}, {"org.opencontainers.image.description": 'SpO2 service. Needs: {"cpu": 3} on any node.'},
-     dict(NONE, cpu=3)),
-])
-def test_annotation_source(annotations, platform_annotations, labels, expected):
-    image = meta({"linux/amd64": labels}, annotations=annotations, platform_annotations=platform_annotations)
-    assert profile_from_image(image, opts(source="annotation"))["requires"] == expected
-
-
-def test_annotation_source_missing():
-    with pytest.raises(RequirementError) as exc:
-        profile_from_image(meta({"linux/amd64": {LABEL: "{}"}}), opts(source="annotation"))
-    assert str(exc.value) == "annotation org.opencontainers.image.description is missing"
-
-
-@pytest.mark.parametrize("text, expected", [
-    ('{"cpu": 1}', dict(NONE, cpu=1)),
-    ('# SpO2\n\nRequirements:\n\n```json\n{"capabilities": ["pom"], "cpu": 0}\n```\n', dict(NONE, capabilities=["pom"])),
-    ('Uses {braces} in prose, then {"memory_mb": 5}', dict(NONE, memory_mb=5)),
-])
-def test_requirements_from_description(text, expected):
-    assert requirements_from_description(text, "d") == expected
-
-
-@pytest.mark.parametrize("text, message", [
-    ("", "d is empty"),
-    ("plain prose", "d is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
-    ("prose {not json", "d contains no JSON object"),
-    ('{"cpu": -1}', "d: cpu=-1: must be >= 0"),
-    ('About: {"gpu": 1}', "d: unknown requirement key(s) 'gpu' (known: capabilities, cpu, memory_mb, storage_mb, "
-                          "power, network, min_battery_percent)"),
-])
-def test_requirements_from_description_errors(text, message):
-    with pytest.raises(RequirementError) as exc:
-        requirements_from_description(text, "d")
-    assert str(exc.value) == message
-
-
-def test_parse_requirements_text_null_is_not_an_object():
-    with pytest.raises(RequirementError) as exc:
-        parse_requirements_text("null", "label x")
-    assert str(exc.value) == "label x must be a JSON object, got null"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -194,6 +79,30 @@ def test_discover_sorted_and_on_error(fake):
     options.on_error = "skip"
     assert [s["name"] for s in discover(options, warn=warnings.append).services] == ["heart-rate-var", "spo2"]
     assert warnings == []
+
+
+def test_new_and_old_images_side_by_side(fake):
+    """An image with the description label and one labelled the older way, as users' registries hold both."""
+    described = {"name": "spo2", "version": "1.0.0", "requirements": SPO2, "program": "spo2/spo2.py",
+                 "port": {"number": 5701}, "provides": {"path": "/spo2"}}
+    fake.add_image("n/spo2", "latest", {"io.nanoedge.service": "spo2", LABEL: json.dumps(SPO2),
+                                        "io.nanoedge.description": json.dumps(described)})
+    fake.add_image("n/hr", "latest", {"io.nanoedge.service": "hr", LABEL: '{"cpu": 0.25}',
+                                      "org.opencontainers.image.version": "0.9.0"}, exposed=["5702/udp"])
+    hr, spo2 = discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2", "n/hr"])).services
+    assert spo2["description"] == normalize_description(described)
+    assert spo2["registry"] == hr["registry"] == fake.url
+    assert hr["description"] == normalize_description({"name": "hr", "version": "0.9.0", "requirements": {"cpu": 0.25},
+                                                       "port": {"number": 5702, "protocol": "udp"}})
+
+
+def test_a_bad_description_follows_on_error(fake):
+    fake.add_image("n/spo2", "latest", {LABEL: "{}", "io.nanoedge.description": '{"name": "spo2"}'})
+    with pytest.raises(DiscoveryError) as exc:
+        discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2"]))
+    assert str(exc.value) == ("image %s/n/spo2:latest: label io.nanoedge.description: requirements is missing "
+                              "({} for none)" % fake.host)
+    assert discover(DiscoveryOptions(registry=fake.url, repositories=["n/spo2"], on_error="skip")).services == []
 
 
 def test_missing_manifest_follows_on_error(fake):
@@ -288,12 +197,15 @@ def hub_options(fake, **kwargs):
 
 def test_hub_source(hub):
     result = discover(hub_options(hub, repositories=["lab/spo2", "lab/hrv"]))
-    assert result.services == [
+    assert [{k: v for k, v in s.items() if k != "description"} for s in result.services] == [
         {"name": "hrv", "image": "docker.io/lab/hrv:latest", "digest": hub.hub_tags[("lab/hrv", "latest")]["digest"],
-         "requires": dict(NONE, capabilities=["pom"]), "platforms": ["linux/amd64"]},
+         "requires": dict(NONE, capabilities=["pom"]), "platforms": ["linux/amd64"], "registry": ""},
         {"name": "spo2", "image": "docker.io/lab/spo2:latest", "digest": hub.hub_tags[("lab/spo2", "latest")]["digest"],
-         "requires": SPO2_NORMALIZED, "platforms": ["linux/arm/v7", "linux/arm64"]},
+         "requires": SPO2_NORMALIZED, "platforms": ["linux/arm/v7", "linux/arm64"], "registry": ""},
     ]
+    # the Hub says nothing of a service but its requirements
+    assert result.services[0]["description"] == normalize_description({"name": "hrv", "requirements": {
+        "capabilities": ["pom"]}})
 
 
 def test_hub_glob_semver_and_errors(hub):
