@@ -37,7 +37,9 @@ options:
       - The node resource profiles, as a list, or as a dictionary of node name to profile (the answer of the
         CoAP profile registry's C(GET /profiles)). The order given is the order nodes are tried in.
       - Each profile needs C(node), C(capabilities), C(cpu.cores), C(memory_mb.available), C(storage_mb.free),
-        C(power.source) and C(network); C(power.battery_percent) is read when present. Other fields are ignored.
+        C(power.source) and C(network); C(power.battery_percent) is read when present. Other fields may be left out,
+        but every field given must follow the profile schema (the one M(nanoedge.core.resource_facts) and the
+        registry use), for example C(cpu.cores) a whole number of at least 1 and capability names in lower case.
     type: raw
     required: true
   strategy:
@@ -281,12 +283,13 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import DEFAULT_STRATEGY
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import DEFAULT_TIME_LIMIT, AllocationError, allocate
 
 FILTER = "nanoedge.core.allocate"
 
 
-def allocate_filter(services: t.Any, nodes: t.Any, strategy: t.Any = "first_fit", current: t.Any = None,
+def allocate_filter(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
                     time_limit: t.Any = DEFAULT_TIME_LIMIT) -> t.Dict[str, t.Any]:
     try:
         return allocate(services, nodes, strategy=strategy, current=current, time_limit=time_limit)

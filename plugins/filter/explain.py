@@ -103,12 +103,13 @@ import typing as t
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import BOOLEANS_FALSE, BOOLEANS_TRUE
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import DEFAULT_STRATEGY
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import DEFAULT_TIME_LIMIT, AllocationError, explain
 
 FILTER = "nanoedge.core.explain"
 
 
-def explain_filter(services: t.Any, nodes: t.Any, strategy: t.Any = "first_fit", current: t.Any = None,
+def explain_filter(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
                    time_limit: t.Any = DEFAULT_TIME_LIMIT, static: t.Any = False) -> t.Dict[str, t.Dict[str, str]]:
     if isinstance(static, str):
         static = static.lower()

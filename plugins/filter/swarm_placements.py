@@ -59,12 +59,13 @@ import typing as t  # noqa: E402
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import SERVICE_LABEL  # noqa: E402
 from ansible_collections.nanoedge.core.plugins.plugin_utils._swarm import SwarmError, placements  # noqa: E402
 
 FILTER = "nanoedge.core.swarm_placements"
 
 
-def swarm_placements(services: t.Any, label: t.Any = "io.nanoedge.service") -> t.Dict[str, str]:
+def swarm_placements(services: t.Any, label: t.Any = SERVICE_LABEL) -> t.Dict[str, str]:
     if not isinstance(label, str) or not label:
         raise AnsibleFilterError("%s: label must be a non-empty string, got %r" % (FILTER, label))
     try:

@@ -14,6 +14,11 @@ import json
 import os
 import typing as t
 
+# The allocation strategies, and those that need no solver.
+STRATEGIES = ("first_fit", "best_fit", "spread", "optimal")
+HEURISTICS = ("first_fit", "best_fit", "spread")
+DEFAULT_STRATEGY = "first_fit"
+
 # What nanoedge.core.allocate always returns and plan_report requires.
 RESULT_KEYS = ("strategy", "placements", "by_node", "unplaced", "remaining")
 # What allocate returns besides, and the plan file carries over when present.

@@ -1,11 +1,12 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The resource profile P_i (DESIGN.md, Contract 1): its one schema and validator.
+"""The node profile (docs/contracts.md, "The node profile"): its one schema, validator and placement facets.
 
 Used by the discovery module (which builds profiles), the CoAP registry
 server (which validates what workers send), the registry inventory plugin and
-the allocate filter. Standard library only, Python >= 3.9, no Ansible
-imports: the registry server loads this file directly by path.
+lookup, the allocate filter, the Swarm backend and the reconcile daemon.
+Standard library only, Python >= 3.9, no Ansible imports: it runs on the nodes
+and managers too.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ TOP_LEVEL_KEYS = (
     "schema", "node", "collected_at", "arch", "model", "cpu", "memory_mb",
     "storage_mb", "power", "network", "capabilities", "devices", "labels",
 )
+CPU_KEYS = ("cores", "bogomips", "load1")
+MEMORY_KEYS = ("total", "available")
+STORAGE_KEYS = ("total", "free")
+POWER_KEYS = ("source", "battery_percent", "battery_health", "charging")
 DEVICE_REQUIRED_KEYS = ("capability", "kind", "name", "bus", "id")
 DEVICE_OPTIONAL_KEYS = ("serial", "path")
 
 
 class ProfileError(ValueError):
-    """A profile does not follow Contract 1; the message names the field."""
+    """A profile does not follow the schema; the message names the field."""
 
 
 def _is_int(value: t.Any) -> bool:
@@ -83,52 +88,94 @@ def _check_network(network: t.Any) -> None:
                  "must be one of %s, got %r" % (", ".join(NETWORK_TYPES), kind))
 
 
-def validate_profile(profile: t.Any) -> None:
-    """Raise ProfileError naming the first field that breaks Contract 1."""
-    _check_keys(profile, "profile", TOP_LEVEL_KEYS)
+def validate_profile(profile: t.Any, complete: bool = True) -> None:
+    """Raise ProfileError naming the first field that breaks the profile schema.
+
+    With ``complete=False`` any key may be left out, at any level, but every
+    key that is there follows the same rules: the allocate filter takes
+    hand-written nodes that give only what placement reads.
+    """
+    _check_section(profile, "profile", TOP_LEVEL_KEYS, complete)
+    for key in TOP_LEVEL_KEYS:
+        if key in profile:
+            _CHECKS[key](profile, complete)
+
+
+def _check_section(obj: t.Any, where: str, keys: t.Sequence[str], complete: bool) -> None:
+    if complete:
+        _check_keys(obj, where, keys)
+    else:
+        _check_keys(obj, where, (), keys)
+
+
+def _check_schema(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     _require(profile["schema"] == SCHEMA_VERSION and _is_int(profile["schema"]), "schema",
              "must be %d, got %r" % (SCHEMA_VERSION, profile["schema"]))
+
+
+def _check_node(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     node = profile["node"]
     _require(isinstance(node, str) and bool(NODE_NAME_RE.match(node)), "node",
              "must match %s, got %r" % (NODE_NAME_RE.pattern, node))
-    for key in ("collected_at", "arch", "model"):
-        _require(isinstance(profile[key], str), key, "must be a string, got %r" % (profile[key],))
 
+
+def _check_string(key: str) -> t.Callable[[t.Mapping[str, t.Any], bool], None]:
+    def check(profile: t.Mapping[str, t.Any], complete: bool) -> None:
+        _require(isinstance(profile[key], str), key, "must be a string, got %r" % (profile[key],))
+    return check
+
+
+def _check_cpu(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     cpu = profile["cpu"]
-    _check_keys(cpu, "cpu", ("cores", "bogomips", "load1"))
-    _require(_is_int(cpu["cores"]) and cpu["cores"] >= 1, "cpu.cores", "must be an integer >= 1, got %r" % (cpu["cores"],))
+    _check_section(cpu, "cpu", CPU_KEYS, complete)
+    if "cores" in cpu:
+        _require(_is_int(cpu["cores"]) and cpu["cores"] >= 1, "cpu.cores",
+                 "must be an integer >= 1, got %r" % (cpu["cores"],))
     for key in ("bogomips", "load1"):
-        value = cpu[key]
+        value = cpu.get(key)
         _require(value is None or (_is_number(value) and value >= 0), "cpu.%s" % key,
                  "must be a number >= 0 or null, got %r" % (value,))
 
-    memory = profile["memory_mb"]
-    _check_keys(memory, "memory_mb", ("total", "available"))
-    for key in ("total", "available"):
-        _check_count(memory[key], "memory_mb.%s" % key)
-    _require(memory["available"] <= memory["total"], "memory_mb.available", "exceeds memory_mb.total")
 
-    storage = profile["storage_mb"]
-    _check_keys(storage, "storage_mb", ("total", "free"))
-    for key in ("total", "free"):
-        _check_count(storage[key], "storage_mb.%s" % key)
-    _require(storage["free"] <= storage["total"], "storage_mb.free", "exceeds storage_mb.total")
+def _check_space(key: str, keys: t.Tuple[str, str]) -> t.Callable[[t.Mapping[str, t.Any], bool], None]:
+    """memory_mb or storage_mb: two counts, the second (what is left) not above the first (the total)."""
+    total, part = keys
 
+    def check(profile: t.Mapping[str, t.Any], complete: bool) -> None:
+        space = profile[key]
+        _check_section(space, key, keys, complete)
+        for name in keys:
+            if name in space:
+                _check_count(space[name], "%s.%s" % (key, name))
+        if total in space and part in space:
+            _require(space[part] <= space[total], "%s.%s" % (key, part), "exceeds %s.%s" % (key, total))
+    return check
+
+
+def _check_power(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     power = profile["power"]
-    _check_keys(power, "power", ("source", "battery_percent", "battery_health", "charging"))
-    _check_power_source(power["source"])
-    percent = power["battery_percent"]
+    _check_section(power, "power", POWER_KEYS, complete)
+    if "source" in power:
+        _check_power_source(power["source"])
+    percent = power.get("battery_percent")
     _require(percent is None or (_is_number(percent) and 0 <= percent <= 100), "power.battery_percent",
              "must be a number from 0 to 100 or null, got %r" % (percent,))
-    health = power["battery_health"]
+    health = power.get("battery_health")
     _require(health is None or (_is_number(health) and health >= 0), "power.battery_health",
              "must be a number >= 0 or null, got %r" % (health,))
-    _require(power["charging"] is None or isinstance(power["charging"], bool), "power.charging",
-             "must be true, false or null, got %r" % (power["charging"],))
+    _require(power.get("charging") is None or isinstance(power["charging"], bool), "power.charging",
+             "must be true, false or null, got %r" % (power.get("charging"),))
 
+
+def _check_network_key(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     _check_network(profile["network"])
+
+
+def _check_capabilities(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     _check_string_list(profile["capabilities"], "capabilities", CAPABILITY_RE)
 
+
+def _check_devices(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     devices = profile["devices"]
     _require(isinstance(devices, list), "devices", "must be a list, got %s" % type(devices).__name__)
     for index, device in enumerate(devices):
@@ -143,14 +190,35 @@ def validate_profile(profile: t.Any) -> None:
                  "must be one of %s, got %r" % (", ".join(DEVICE_KINDS), device["kind"]))
         _require(device["bus"] in DEVICE_BUSES, where + ".bus",
                  "must be one of %s, got %r" % (", ".join(DEVICE_BUSES), device["bus"]))
-        _require(device["capability"] in profile["capabilities"], where + ".capability",
-                 "%r is not listed in capabilities" % (device["capability"],))
+        if "capabilities" in profile:
+            _require(device["capability"] in profile["capabilities"], where + ".capability",
+                     "%r is not listed in capabilities" % (device["capability"],))
 
+
+def _check_labels(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     labels = profile["labels"]
     _require(isinstance(labels, dict), "labels", "must be an object, got %s" % type(labels).__name__)
     for key, value in labels.items():
         _require(isinstance(key, str) and isinstance(value, str), "labels",
                  "keys and values must be strings, got %r: %r" % (key, value))
+
+
+# One check per top-level key, run in the order of TOP_LEVEL_KEYS.
+_CHECKS = {
+    "schema": _check_schema,
+    "node": _check_node,
+    "collected_at": _check_string("collected_at"),
+    "arch": _check_string("arch"),
+    "model": _check_string("model"),
+    "cpu": _check_cpu,
+    "memory_mb": _check_space("memory_mb", MEMORY_KEYS),
+    "storage_mb": _check_space("storage_mb", STORAGE_KEYS),
+    "power": _check_power,
+    "network": _check_network_key,
+    "capabilities": _check_capabilities,
+    "devices": _check_devices,
+    "labels": _check_labels,
+}  # type: t.Dict[str, t.Callable[[t.Mapping[str, t.Any], bool], None]]
 
 
 PLACEMENT_FACETS = ("capabilities", "power", "network", "arch")

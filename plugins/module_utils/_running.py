@@ -20,8 +20,8 @@ import socket
 import typing as t
 import urllib.parse
 
-SERVICE_LABEL = "io.nanoedge.service"
-DIGEST_LABEL = "io.nanoedge.digest"
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import DIGEST_LABEL, SERVICE_LABEL
+
 # Containers of a Docker Swarm task carry this label; Swarm, not the node, owns them.
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 

@@ -121,6 +121,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import SERVICE_LABEL  # noqa: E402
 from ansible_collections.nanoedge.core.plugins.module_utils._running import RunningError, running  # noqa: E402
 
 PREFIX = "nanoedge.core.running_facts: "
@@ -132,7 +133,7 @@ def main() -> None:
             docker_socket=dict(type="path", default="/var/run/docker.sock"),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             name_prefix=dict(type="str", default="nanoedge-svc-"),
-            label=dict(type="str", default="io.nanoedge.service"),
+            label=dict(type="str", default=SERVICE_LABEL),
             timeout=dict(type="float", default=10),
         ),
         supports_check_mode=True,

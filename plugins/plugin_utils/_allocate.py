@@ -38,13 +38,20 @@ import math
 import typing as t
 from collections.abc import Mapping
 
-from ansible_collections.nanoedge.core.plugins.module_utils._plan import Cause, capacity_cause, cause_text
-from ansible_collections.nanoedge.core.plugins.module_utils._profile import NETWORK_TYPES, NODE_NAME_RE, POWER_SOURCES
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
+    DEFAULT_STRATEGY,
+    HEURISTICS,
+    STRATEGIES,
+    Cause,
+    capacity_cause,
+    cause_text,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
 from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError, normalize_requirements
 
-STRATEGIES = ("first_fit", "best_fit", "spread", "optimal")
-HEURISTICS = ("first_fit", "best_fit", "spread")
 DEFAULT_TIME_LIMIT = 10.0
+# What allocation reads from a node's profile; the rest may be left out.
+PLACEMENT_FIELDS = ("capabilities", "cpu.cores", "memory_mb.available", "storage_mb.free", "power.source", "network")
 
 FITS = "fits"
 SHARE_REASONS_ABOVE = 1000000
@@ -162,55 +169,33 @@ def _parse_node(where: str, key: t.Any, profile: t.Any, index: int) -> Node:
     if key is not None and key != name:
         raise AllocationError("%s: profile is for node %r" % (where, name))
     who = "node %r" % name
-
-    capabilities = _field(profile, who, "capabilities")
-    if not isinstance(capabilities, list) or not all(isinstance(item, str) for item in capabilities):
-        raise AllocationError("%s: capabilities must be a list of strings, got %r" % (who, capabilities))
-    network = _field(profile, who, "network")
-    if not isinstance(network, list):
-        raise AllocationError("%s: network must be a list, got %r" % (who, network))
-    for position, kind in enumerate(network):
-        if kind not in NETWORK_TYPES:
-            raise AllocationError("%s: network[%d] must be one of %s, got %r"
-                                  % (who, position, ", ".join(NETWORK_TYPES), kind))
-    power = _field(profile, who, "power.source")
-    if power not in POWER_SOURCES:
-        raise AllocationError("%s: power.source must be one of %s, got %r" % (who, ", ".join(POWER_SOURCES), power))
-    # Contract 1 always carries battery_percent; a hand-written node may leave it out (no battery known).
-    battery = profile["power"].get("battery_percent")
-    if battery is not None and not (_is_number(battery) and 0 <= battery <= 100):
-        raise AllocationError("%s: power.battery_percent must be a number from 0 to 100 or null, got %r"
-                              % (who, battery))
+    try:
+        # A node may leave out what placement does not read; what it gives follows the profile schema.
+        validate_profile(dict(profile), complete=False)
+    except ProfileError as exc:
+        raise AllocationError("%s: %s" % (who, exc)) from exc
+    for path in PLACEMENT_FIELDS:
+        _field(profile, who, path)
     return Node(
         name=name,
         index=index,
-        capabilities=frozenset(capabilities),
-        cpu=_capacity(profile, who, "cpu.cores"),
-        memory=_capacity(profile, who, "memory_mb.available"),
-        storage=_capacity(profile, who, "storage_mb.free"),
-        power=power,
-        battery=battery,
-        network=frozenset(network),
+        capabilities=frozenset(profile["capabilities"]),
+        cpu=_milli_down(profile["cpu"]["cores"]),
+        memory=_milli_down(profile["memory_mb"]["available"]),
+        storage=_milli_down(profile["storage_mb"]["free"]),
+        power=profile["power"]["source"],
+        # The schema always carries battery_percent; a hand-written node may leave it out (no battery known).
+        battery=profile["power"].get("battery_percent"),
+        network=frozenset(profile["network"]),
     )
 
 
-def _field(profile: t.Mapping[str, t.Any], who: str, path: str) -> t.Any:
+def _field(profile: t.Mapping[str, t.Any], who: str, path: str) -> None:
     value: t.Any = profile
-    parts = path.split(".")
-    for depth, part in enumerate(parts):
-        if depth and not isinstance(value, Mapping):
-            raise AllocationError("%s: %s must be a dict, got %s" % (who, ".".join(parts[:depth]), _type_name(value)))
+    for part in path.split("."):
         if part not in value:
             raise AllocationError("%s: missing field %s" % (who, path))
         value = value[part]
-    return value
-
-
-def _capacity(profile: t.Mapping[str, t.Any], who: str, path: str) -> int:
-    value = _field(profile, who, path)
-    if not _is_number(value) or value < 0:
-        raise AllocationError("%s: %s must be a number >= 0, got %r" % (who, path, value))
-    return _milli_down(value)
 
 
 def parse_services(services: t.Any) -> t.List[Service]:
@@ -520,7 +505,7 @@ class Plan:
         self.optimal = optimal
 
 
-def plan(services: t.Any, nodes: t.Any, strategy: t.Any = "first_fit", current: t.Any = None,
+def plan(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
          time_limit: t.Any = DEFAULT_TIME_LIMIT) -> Plan:
     """Validate the input and allocate; raises AllocationError."""
     strategy = check_strategy(strategy)
@@ -542,7 +527,7 @@ def plan(services: t.Any, nodes: t.Any, strategy: t.Any = "first_fit", current: 
     return Plan(strategy, parsed_services, parsed_nodes, state, parsed_current, optimal_info)
 
 
-def allocate(services: t.Any, nodes: t.Any, strategy: t.Any = "first_fit", current: t.Any = None,
+def allocate(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
              time_limit: t.Any = DEFAULT_TIME_LIMIT) -> t.Dict[str, t.Any]:
     """The Contract 3 result for ``services | nanoedge.core.allocate(nodes, ...)``."""
     return result_of(plan(services, nodes, strategy, current, time_limit))
@@ -625,7 +610,7 @@ def _moves(services: t.Sequence[Service], current: t.Mapping[str, t.Sequence[str
     return moves
 
 
-def explain(services: t.Any, nodes: t.Any, strategy: t.Any = "first_fit", current: t.Any = None,
+def explain(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
             time_limit: t.Any = DEFAULT_TIME_LIMIT, static: bool = False) -> t.Dict[str, t.Dict[str, str]]:
     """The full service x node matrix: ``placed``, ``fits`` or the first reason it does not fit.
 

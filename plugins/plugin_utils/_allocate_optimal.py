@@ -27,8 +27,8 @@ import math
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import HEURISTICS
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
-    HEURISTICS,
     AllocationError,
     Service,
     State,
@@ -46,8 +46,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-librar
 else:
     HIGHSPY_IMPORT_ERROR = None
 
-MISSING_HIGHSPY = ("strategy 'optimal' needs the Python library highspy on the controller "
-                   "(pip install highspy); the strategies first_fit, best_fit and spread work without it")
+MISSING_HIGHSPY = ("strategy 'optimal' needs the Python library highspy on the controller (pip install highspy); "
+                   "the strategies %s and %s work without it" % (", ".join(HEURISTICS[:-1]), HEURISTICS[-1]))
 
 _INF = float("inf")
 

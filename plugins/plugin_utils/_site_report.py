@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
     CARRIED_KEYS,
+    DEFAULT_STRATEGY,
     PLAN_NODE_FIELDS,
     PLAN_SERVICE_FIELDS,
     RESULT_KEYS,
@@ -25,6 +26,7 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
     parse_current,
 )
 
+# One per strategy of module_utils _plan.
 _STRATEGY_WHY = {
     "first_fit": "first node in order that fits",
     "best_fit": "fits with the least capacity left",
@@ -68,7 +70,7 @@ def why(plan: t.Mapping[str, t.Any], services: t.Sequence[t.Mapping[str, t.Any]]
         current: t.Any = None) -> t.Dict[str, str]:
     """Service name to why it runs where the plan put it (or why nowhere)."""
     node_list = _node_list(nodes)
-    strategy = plan.get("strategy", "first_fit")
+    strategy = plan.get("strategy", DEFAULT_STRATEGY)
     try:
         matrix = explain(list(services), node_list, strategy=strategy, current=current or None)
         kept = parse_current(current) if current else {}
@@ -150,7 +152,7 @@ def plan_report(plan: t.Any, services: t.Any, nodes: t.Any, current: t.Any = Non
         if key in plan:
             document[key] = plan[key]
     if document.get("moves"):
-        document["moves"] = explain_moves(document["moves"], services, node_list, plan.get("strategy", "first_fit"))
+        document["moves"] = explain_moves(document["moves"], services, node_list, plan.get("strategy", DEFAULT_STRATEGY))
     unplaced_names = [entry["service"] for entry in plan["unplaced"]]
     document.update({
         "why": why(plan, services, node_list, current),

@@ -17,22 +17,24 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
+    NETWORK_LABEL,
+    SERVICE_LABEL,
+    SWARM_ARCH_LABEL,
+    SWARM_CAPABILITY_PREFIX,
+    SWARM_NETWORK_PREFIX,
+    SWARM_NODE_LABEL,
+    SWARM_NODE_PREFIX,
+    SWARM_POWER_LABEL,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
     NODE_NAME_RE,
     ProfileError,
     placement_facets,
 )
-from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import LABEL_PREFIX as SERVICE_LABEL_PREFIX
-from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import SERVICE_LABEL
-
-LABEL_PREFIX = "nanoedge."
-NODE_LABEL = LABEL_PREFIX + "node"
-# The service's network by name. Swarm keeps a network as its own ID (its "host" network's ID is not
-# the node's), so a name cannot be compared with what Swarm reports; this label can.
-NETWORK_LABEL = SERVICE_LABEL_PREFIX + "network"
 # Docker's restart policies of the container backend, as Swarm's restart conditions.
 RESTART_CONDITIONS = {"always": "any", "unless-stopped": "any", "on-failure": "on-failure", "no": "none"}
-_CONSTRAINT = re.compile(r"^node\.labels\.%s\s*==\s*(\S+)$" % re.escape(NODE_LABEL))
+_CONSTRAINT = re.compile(r"^node\.labels\.%s\s*==\s*(\S+)$" % re.escape(SWARM_NODE_LABEL))
 _ARCH = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -44,7 +46,7 @@ def constraint(node: str) -> str:
     """The placement constraint that pins a service to ``node``."""
     if not isinstance(node, str) or not NODE_NAME_RE.match(node):
         raise SwarmError("node %r is not a valid node name" % (node,))
-    return "node.labels.%s == %s" % (NODE_LABEL, node)
+    return "node.labels.%s == %s" % (SWARM_NODE_LABEL, node)
 
 
 def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
@@ -59,18 +61,18 @@ def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
         facets = placement_facets(profile)
     except ProfileError as exc:
         raise SwarmError("%s: %s" % (where, exc)) from exc
-    labels = {NODE_LABEL: name}
+    labels = {SWARM_NODE_LABEL: name}
     for capability in facets["capabilities"]:
-        labels["%scap.%s" % (LABEL_PREFIX, capability)] = "true"
+        labels[SWARM_CAPABILITY_PREFIX + capability] = "true"
     if facets["power"] is not None:
-        labels[LABEL_PREFIX + "power"] = facets["power"]
+        labels[SWARM_POWER_LABEL] = facets["power"]
     for network in facets["network"]:
-        labels["%snet.%s" % (LABEL_PREFIX, network)] = "true"
+        labels[SWARM_NETWORK_PREFIX + network] = "true"
     arch = facets["arch"]
     if arch:
         if not _ARCH.match(arch):
             raise SwarmError("%s: arch %r is not a machine name" % (where, arch))
-        labels[LABEL_PREFIX + "arch"] = arch
+        labels[SWARM_ARCH_LABEL] = arch
     return dict(sorted(labels.items()))
 
 
@@ -80,7 +82,7 @@ def stale_labels(current: t.Any, wanted: t.Mapping[str, str]) -> t.List[str]:
         return []
     if not isinstance(current, dict):
         raise SwarmError("the node's current labels must be a dict, got %s" % type(current).__name__)
-    return sorted(key for key in current if key.startswith(LABEL_PREFIX) and key not in wanted)
+    return sorted(key for key in current if key.startswith(SWARM_NODE_PREFIX) and key not in wanted)
 
 
 def _duration(seconds: t.Any, what: str) -> str:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
+from ansible_collections.nanoedge.core.plugins.filter import allocate as plugin
 from ansible_collections.nanoedge.core.plugins.filter.allocate import FilterModule, allocate_filter
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import DEFAULT_STRATEGY, STRATEGIES
 from ansible_collections.nanoedge.core.tests.unit import healthcare
 
 
 def test_filter_is_registered():
     assert FilterModule().filters() == {"allocate": allocate_filter}
+
+
+def test_documented_strategies_are_the_strategies():
+    strategy = yaml.safe_load(plugin.DOCUMENTATION)["options"]["strategy"]
+    assert (strategy["choices"], strategy["default"]) == (list(STRATEGIES), DEFAULT_STRATEGY)
 
 
 def test_healthcare_scenario_through_the_filter():

@@ -90,10 +90,10 @@ def test_healthcare_second_oximeter_service_too_many_explained():
      {"code": "capability", "missing": ["xr"]}),
     ({"cpu": 2}, node("w1", cores=1), "needs 2 cores, has 1",
      {"code": "cpu", "needs": 2, "has": 1}),
-    ({"cpu": 1}, node("w1", cores=0), "needs 1 core, has 0",
-     {"code": "cpu", "needs": 1, "has": 0}),
-    ({"cpu": 0.5}, node("w1", cores=0.25), "needs 0.5 cores, has 0.25",
-     {"code": "cpu", "needs": 0.5, "has": 0.25}),
+    ({"cpu": 1.5}, node("w1", cores=1), "needs 1.5 cores, has 1",
+     {"code": "cpu", "needs": 1.5, "has": 1}),
+    ({"cpu": 4.25}, node("w1", cores=4), "needs 4.25 cores, has 4",
+     {"code": "cpu", "needs": 4.25, "has": 4}),
     ({"memory_mb": 2048}, node("w1", memory=512), "needs 2048 MB memory, has 512",
      {"code": "memory", "needs": 2048, "has": 512}),
     ({"storage_mb": 100}, node("w1", storage=20), "needs 100 MB storage, has 20",
@@ -138,7 +138,7 @@ def test_each_requirement_kind_blocks_with_its_reason(requires, target, reason, 
     ({"min_battery_percent": 30}, node("w1", power="dc", battery=30)),
     ({"min_battery_percent": 30}, node("w1", power="ac", battery=None)),  # mains power never runs empty
     ({"min_battery_percent": 30}, node("w1", power="ac", battery=3)),
-    ({"capabilities": 0, "cpu": 0, "memory_mb": None, "power": "", "network": ""}, node("w1", cores=0, memory=0)),
+    ({"capabilities": 0, "cpu": 0, "memory_mb": None, "power": "", "network": ""}, node("w1", cores=1, memory=0, storage=0)),
 ])
 def test_each_requirement_kind_fits(requires, target):
     assert allocate([svc("s", **requires)], [target])["placements"] == {"s": "w1"}
@@ -205,8 +205,8 @@ def test_fractional_remaining_is_reported_as_float():
 
 def test_sixteenth_cores_fill_a_core_as_in_algorithm_1():
     """0.0625 is exact in binary, so the transcription fits 16 on one core; rounding it to 0.063 fitted 15."""
-    services = [svc("s%d" % i, cpu=0.0625, memory_mb=0.03125) for i in range(16)]
-    nodes = [node("w1", cores=1, memory=0.5), node("w2", cores=1)]
+    services = [svc("s%d" % i, cpu=0.0625, memory_mb=0.0625) for i in range(16)]
+    nodes = [node("w1", cores=1, memory=1), node("w2", cores=1)]
     placements, remaining = algorithm1(services, nodes)
     assert set(placements.values()) == {"w1"}
     result = allocate(services, nodes)
@@ -324,18 +324,18 @@ def test_replicas_land_on_distinct_nodes(strategy):
 
 
 def test_first_fit_replicas_take_the_first_nodes_in_order():
-    nodes = [node("w1", cores=1), node("w2", cores=0), node("w3", cores=2), node("w4", cores=2)]
-    result = allocate([svc("web", cpu=1, replicas=2), svc("db", cpu=1)], nodes)
+    nodes = [node("w1", cores=2), node("w2", cores=1), node("w3", cores=4), node("w4", cores=4)]
+    result = allocate([svc("web", cpu=2, replicas=2), svc("db", cpu=2)], nodes)
     assert result["replica_nodes"] == {"web": ["w1", "w3"], "db": ["w3"]}
 
 
 def test_missing_replicas_are_reported():
-    nodes = [node("w1", cores=8), node("w2", cores=0)]
-    result = allocate([svc("web", cpu=1, replicas=3)], nodes)
+    nodes = [node("w1", cores=8), node("w2", cores=1)]
+    result = allocate([svc("web", cpu=2, replicas=3)], nodes)
     assert result["replica_nodes"] == {"web": ["w1"]}
     assert result["unplaced"] == [{"service": "web", "missing": 2, "reasons": {
-        "w1": "already runs a replica of web", "w2": "needs 1 core, has 0"}, "causes": [
-        {"code": "replica", "service": "web", "nodes": ["w1"]}, {"code": "cpu", "needs": 1, "has": 0, "nodes": ["w2"]}]}]
+        "w1": "already runs a replica of web", "w2": "needs 2 cores, has 1"}, "causes": [
+        {"code": "replica", "service": "web", "nodes": ["w1"]}, {"code": "cpu", "needs": 2, "has": 1, "nodes": ["w2"]}]}]
 
 
 # --------------------------------------------------------------------------- current placement and moves
@@ -427,20 +427,20 @@ def test_explain_static_ignores_other_services():
     ([], {"w1": node("w2")}, {}, "nodes['w1']: profile is for node 'w2'"),
     ([], [node("w1"), node("w1")], {}, "node 'w1' is listed twice"),
     ([], [{k: v for k, v in node("w1").items() if k != "capabilities"}], {}, "node 'w1': missing field capabilities"),
-    ([], [dict(node("w1"), capabilities="pom")], {}, "node 'w1': capabilities must be a list of strings, got 'pom'"),
+    ([], [dict(node("w1"), capabilities="pom")], {}, "node 'w1': capabilities: must be a list, got str"),
     ([], [dict(node("w1"), cpu={})], {}, "node 'w1': missing field cpu.cores"),
-    ([], [dict(node("w1"), cpu=4)], {}, "node 'w1': cpu must be a dict, got int"),
-    ([], [node("w1", cores=-1)], {}, "node 'w1': cpu.cores must be a number >= 0, got -1"),
-    ([], [node("w1", cores=True)], {}, "node 'w1': cpu.cores must be a number >= 0, got True"),
-    ([], [node("w1", memory="1G")], {}, "node 'w1': memory_mb.available must be a number >= 0, got '1G'"),
-    ([], [node("w1", storage=None)], {}, "node 'w1': storage_mb.free must be a number >= 0, got None"),
+    ([], [dict(node("w1"), cpu=4)], {}, "node 'w1': cpu: must be an object, got int"),
+    ([], [node("w1", cores=-1)], {}, "node 'w1': cpu.cores: must be an integer >= 1, got -1"),
+    ([], [node("w1", cores=True)], {}, "node 'w1': cpu.cores: must be an integer >= 1, got True"),
+    ([], [node("w1", memory="1G")], {}, "node 'w1': memory_mb.available: must be an integer, got '1G'"),
+    ([], [node("w1", storage=None)], {}, "node 'w1': storage_mb.free: must be an integer, got None"),
     ([], [dict(node("w1"), power={})], {}, "node 'w1': missing field power.source"),
-    ([], [node("w1", power="solar")], {}, "node 'w1': power.source must be one of ac, dc, got 'solar'"),
+    ([], [node("w1", power="solar")], {}, "node 'w1': power.source: must be one of ac, dc, got 'solar'"),
     ([], [node("w1", power="dc", battery=120)], {},
-     "node 'w1': power.battery_percent must be a number from 0 to 100 or null, got 120"),
-    ([], [dict(node("w1"), network="wifi")], {}, "node 'w1': network must be a list, got 'wifi'"),
+     "node 'w1': power.battery_percent: must be a number from 0 to 100 or null, got 120"),
+    ([], [dict(node("w1"), network="wifi")], {}, "node 'w1': network: must be a list, got str"),
     ([], [node("w1", network=["wifi", "lan"])], {},
-     "node 'w1': network[1] must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'lan'"),
+     "node 'w1': network[1]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'lan'"),
     ([], [], {"strategy": "worst_fit"}, "strategy must be one of first_fit, best_fit, spread, optimal, got 'worst_fit'"),
     ([], [], {"current": ["w1"]},
      "current must be a dict of service name to node name (or a previous allocate result), got list"),
@@ -472,7 +472,7 @@ def clusters(draw: t.Any, max_nodes: int = 7, max_services: int = 18) -> t.Tuple
         nodes.append(node(
             "w%d" % index,
             capabilities=draw(st.lists(st.sampled_from(CAPABILITIES), unique=True, max_size=2)),
-            cores=draw(st.integers(0, 8)),
+            cores=draw(st.integers(1, 8)),
             memory=draw(st.sampled_from((0, 256, 512, 926, 1848, 3794))),
             storage=draw(st.integers(0, 400)),
             power=power,

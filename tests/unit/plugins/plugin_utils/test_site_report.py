@@ -12,9 +12,11 @@ from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
     PLAN_NODE_FIELDS,
     PLAN_SERVICE_FIELDS,
     RESULT_KEYS,
+    STRATEGIES,
     UNPLACED_KEYS,
     unplaced_summary,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils import _site_report
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import allocate
 from ansible_collections.nanoedge.core.plugins.plugin_utils._site_report import (
     ReportError,
@@ -59,6 +61,10 @@ def test_document_has_exactly_the_plan_keys():
     assert unplaced_summary(doc["unplaced"][0]) == "no live node has capability xr"
     assert sorted(doc["services"]["spo2"]) == sorted(PLAN_SERVICE_FIELDS)
     assert sorted(doc["nodes"]["w4"]) == sorted(PLAN_NODE_FIELDS)
+
+
+def test_every_strategy_has_its_why():
+    assert sorted(_site_report._STRATEGY_WHY) == sorted(STRATEGIES)
 
 
 def test_critical_unplaced_from_option_and_from_the_service():
@@ -156,7 +162,7 @@ def test_moves_say_why_the_service_left():
     services = healthcare.services()
     nodes = [node for node in healthcare.workers() if node["node"] != "w4"]
     w3 = next(node for node in nodes if node["node"] == "w3")
-    w3["capabilities"] = []
+    w3["capabilities"] = w3["devices"] = []
     current = dict(healthcare.FIRST_FIT_PLACEMENTS)
     plan = allocate(services, nodes, current=current)
     doc = plan_report(plan, services, nodes, current=current)
