@@ -58,6 +58,36 @@ def test_validate_profile_names_the_field(profile: t.Any, message: str) -> None:
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize("profile", [
+    {},
+    {"node": "w1", "cpu": {"cores": 2}, "memory_mb": {"available": 512}, "storage_mb": {"free": 0},
+     "power": {"source": "dc", "battery_percent": 40}, "network": ["wifi"], "capabilities": ["pom"]},
+    # a device is checked against the capabilities only when they are given
+    {"devices": [{"capability": "pom", "kind": "sensor", "name": "Ox", "bus": "usb", "id": "0403:6001"}]},
+])
+def test_an_incomplete_profile_may_leave_keys_out(profile: t.Dict[str, t.Any]) -> None:
+    validate_profile(profile, complete=False)
+
+
+@pytest.mark.parametrize("profile, message", [
+    ({"gpu": 1}, "profile: unknown key(s) gpu"),
+    ({"cpu": {"cores": 0.5}}, "cpu.cores: must be an integer >= 1, got 0.5"),
+    ({"cpu": {"threads": 2}}, "cpu: unknown key(s) threads"),
+    ({"memory_mb": {"total": 10, "available": 11}}, "memory_mb.available: exceeds memory_mb.total"),
+    ({"storage_mb": {"free": 1.5}}, "storage_mb.free: must be an integer, got 1.5"),
+    ({"power": {"battery_percent": 120}}, "power.battery_percent: must be a number from 0 to 100 or null, got 120"),
+    ({"capabilities": ["bot"], "devices": [
+        {"capability": "pom", "kind": "sensor", "name": "Ox", "bus": "usb", "id": "0403:6001"}]},
+     "devices[0].capability: 'pom' is not listed in capabilities"),
+])
+def test_an_incomplete_profile_follows_the_same_rules(profile: t.Dict[str, t.Any], message: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        validate_profile(profile, complete=False)
+    assert str(info.value) == message
+    with pytest.raises(ProfileError):
+        validate_profile(dict(PROFILE, **profile))
+
+
 def test_placement_facets_of_a_full_profile() -> None:
     assert placement_facets(PROFILE) == {
         "capabilities": ["pom", "spo2.v1"], "power": "ac", "network": ["bluetooth", "wifi"], "arch": "armv7l"}
