@@ -35,6 +35,12 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def _say(text: str, stream: t.TextIO) -> None:
+    # the daemon's own lines go to the terminal or the journal as they are, not through logging
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="reconcile: %(message)s")
@@ -44,14 +50,14 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print("%s: configuration %s: %s" % (PROG, args.config, exc), file=sys.stderr)
+        _say("%s: configuration %s: %s" % (PROG, args.config, exc), sys.stderr)
         return EXIT_CONFIG
     if args.check_config:
-        print("%s: configuration %s is valid" % (PROG, args.config))
+        _say("%s: configuration %s is valid" % (PROG, args.config), sys.stdout)
         return EXIT_OK
     if not HAS_AIOCOAP:
-        print("%s: the Python library aiocoap is missing for %s (%s)" % (PROG, sys.executable, AIOCOAP_IMPORT_ERROR),
-              file=sys.stderr)
+        _say("%s: the Python library aiocoap is missing for %s (%s)" % (PROG, sys.executable, AIOCOAP_IMPORT_ERROR),
+             sys.stderr)
         return EXIT_CONFIG
 
     async def run() -> int:
@@ -66,9 +72,8 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     try:
         return asyncio.run(run())
     except ConfigError as exc:
-        print("%s: configuration %s: %s" % (PROG, args.config, exc), file=sys.stderr)
+        _say("%s: configuration %s: %s" % (PROG, args.config, exc), sys.stderr)
         return EXIT_CONFIG
     except OSError as exc:
-        print("%s: %s" % (PROG, exc), file=sys.stderr)
+        _say("%s: %s" % (PROG, exc), sys.stderr)
         return EXIT_CONFIG
-

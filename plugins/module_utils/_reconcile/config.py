@@ -143,4 +143,3 @@ def load_config(path: str) -> t.Dict[str, t.Any]:
     except (OSError, ValueError) as exc:
         raise ConfigError("cannot read it: %s" % exc) from None
     return validate_config(raw)
-

@@ -97,4 +97,3 @@ def describe_diff(diff: t.Mapping[str, t.Any], after: Fingerprint) -> t.List[str
             if key in entry:
                 parts.append("%s %s %s -> %s" % (node, key, entry[key][0], entry[key][1]))
     return parts
-

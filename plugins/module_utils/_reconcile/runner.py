@@ -90,12 +90,10 @@ class FileLock:
             self.fd = None
 
 
-
 class RunResult(t.NamedTuple):
     rc: t.Optional[int]
     error: str
     log: str
-
 
 
 async def terminate(proc: t.Any, waiter: t.Any) -> t.Optional[int]:
@@ -109,7 +107,6 @@ async def terminate(proc: t.Any, waiter: t.Any) -> t.Optional[int]:
         if done:
             return waiter.result()
     return None
-
 
 
 class RunReport(t.NamedTuple):

@@ -35,8 +35,8 @@ def test_fingerprint_leaves_out_what_moves_on_every_report():
 
 
 def test_fingerprint_of_a_profile_without_capabilities_or_power():
-    assert fingerprint_of({"w9": {"node": "w9"}}) == ({"w9": {"capabilities": [], "power": None, "network": [],
-                                                               "arch": None}}, [])
+    assert fingerprint_of({"w9": {"node": "w9"}}) == (
+        {"w9": {"capabilities": [], "power": None, "network": [], "arch": None}}, [])
 
 
 def test_fingerprint_of_skips_malformed_profiles_and_refuses_non_objects():
