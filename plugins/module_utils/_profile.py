@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The node profile (docs/contracts.md, "The node profile"): its one schema, validator and placement facets.
+"""The node profile (docs/contracts.md, "The profile"): its one schema, validator and placement facets.
 
 Used by the discovery module (which builds profiles), the CoAP registry
 server (which validates what workers send), the registry inventory plugin and
