@@ -86,7 +86,7 @@ def put(url: str, *profiles: t.Tuple[t.Dict[str, t.Any], str]) -> None:
 
 
 def worker(node: str, capabilities: t.Sequence[str] = (), **changes: t.Any) -> t.Dict[str, t.Any]:
-    """A Contract 1 profile with exactly these capabilities (a device for each)."""
+    """A profile (docs/contracts.md, "The profile") with exactly these capabilities (a device for each)."""
     devices = [{"capability": cap, "kind": "sensor", "name": cap.upper(), "bus": "usb", "id": "0403:6001"}
                for cap in capabilities]
     return profile(node, capabilities=list(capabilities), devices=devices, **changes)

@@ -1,7 +1,7 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """nanoedge continuous reconcile: watch the local CoAP profile registry
-(docs/contracts.md, the CoAP API) and run the plan + deploy command when the set of
+(docs/contracts.md, "The CoAP API") and run the plan + deploy command when the set of
 live nodes or what they offer changes.
 
 Runs on every manager. The managers are listed in priority order; a manager

@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Observing the profile registry over CoAP (docs/contracts.md, the CoAP API):
+"""Observing the profile registry over CoAP (docs/contracts.md, "The CoAP API"):
 the live profiles' fingerprint as last read, and whether the registry answers."""
 
 from __future__ import annotations
