@@ -49,6 +49,10 @@ class AgentError(Exception):
     """Broken configuration or installation; the message says what and where."""
 
 
+def _say(text: str, stream: t.TextIO) -> None:
+    stream.write(text + "\n")
+
+
 def require_aiocoap() -> None:
     if not _coap.HAS_AIOCOAP:
         raise AgentError("the Python library aiocoap is missing for %s (%s); "
@@ -98,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     profile, warnings = discover(config)
     for warning in warnings:
-        print("%s: warning: %s" % (PROG, warning), file=sys.stderr)
+        _say("%s: warning: %s" % (PROG, warning), sys.stderr)
     if args.print:
-        print(json.dumps(profile, indent=2, sort_keys=True))
+        _say(json.dumps(profile, indent=2, sort_keys=True), sys.stdout)
         return 0
     settings = _coap.ReportSettings(
         fmt=config["format"], lifetime=config["lifetime"], timeout=float(config["timeout"]),
@@ -112,15 +116,15 @@ def run(args: argparse.Namespace) -> int:
         raise AgentError(str(exc)) from None
     for outcome in outcomes:
         if outcome.stored:
-            print("%s: %s: %s %s (%s, %d attempt%s)" % (
+            _say("%s: %s: %s %s (%s, %d attempt%s)" % (
                 PROG, outcome.registry, outcome.action, profile["node"], outcome.code,
-                outcome.attempts, "" if outcome.attempts == 1 else "s"))
+                outcome.attempts, "" if outcome.attempts == 1 else "s"), sys.stdout)
         else:
-            print("%s: %s: failed: %s" % (PROG, outcome.registry, outcome.error), file=sys.stderr)
+            _say("%s: %s: failed: %s" % (PROG, outcome.registry, outcome.error), sys.stderr)
     stored = sum(1 for outcome in outcomes if outcome.stored)
     if stored < config["min_acks"]:
-        print("%s: %d of %d registries stored the profile of %s, fewer than min_acks=%d" % (
-            PROG, stored, len(outcomes), profile["node"], config["min_acks"]), file=sys.stderr)
+        _say("%s: %d of %d registries stored the profile of %s, fewer than min_acks=%d" % (
+            PROG, stored, len(outcomes), profile["node"], config["min_acks"]), sys.stderr)
         return 1
     return 0
 
@@ -136,6 +140,5 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     try:
         return run(args)
     except AgentError as exc:
-        print("%s: %s" % (PROG, exc), file=sys.stderr)
+        _say("%s: %s" % (PROG, exc), sys.stderr)
         return 2
-
