@@ -8,8 +8,8 @@ short_description: Decide which node runs each nanoservice
 version_added: 0.1.0
 author: nanoedge.core contributors (!UNKNOWN)
 description:
-  - Matches service requirements (Contract 2, as returned by the P(nanoedge.core.service_profiles#lookup) lookup)
-    against node resource profiles (Contract 1, as built by the M(nanoedge.core.resource_facts) module) and
+  - Matches service requirements (as returned by the P(nanoedge.core.service_profiles#lookup) lookup) against node
+    resource profiles (as built by the M(nanoedge.core.resource_facts) module) and
     returns where each service runs, and why a service cannot run anywhere.
   - A node satisfies a service when it has every required capability, at least the required CPU cores,
     available memory and free storage, the required power source, the required network type and, on battery
@@ -22,7 +22,7 @@ options:
   _input:
     description:
       - The services to place, in the order O(strategy=first_fit) considers them.
-      - Each is a dictionary with C(name) (unique) and C(requires) (the requirement dictionary of Contract 2 with keys
+      - Each is a dictionary with C(name) (unique) and C(requires) (the requirement dictionary with keys
         C(capabilities), C(cpu), C(memory_mb), C(storage_mb), C(power), C(network), C(min_battery_percent);
         a missing key, V(0), V(null) or V("") means no requirement).
       - Optional C(priority) (number, default V(0)); higher goes first in every strategy but O(strategy=first_fit),
@@ -151,7 +151,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The allocation (Contract 3).
+  description: The allocation (C(docs/contracts.md), "The allocation result and the plan file").
   type: dict
   contains:
     strategy:

@@ -11,7 +11,7 @@ description:
   - Takes the result of P(nanoedge.core.allocate#filter) and returns the plan document that
     C(nanoedge.core.site) writes to C(nanoedge_plan_file) for CI and the input of
     P(nanoedge.core.plan_table#filter) and P(nanoedge.core.plan_svg#filter).
-  - The document keeps Contract 3's keys (C(strategy), C(placements), C(by_node), C(unplaced), C(remaining))
+  - The document keeps the allocation result's keys (C(strategy), C(placements), C(by_node), C(unplaced), C(remaining))
     exactly as the allocation returned them, and adds why each service runs where it does, which services are
     critical and which of them are unplaced, the registry the profiles came from, the services (image, digest,
     requirements) and the node profiles the plan was made from.
@@ -68,25 +68,25 @@ _value:
   type: dict
   contains:
     strategy:
-      description: As the allocation returned it (Contract 3).
+      description: As the allocation returned it.
       type: str
       sample: first_fit
     placements:
-      description: As the allocation returned it (Contract 3).
+      description: As the allocation returned it.
       type: dict
       sample: {"spo2": "w4", "bot": "w1"}
     by_node:
-      description: As the allocation returned it (Contract 3).
+      description: As the allocation returned it.
       type: dict
       sample: {"w1": ["bot"], "w4": ["spo2"]}
     unplaced:
-      description: As the allocation returned it (Contract 3).
+      description: As the allocation returned it.
       type: list
       elements: dict
       sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"},
                 "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}], "missing": 1}]
     remaining:
-      description: As the allocation returned it (Contract 3).
+      description: As the allocation returned it.
       type: dict
       sample: {"w1": {"cpu": 1.75, "memory_mb": 1800, "storage_mb": 9000}}
     why:

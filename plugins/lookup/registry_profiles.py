@@ -85,7 +85,7 @@ _raw:
       type: str
       sample: coap://172.30.0.11:5683
     profiles:
-      description: Node name to its live resource profile (Contract 1), sorted by node name.
+      description: Node name to its live resource profile (C(docs/contracts.md), "The profile"), sorted by node name.
       type: dict
       sample: {"w4": {"schema": 1, "node": "w4", "capabilities": ["pom"]}}
     skipped:

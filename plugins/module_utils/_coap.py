@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The CoAP client side of resource reporting (DESIGN.md, Contract 4).
+"""The CoAP client side of resource reporting (docs/contracts.md, "The CoAP API").
 
 Shared by the ``coap_report`` module, the ``registry`` inventory plugin and
 the reporting agent that the ``agent`` role installs on workers. Standard
@@ -11,7 +11,7 @@ agent imports it, outside Ansible, from a copy of this module_utils folder.
 What "changed" means: a registry's stored profile differed from the one being
 sent, after leaving out the measurements that move on every run
 (``DEFAULT_IGNORE``). A registry only keeps a profile for its lease, and the
-only way Contract 4 offers to renew a lease is another PUT, so an unchanged
+only way the CoAP API offers to renew a lease is another PUT, so an unchanged
 profile is still sent again by default (``renew=True``) to refresh the lease
 and the registry's copy of those measurements; that renewal is reported as
 unchanged.
@@ -92,7 +92,7 @@ class Registry(t.NamedTuple):
 
 
 def parse_registry(url: t.Any) -> Registry:
-    """Parse ``coap://host[:port]``; the registry's paths are fixed by Contract 4."""
+    """Parse ``coap://host[:port]``; the registry's paths are fixed by the CoAP API."""
     if not isinstance(url, str):
         raise ValueError("registry %r: must be a string coap://host[:port]" % (url,))
     try:
@@ -490,7 +490,7 @@ def run_fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2) -> t.D
 
 
 def check_profile(profile: t.Any) -> t.Optional[str]:
-    """None when ``profile`` follows Contract 1, else why not."""
+    """None when ``profile`` follows the profile schema, else why not."""
     try:
         validate_profile(profile)
     except ProfileError as exc:

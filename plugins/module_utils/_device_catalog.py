@@ -4,8 +4,8 @@
 
 An entry is ``{capability, kind: sensor|actuator, name, <one match>}`` where
 the match is ``usb: "VVVV:PPPP"``, ``hat: "<HAT EEPROM product string>"``,
-``i2c: "<kernel i2c device name>"`` or ``w1: "<family code>"`` (DESIGN.md,
-Contract 1). ``BUILTIN_CATALOG`` is shipped with the collection; users add
+``i2c: "<kernel i2c device name>"`` or ``w1: "<family code>"`` (docs/contracts.md,
+"The device catalog"). ``BUILTIN_CATALOG`` is shipped with the collection; users add
 entries with the ``device_catalog`` option of ``nanoedge.core.resource_facts``.
 
 Only identifiers that really identify a device are shipped. A generic

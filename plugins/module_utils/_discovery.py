@@ -5,7 +5,7 @@
 Everything is read directly from files (no subprocess, no lshw), under a
 configurable root so tests run on recorded fixture trees. A source that is
 missing, unreadable or malformed is skipped and named in the warnings; the
-profile is still complete and valid (DESIGN.md, Contract 1). Hardware that is
+profile is still complete and valid (docs/contracts.md, "The profile"). Hardware that is
 simply absent (no battery, no HAT, no 1-Wire bus) is not a warning.
 
 Standard library only, Python >= 3.9: this runs on managed nodes.

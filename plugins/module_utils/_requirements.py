@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Service requirements P_k (DESIGN.md, Contract 2): the one schema.
+"""Service requirements P_k (docs/contracts.md, "Requirements"): the one schema.
 
 The service_profiles lookup validates image labels with it and the allocate
 filter validates its input with it. Standard library only, no Ansible imports.
@@ -28,7 +28,7 @@ _NUMERIC_KEYS = ("cpu", "memory_mb", "storage_mb", "min_battery_percent")
 
 
 class RequirementError(ValueError):
-    """A requirement document breaks Contract 2; the message names the key."""
+    """A requirement document breaks the schema; the message names the key."""
 
 
 def _is_number(value: t.Any) -> bool:
@@ -36,7 +36,7 @@ def _is_number(value: t.Any) -> bool:
 
 
 def _absent(value: t.Any) -> bool:
-    """Contract 2: a missing key, 0, null or "" all mean "no requirement"."""
+    """A missing key, 0, null or "" all mean "no requirement"."""
     return value is None or value == "" or (_is_number(value) and value == 0)
 
 

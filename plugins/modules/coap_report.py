@@ -48,7 +48,7 @@ attributes:
 options:
   profile:
     description:
-      - The resource profile to report, as described in the collection's design (Contract 1).
+      - The resource profile to report (C(docs/contracts.md), "The profile").
       - Default is the host's fact C(ansible_facts.nanoedge_profile), set by M(nanoedge.core.resource_facts).
       - The profile is validated before anything is sent; its C(node) names the registry resource.
     type: dict

@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Service-to-node allocation (DESIGN.md, Contract 3): the logic behind the
+"""Service-to-node allocation (docs/contracts.md, "The allocation result and the plan file"): the logic behind the
 ``nanoedge.core.allocate`` and ``nanoedge.core.explain`` filters.
 
 Controller-only, pure Python, no Ansible imports. Inputs are never mutated.
@@ -68,7 +68,7 @@ class AllocationError(ValueError):
 
 
 class Node:
-    """What allocation reads from one resource profile (Contract 1)."""
+    """What allocation reads from one node profile."""
 
     __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "battery", "network")
 
@@ -86,7 +86,7 @@ class Node:
 
 
 class Service:
-    """One service with its normalised requirements (Contract 2)."""
+    """One service with its normalised requirements."""
 
     __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "network",
                  "min_battery", "priority", "replicas", "signature", "demand", "key")
@@ -199,7 +199,7 @@ def _field(profile: t.Mapping[str, t.Any], who: str, path: str) -> None:
 
 
 def parse_services(services: t.Any) -> t.List[Service]:
-    """Validate the services (Contract 3 input: dicts with name and requires) and keep their order."""
+    """Validate the services (dicts with name and requires) and keep their order."""
     if not isinstance(services, (list, tuple)):
         raise AllocationError("services must be a list of dicts, got %s" % _type_name(services))
     result: t.List[Service] = []
@@ -493,7 +493,7 @@ def _scorer(strategy: str, state: State) -> t.Callable[[int], float]:
 # --------------------------------------------------------------------------- entry points
 
 class Plan:
-    """The outcome of one allocation, before it is turned into the Contract 3 result."""
+    """The outcome of one allocation, before it is turned into the allocation result."""
 
     def __init__(self, strategy: str, services: t.List[Service], nodes: t.List[Node], state: State,
                  current: t.Dict[str, t.List[str]], optimal: t.Optional[t.Dict[str, t.Any]] = None) -> None:
@@ -529,7 +529,7 @@ def plan(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, curr
 
 def allocate(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
              time_limit: t.Any = DEFAULT_TIME_LIMIT) -> t.Dict[str, t.Any]:
-    """The Contract 3 result for ``services | nanoedge.core.allocate(nodes, ...)``."""
+    """The allocation result for ``services | nanoedge.core.allocate(nodes, ...)``."""
     return result_of(plan(services, nodes, strategy, current, time_limit))
 
 

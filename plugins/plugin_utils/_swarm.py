@@ -3,7 +3,7 @@
 """The Docker Swarm backend: node labels, service specifications, placements. Controller only.
 
 nanoedge decides where each service runs; Swarm only keeps it running there.
-A node's profile (Contract 1) becomes labels on its Swarm node, each placed
+A node's profile (docs/contracts.md, "The profile") becomes labels on its Swarm node, each placed
 service a single-replica Swarm service pinned to its planned node by the
 constraint ``node.labels.nanoedge.node == <node>``, and that constraint is
 what the next plan reads back as the service's current node. The service
@@ -52,7 +52,7 @@ def constraint(node: str) -> str:
 def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
     """The Swarm node labels a profile's placement facets give its node (all under the ``nanoedge.`` prefix)."""
     if not isinstance(profile, dict):
-        raise SwarmError("the profile must be a dict (Contract 1), got %s" % type(profile).__name__)
+        raise SwarmError("the profile must be a dict (a node profile), got %s" % type(profile).__name__)
     name = node if node is not None else profile.get("node")
     where = "node %r" % (name,)
     if not isinstance(name, str) or not NODE_NAME_RE.match(name):

@@ -4,8 +4,8 @@
 
 Deliberately naive (every service scans every node from the first) so that
 it is obviously right; tests and the benchmark compare the fast
-implementation with it. Two points follow DESIGN.md, Contract 3: a node keeps
-its own power source and networks (the paper's line 6 would overwrite them),
+implementation with it. Two points differ from the paper (docs/contracts.md, "The allocation result and the plan file"):
+a node keeps its own power source and networks (the paper's line 6 would overwrite them),
 and requirements that are 0 or empty are not checked. ``min_battery_percent``
 is the collection's one addition: on DC power the node needs that much charge.
 """

@@ -1,13 +1,13 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The paper's healthcare testbed as test data (DESIGN.md, "Use case and testbed scenario").
+"""The paper's healthcare testbed as test data (the demo cluster of testbed/README.md).
 
 Five Raspberry Pi workers, Pi 3 and Pi 4, AC and battery (DC) power, all
 with Wi-Fi and Bluetooth: the body-temperature sensor (bot) on w1, nothing
 attached to w2, the oxygen controller (oc) on w3, the BerryMed BM1000B pulse
-oximeter (pom) on w4, the data display (dd) on w5. Every profile is a full
-Contract 1 profile, so any test can reuse it. The example nanoservices carry
-Contract 2 requirements. Tests copy what they change: ``workers()`` and
+oximeter (pom) on w4, the data display (dd) on w5. Every profile is a full,
+valid profile (docs/contracts.md, "The profile"), so any test can reuse it. The example nanoservices
+carry requirements (docs/contracts.md, "Requirements"). Tests copy what they change: ``workers()`` and
 ``services()`` return fresh objects.
 """
 

@@ -12,7 +12,14 @@ import typing as t
 
 import pytest
 
-from ansible_collections.nanoedge.core.plugins.module_utils import _coap, _labels, _plan, _profile, _requirements
+from ansible_collections.nanoedge.core.plugins.module_utils import (
+    _coap,
+    _device_catalog,
+    _labels,
+    _plan,
+    _profile,
+    _requirements,
+)
 from ansible_collections.nanoedge.core.plugins.plugin_utils import _service_description
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -83,6 +90,7 @@ def labels() -> t.List[str]:
 @pytest.mark.parametrize("table, expected", [
     ("profile-keys", profile_keys),
     ("placement-facets", lambda: list(_profile.PLACEMENT_FACETS)),
+    ("catalog-keys", lambda: list(_device_catalog.ENTRY_KEYS + _device_catalog.MATCH_KEYS)),
     ("requirement-keys", lambda: list(_requirements.REQUIREMENT_KEYS)),
     ("description-keys", lambda: list(_service_description.DESCRIPTION_KEYS + _service_description.PLACEMENT_KEYS)),
     ("strategies", lambda: list(_plan.STRATEGIES)),
@@ -161,7 +169,7 @@ def test_every_citation_names_a_section() -> None:
 
 
 def test_tables_are_found() -> None:
-    assert sorted(TABLES) == sorted(["profile-keys", "placement-facets", "requirement-keys", "description-keys",
+    assert sorted(TABLES) == sorted(["profile-keys", "catalog-keys", "placement-facets", "requirement-keys", "description-keys",
                                      "labels", "strategies", "result-keys", "unplaced-keys", "causes", "plan-keys",
                                      "coap-resources", "coap-errors"])
     assert all(TABLES.values())

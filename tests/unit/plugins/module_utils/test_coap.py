@@ -1,7 +1,7 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The CoAP reporting client against an in-process CoAP server on loopback
-that answers like Contract 4 and can be told to stay silent or refuse."""
+that answers like the registry (docs/contracts.md, "The CoAP API") and can be told to stay silent or refuse."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def make_profile(node: str = "w4", **changes: t.Any) -> t.Dict[str, t.Any]:
     return profile
 
 
-# --- a Contract 4 stand-in ------------------------------------------------------
+# --- a registry stand-in ---------------------------------------------------------
 
 class FakeRegistry(aiocoap.resource.Resource, aiocoap.resource.PathCapable):
     def __init__(self) -> None:

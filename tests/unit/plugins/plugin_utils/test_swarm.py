@@ -77,7 +77,7 @@ def test_stale_labels(current: t.Any, expected: t.List[str]) -> None:
 
 
 @pytest.mark.parametrize("profile, node, message", [
-    ("w4", None, "the profile must be a dict (Contract 1), got str"),
+    ("w4", None, "the profile must be a dict (a node profile), got str"),
     ({}, None, "node None: the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
     ({"node": "w4"}, "W4!", "node 'W4!': the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
     ({"node": "w4", "capabilities": "pom"}, None, "node 'w4': capabilities: must be a list, got str"),
