@@ -3,7 +3,7 @@
 """Reporting benchmark for the CoAP profile registry (role nanoedge.core.registry).
 
 Starts the real registry on loopback, then 500 distinct simulated nodes
-report their profile (Contract 1) several times from a few client processes,
+report their profile (docs/contracts.md, "The profile") several times from a few client processes,
 each with several aiocoap contexts (aiocoap keeps one outstanding confirmable
 request per context and peer). Prints reports/s and latency percentiles,
 checks that every acknowledged report is stored, and compares with a
@@ -42,7 +42,7 @@ PAPER_PROFILE_BYTES = 158_000  # the paper's profile: 158 kB in 153 block-wise m
 
 
 def make_profile(node: str, seq: int) -> t.Dict[str, t.Any]:
-    """A realistic worker profile (Contract 1), W4 of the paper's testbed."""
+    """A realistic worker profile, W4 of the paper's testbed."""
     return {
         "schema": 1,
         "node": node,

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helpers for the registry server tests: the real server (the collection's
 package ``_registry_server``, run with ``python -m``) as a subprocess, sample
-profiles (Contract 1) and a small aiocoap client."""
+profiles (docs/contracts.md, "The profile") and a small aiocoap client."""
 
 from __future__ import annotations
 
@@ -198,7 +198,8 @@ def run_client(base: str, scenario: t.Callable[[Client], t.Awaitable[t.Any]],
 
 
 def server_environment() -> t.Dict[str, str]:
-    """This environment with the collection under test first on PYTHONPATH."""
+    """This environment with the collection under test first on PYTHONPATH
+    (for the server and any other program that imports the collection)."""
     paths = [str(COLLECTIONS_PATH)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 

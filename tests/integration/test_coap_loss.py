@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from _registry_server import BASE_PROFILE, COLLECTION_ROOT, RegistryServer
+from _registry_server import BASE_PROFILE, RegistryServer, server_environment
 
 REPORTS = 100
 LOSS_PERCENT = 30
@@ -28,18 +28,17 @@ NFT_TABLE = "nanoedge_loss"
 # run out of several thousand, and a typical run takes under a minute.
 REPORTER = r"""
 import asyncio, json, sys
-sys.path.insert(0, sys.argv[1])
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 
-PROFILE = json.loads(sys.argv[3])
+PROFILE = json.loads(sys.argv[2])
 SETTINGS = _coap.ReportSettings(lifetime=600, timeout=5, retries=15, backoff=0.5, backoff_max=4)
 
 async def main():
     async def one(i):
         profile = dict(PROFILE, node="lossy-%03d" % i)
-        (outcome,) = await _coap.report(profile, [sys.argv[2]], SETTINGS)
+        (outcome,) = await _coap.report(profile, [sys.argv[1]], SETTINGS)
         return outcome
-    outcomes = await asyncio.gather(*(one(i) for i in range(int(sys.argv[4]))))
+    outcomes = await asyncio.gather(*(one(i) for i in range(int(sys.argv[3]))))
     print(json.dumps({"stored": sum(o.stored for o in outcomes),
                       "attempts": [o.attempts for o in outcomes],
                       "errors": [o.error for o in outcomes if o.error]}))
@@ -129,7 +128,6 @@ def test_hundred_reports_over_30_percent_loss(tmp_path):
     if reason:
         pytest.skip("loss emulation unavailable: %s" % reason)
 
-    collections = str(COLLECTION_ROOT.parents[2])
     with LossyLink() as link:
         server = RegistryServer(tmp_path / "registry.sqlite", bind=link.server_ip,
                                 prefix=["ip", "netns", "exec", link.server_ns])
@@ -137,9 +135,9 @@ def test_hundred_reports_over_30_percent_loss(tmp_path):
         try:
             link.add_loss(LOSS_PERCENT)
             proc = subprocess.run(
-                ["ip", "netns", "exec", link.client_ns, sys.executable, "-c", REPORTER, collections, server.url,
+                ["ip", "netns", "exec", link.client_ns, sys.executable, "-c", REPORTER, server.url,
                  json.dumps(BASE_PROFILE), str(REPORTS)],
-                capture_output=True, text=True, timeout=240, check=False)
+                capture_output=True, text=True, timeout=240, check=False, env=server_environment())
             assert proc.returncode == 0, proc.stderr
             summary = json.loads(proc.stdout)
             dropped = link.dropped()
@@ -147,10 +145,10 @@ def test_hundred_reports_over_30_percent_loss(tmp_path):
 
             verify = subprocess.run(
                 ["ip", "netns", "exec", link.client_ns, sys.executable, "-c",
-                 "import json, sys; sys.path.insert(0, sys.argv[1]);"
+                 "import json, sys;"
                  "from ansible_collections.nanoedge.core.plugins.module_utils import _coap;"
-                 "print(json.dumps(sorted(_coap.run_fetch_profiles(sys.argv[2]))))", collections, server.url],
-                capture_output=True, text=True, timeout=60, check=False)
+                 "print(json.dumps(sorted(_coap.run_fetch_profiles(sys.argv[1]))))", server.url],
+                capture_output=True, text=True, timeout=60, check=False, env=server_environment())
             assert verify.returncode == 0, verify.stderr
         finally:
             server.stop()

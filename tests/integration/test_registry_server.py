@@ -1,6 +1,6 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The CoAP profile registry (DESIGN.md, Contract 4) as a real subprocess,
+"""The CoAP profile registry (docs/contracts.md, "The CoAP API") as a real subprocess,
 driven by aiocoap clients: every row of the contract, leases, durability
 across kill -9, Observe, and every 4.xx answer leaving the data unchanged."""
 
@@ -42,7 +42,7 @@ def shared_server(tmp_path_factory):
         yield srv
 
 
-# -- Contract 4, row by row ---------------------------------------------------
+# -- the CoAP API, row by row ---------------------------------------------------
 
 def test_put_creates_then_changes_with_etag(server):
     p4 = profile("w4")

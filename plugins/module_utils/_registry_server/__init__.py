@@ -1,16 +1,19 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""nanoedge.core CoAP profile registry (DESIGN.md, Contract 4).
+"""nanoedge.core CoAP profile registry (docs/contracts.md, "The CoAP API").
 
-Workers PUT their resource profile (Contract 1) to ``/profiles/{node}``;
+Workers PUT their resource profile (docs/contracts.md, "The profile") to ``/profiles/{node}``;
 managers read ``/profiles`` and may observe it. Profiles are validated with
 the collection's one schema (``_profile.py``), kept in SQLite
 (WAL, committed before the response) and expire ``lt`` seconds after their
 last PUT.
 
-Run by hand::
+Run by hand, from the folder that holds ``ansible_collections``::
 
-    python3 nanoedge_registry.py --bind 127.0.0.1 --port 5683 --db /tmp/registry.sqlite
+    python3 -m ansible_collections.nanoedge.core.plugins.module_utils._registry_server \
+        --bind 127.0.0.1 --port 5683 --db /tmp/registry.sqlite
+
+The role nanoedge.core.registry runs it through ``roles/registry/files/nanoedge_registry.py``.
 
 Representations: a profile is served as its canonical JSON (keys sorted,
 no whitespace, UTF-8); ``/profiles`` is the canonical JSON object
@@ -25,9 +28,10 @@ identities may GET (and observe) everything, an authenticated worker only
 ``/profiles/{its own node}`` (so a reporter can compare before writing);
 ``/profiles``, other nodes' profiles and unprotected GETs get 4.01.
 
-Modules: ``codec`` (decoding and the canonical form), ``store`` (SQLite),
+Modules: ``codec`` (decoding what is PUT, the ETag), ``store`` (SQLite),
 ``model`` (leases and the collection), ``resources`` (CoAP), ``server``
-(sockets and the serving loop), ``cli`` (the command line).
+(sockets and the serving loop), ``cli`` (the command line), ``aiocoap_dep``
+(the libraries beyond the standard library).
 """
 
 from __future__ import annotations

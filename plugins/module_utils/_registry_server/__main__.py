@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import sys
-
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

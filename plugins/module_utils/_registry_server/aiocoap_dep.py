@@ -16,6 +16,11 @@ import sys
 
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import PROG
 
+__all__ = [
+    "AIOCOAP_IMPORT_ERROR", "HAS_AIOCOAP", "BlockOption", "Code", "ObservableResource", "PathCapable", "Site",
+    "WKCResource", "aiocoap", "cbor2", "require_aiocoap",
+]
+
 try:
     import aiocoap
     import aiocoap.error
