@@ -40,7 +40,6 @@ from collections.abc import Mapping
 
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
     DEFAULT_STRATEGY,
-    HEURISTICS,
     STRATEGIES,
     Cause,
     capacity_cause,
