@@ -15,10 +15,12 @@ description:
     (see P(nanoedge.core.swarm_service#filter)).
   - The image is pinned by digest and pulled from O(pull_registry) when given (nodes often reach the registry
     under another address than the controller).
-  - From the service's C(service.json) (O(specs)) come the port, the devices and paths it reads or drives
-    (mounted into a container, or given as they are on bare metal), its fixed environment and the services it
-    consumes. Each consumed service gets the address of the node the allocation put it on, as
-    C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer names.
+  - From the service description each profile holds (what the service_profiles lookup read from the image's
+    C(io.nanoedge.description) label) come the port, the devices and paths it reads or drives (mounted into a
+    container, or given as they are on bare metal), its fixed environment, the services it consumes and, for the
+    bare-metal backend, where the image keeps its program and libraries. Each consumed service gets the address of
+    the node the allocation put it on, as C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer
+    names.
   - CPU and memory limits come from the service's requirements.
   - Swarm services cannot be given devices. With the V(swarm) backend, a service that uses a character or block
     device on its node (as O(path_types) tells) is described for the V(container) backend instead, with the reason
@@ -30,7 +32,10 @@ options:
     type: dict
     required: true
   services:
-    description: The service profiles, each with C(name), C(image), C(digest) and C(requires).
+    description:
+      - The service profiles as P(nanoedge.core.service_profiles#lookup) returns them, each with C(name), C(image),
+        C(digest), C(requires), C(description) (the service description) and C(registry).
+      - A profile without C(description) runs with its image's defaults (container backend only).
     type: list
     elements: dict
     required: true
@@ -40,8 +45,8 @@ options:
     required: true
   specs:
     description:
-      - Service name to its C(service.json) (keys C(port), C(provides), C(consumes), C(io), C(environment),
-        C(program), C(libraries), C(python_requirements)). A service without one runs with its image's defaults.
+      - Service name to a service description (the keys of C(service.json)) that replaces the one its profile holds,
+        for images that carry none. Validated with the same schema; C(name) and C(requirements) may be left out.
     type: dict
     default: {}
   addresses:
@@ -90,7 +95,6 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     my_services: >-
       {{ plan | nanoedge.core.deployments(services, inventory_hostname,
-                                          specs={'spo2': spo2_service_json},
                                           addresses={'w4': '10.0.0.24'},
                                           pull_registry='10.0.0.1:5000') }}
 # my_services[0].image == "10.0.0.1:5000/nanoedge/spo2@sha256:d79e..."
@@ -167,15 +171,37 @@ _value:
       type: str
       sample: 64M
     program:
-      description: Where the bare-metal backend installs the program on the node.
+      description: Where the bare-metal backend installs the program on the node, or V(null) when the description names none.
       type: str
-      sample: /opt/nanoedge/services/spo2/spo2.py
-    program_source:
-      description: The program, relative to the services folder on the controller.
+      sample: /opt/nanoedge/services/spo2/service/main.py
+    pythonpath:
+      description: The folders the bare-metal backend puts on C(PYTHONPATH) (the service's libraries), before its wheels.
+      type: list
+      elements: str
+      sample: [/opt/nanoedge/services/spo2/lib]
+    service_dir:
+      description: The bare-metal service's folder on the node; it receives the image's C(image_home) folder.
       type: str
-      sample: spo2/spo2.py
+      sample: /opt/nanoedge/services/spo2
+    image_home:
+      description: The folder of the image that the bare-metal backend copies to C(service_dir).
+      type: str
+      sample: /opt/nanoedge
+    image_paths:
+      description: The folders of the image the bare-metal backend unpacks (the program's and each library's).
+      type: list
+      elements: str
+      sample: [/opt/nanoedge/service, /opt/nanoedge/lib/nanoedge_ns]
+    source_registry:
+      description: The registry the controller reads the image from (the profile's C(registry)).
+      type: str
+      sample: http://127.0.0.1:5000
+    source_repository:
+      description: The image's repository in that registry.
+      type: str
+      sample: nanoedge/spo2
     libraries:
-      description: Library folders (relative to the services folder) the program needs.
+      description: The description's library folders (relative to C(nanoservices/) where the image was built).
       type: list
       elements: str
       sample: [common/nanoedge_ns]

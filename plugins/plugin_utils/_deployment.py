@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Step 5: what one node runs, as backend-neutral descriptions. Controller only.
 
-A description joins three sources: the service profile (Contract 2, with
-the image digest the registry answered), the service's ``service.json``
-(program, port, devices, the services it consumes) and the plan (which node
-runs what, so a consumer gets its producers' addresses). The deploy role
-turns each description into a container or a systemd unit; both backends
-read the same fields, so a service behaves the same either way. The swarm
+A deployment description joins two sources: the service profiles of step 3
+(each with the image digest the registry answered and the whole service
+description the image carries: program, port, devices, the services it
+consumes; see ``_service_description.py``) and the plan (which node runs
+what, so a consumer gets its producers' addresses). The deploy role turns
+each into a container or a systemd unit; both backends read the same fields,
+so a service behaves the same either way. The bare-metal backend installs the
+program and libraries from the image itself (``image_paths``). The swarm
 backend (``_swarm.py``) runs the same description as a Swarm service pinned
 to its node.
 """
@@ -19,15 +21,27 @@ import posixpath
 import re
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
+    DIGEST_LABEL,
+    IMAGE_LABEL,
+    NODE_LABEL,
+    REQUIREMENTS_LABEL,
+    SERVICE_LABEL,
+    URI_LABEL,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import (
+    IMAGE_HOME,
+    IMAGE_LIBRARIES,
+    IMAGE_PROGRAM,
+    DescriptionError,
+    image_paths,
+    normalize_description,
+)
 
 BACKENDS = ("container", "baremetal", "swarm")
-LABEL_PREFIX = "io.nanoedge."
-SERVICE_LABEL = LABEL_PREFIX + "service"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _UNIT_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_IO_MODES = ("ro", "rw")
 
 
 class DeploymentError(ValueError):
@@ -39,19 +53,25 @@ def _require(condition: bool, service: str, message: str) -> None:
         raise DeploymentError("service %r: %s" % (service, message))
 
 
-def image_reference(image: str, digest: str, pull_registry: str = "") -> str:
-    """``image`` pinned to ``digest``, with its registry replaced by ``pull_registry`` when given.
-
-    Nodes often reach the registry under another address than the controller
-    (a LAN address instead of loopback); the digest guarantees the same bytes."""
+def split_image(image: str) -> t.Tuple[str, str]:
+    """``127.0.0.1:5000/nanoedge/spo2:1.0`` -> (``127.0.0.1:5000``, ``nanoedge/spo2``); no registry gives ``""``."""
     name = image.split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
     if ":" in last:
         name = name[: len(name) - len(last)] + last.split(":", 1)[0]
     first, slash, rest = name.partition("/")
-    has_registry = bool(slash) and ("." in first or ":" in first or first == "localhost")
-    repository = rest if has_registry else name
-    registry = pull_registry.strip().rstrip("/") if pull_registry else (first if has_registry else "")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return "", name
+
+
+def image_reference(image: str, digest: str, pull_registry: str = "") -> str:
+    """``image`` pinned to ``digest``, with its registry replaced by ``pull_registry`` when given.
+
+    Nodes often reach the registry under another address than the controller
+    (a LAN address instead of loopback); the digest guarantees the same bytes."""
+    own_registry, repository = split_image(image)
+    registry = pull_registry.strip().rstrip("/") if pull_registry else own_registry
     if "://" in registry:
         registry = registry.split("://", 1)[1]
     return "%s%s@%s" % (registry + "/" if registry else "", repository, digest)
@@ -65,59 +85,25 @@ def tag_reference(image: str, pull_registry: str = "") -> str:
     return image_reference(name, "", pull_registry)[:-1] + ":" + tag
 
 
-def check_spec(name: str, spec: t.Any) -> t.Dict[str, t.Any]:
-    """The parts of ``service.json`` deployment uses, checked (it comes from the service's author)."""
+def check_spec(name: str, spec: t.Any, requires: t.Any = None) -> t.Dict[str, t.Any]:
+    """The service description, validated with the one schema; ``None`` gives the image's defaults.
+
+    A description may leave out the name and the requirements: the profile has them."""
     if spec is None:
-        return {"port": None, "provides": None, "consumes": {}, "io": [], "environment": {},
-                "program": None, "libraries": [], "python_requirements": [], "description": ""}
-    _require(isinstance(spec, dict), name, "service.json must be a JSON object, got %s" % type(spec).__name__)
-    _require(spec.get("name", name) == name, name, "service.json names service %r" % spec.get("name"))
-    port = spec.get("port")
-    if port is not None:
-        _require(isinstance(port, dict) and isinstance(port.get("number"), int) and 0 < port["number"] < 65536,
-                 name, "port must be {number: 1-65535, protocol: udp|tcp}, got %r" % (port,))
-        _require(port.get("protocol", "udp") in ("udp", "tcp"), name,
-                 "port protocol must be udp or tcp, got %r" % port.get("protocol"))
-    provides = spec.get("provides")
-    _require(provides is None or (isinstance(provides, dict) and str(provides.get("path", "")).startswith("/")),
-             name, "provides must be {path: /...}, got %r" % (provides,))
-    consumes = spec.get("consumes") or {}
-    _require(isinstance(consumes, dict), name, "consumes must be an object of service name to {env, format}")
-    for producer, how in consumes.items():
-        _require(isinstance(how, dict) and isinstance(how.get("env"), str) and bool(_ENV_NAME.match(how["env"])),
-                 name, "consumes %r: env must be an environment variable name" % producer)
-        _require(how.get("format", "uri") in ("uri", "name=uri"), name,
-                 "consumes %r: format must be uri or name=uri, got %r" % (producer, how.get("format")))
-    io = spec.get("io") or []
-    _require(isinstance(io, list), name, "io must be a list")
-    for index, entry in enumerate(io):
-        where = "io[%d]" % index
-        _require(isinstance(entry, dict), name, "%s must be an object" % where)
-        for key in ("host_path", "container_path"):
-            value = entry.get(key)
-            _require(isinstance(value, str) and posixpath.isabs(value) and ".." not in value.split("/"), name,
-                     "%s.%s must be an absolute path without '..', got %r" % (where, key, value))
-        _require(entry.get("mode", "ro") in _IO_MODES, name,
-                 "%s.mode must be ro or rw, got %r" % (where, entry.get("mode")))
-        env = entry.get("env")
-        _require(env is None or (isinstance(env, str) and bool(_ENV_NAME.match(env))), name,
-                 "%s.env must be an environment variable name or null, got %r" % (where, env))
-    environment = spec.get("environment") or {}
-    _require(isinstance(environment, dict) and all(isinstance(k, str) and _ENV_NAME.match(k) for k in environment),
-             name, "environment must be an object of variable name to value")
-    program = spec.get("program")
-    _require(program is None or (isinstance(program, str) and not posixpath.isabs(program)
-                                 and ".." not in program.split("/")), name,
-             "program must be a path relative to the services folder, got %r" % (program,))
-    libraries = spec.get("libraries") or []
-    _require(isinstance(libraries, list) and all(isinstance(x, str) and ".." not in x.split("/") for x in libraries),
-             name, "libraries must be a list of relative folders")
-    requirements = spec.get("python_requirements") or []
-    _require(isinstance(requirements, list) and all(isinstance(x, str) and "==" in x for x in requirements), name,
-             "python_requirements must be pinned (name==version), got %r" % (requirements,))
-    return {"port": port, "provides": provides, "consumes": consumes, "io": io, "environment": environment,
-            "program": program, "libraries": libraries, "python_requirements": requirements,
-            "description": str(spec.get("description") or "")}
+        spec = {}
+    _require(isinstance(spec, dict), name, "the description must be a JSON object, got %s" % type(spec).__name__)
+    _require(spec.get("name", name) == name, name, "its description names service %r" % spec.get("name"))
+    try:
+        return normalize_description(dict({"requirements": requires or {}}, **dict(spec, name=name)))
+    except DescriptionError as exc:
+        raise DeploymentError("service %r: %s" % (name, exc)) from None
+
+
+def description_of(service: t.Mapping[str, t.Any], specs: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """A service's description: the one given in ``specs``, else the one its profile (step 3) holds."""
+    name = str(service.get("name"))
+    spec = specs.get(name, service.get("description"))
+    return check_spec(name, spec, service.get("requires"))
 
 
 def _uri(spec: t.Mapping[str, t.Any], address: str) -> t.Optional[str]:
@@ -163,11 +149,60 @@ def path_type(value: t.Any) -> str:
     return "file"
 
 
-def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Mapping[str, t.Any],
-             specs: t.Mapping[str, t.Any], addresses: t.Mapping[str, str], backend: str,
+def _io(checked: t.Mapping[str, t.Any], backend: str, types: t.Mapping[str, t.Any]
+        ) -> t.Tuple[t.List[t.Dict[str, t.Any]], t.List[str], t.List[t.Dict[str, t.Any]], t.Dict[str, str]]:
+    """Mounts, devices, the paths as the node has them, and the environment that names them."""
+    mounts, devices, paths, env = [], [], [], {}
+    for entry in checked["io"]:
+        host_path, container_path, mode = entry["host_path"], entry["container_path"], entry["mode"]
+        kind = path_type(types.get(host_path, "unknown"))
+        paths.append({"path": host_path, "mode": mode, "kind": entry["kind"], "type": kind})
+        if kind in ("char", "block"):
+            # A device node needs the cgroup device rule `devices` grants; a bind mount would not.
+            devices.append("%s:%s:%s" % (host_path, container_path, "r" if mode == "ro" else "rwm"))
+        else:
+            mounts.append({"type": "bind", "source": host_path, "target": container_path,
+                           "read_only": mode == "ro"})
+        if entry["env"]:
+            env[entry["env"]] = host_path if backend == "baremetal" else container_path
+    return mounts, devices, paths, env
+
+
+def _swarm_fallback(checked: t.Mapping[str, t.Any], backend: str, types: t.Mapping[str, t.Any]) -> t.Tuple[str, str]:
+    """The backend that can run the service, and why it is not the one asked for."""
+    if backend != "swarm":
+        return backend, ""
+    device_nodes = [e["host_path"] for e in checked["io"]
+                    if path_type(types.get(e["host_path"], "unknown")) in ("char", "block")]
+    if not device_nodes:
+        return backend, ""
+    # A Swarm service cannot be granted a device (no --device for services), and a bind-mounted
+    # device node is refused by the task's device cgroup: the node's own engine runs it instead.
+    return "container", "runs on the node's engine: Swarm services cannot use the device(s) %s" % ", ".join(device_nodes)
+
+
+def _bare_metal(service: t.Mapping[str, t.Any], checked: t.Mapping[str, t.Any], service_dir: str) -> t.Dict[str, t.Any]:
+    """Where the bare-metal backend reads the program and libraries (the image) and puts them (``service_dir``).
+
+    The folder IMAGE_HOME of the image becomes ``service_dir``, so the program and the libraries keep their
+    places relative to each other."""
+    own_registry, repository = split_image(str(service.get("image")))
+    return {
+        "program": posixpath.join(service_dir, posixpath.relpath(IMAGE_PROGRAM, IMAGE_HOME)) if checked["program"]
+        else None,
+        "pythonpath": [posixpath.join(service_dir, posixpath.relpath(IMAGE_LIBRARIES, IMAGE_HOME))],
+        "image_paths": image_paths(checked),
+        "image_home": IMAGE_HOME,
+        "source_registry": str(service.get("registry") or ("https://" + own_registry if own_registry else "")),
+        "source_repository": repository,
+    }
+
+
+def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.Any],
+             described: t.Mapping[str, t.Dict[str, t.Any]], addresses: t.Mapping[str, str], backend: str,
              pull_registry: str = "", name_prefix: str = "nanoedge-svc-", install_dir: str = "/opt/nanoedge",
              path_types: t.Optional[t.Mapping[str, str]] = None) -> t.Dict[str, t.Any]:
-    """One backend-neutral deployment description (see the module docstring)."""
+    """One backend-neutral deployment description (see the module docstring); ``described``: every service's."""
     name = service.get("name")
     if not isinstance(name, str) or not _UNIT_SAFE.match(name):
         raise DeploymentError("service name %r: must match %s (it names a container and a unit)"
@@ -179,57 +214,33 @@ def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Map
     image = service.get("image")
     _require(isinstance(image, str) and bool(image), name, "image is missing")
     requires = service.get("requires") or {}
-    checked = check_spec(name, spec)
-    checked_specs = {other: check_spec(other, value) for other, value in specs.items() if value is not None}
-    checked_specs[name] = checked
-    placements = plan.get("placements") or {}
+    checked = described[name]
 
-    env = {str(k): str(v) for k, v in checked["environment"].items()}
+    env = dict(checked["environment"])
     if checked["port"]:
         env["NANOEDGE_PORT"] = str(checked["port"]["number"])
-    env.update(consumer_environment(name, checked, checked_specs, placements, addresses))
+    env.update(consumer_environment(name, checked, described, plan.get("placements") or {}, addresses))
     types = path_types or {}
-    note = ""
-    if backend == "swarm":
-        device_nodes = [e["host_path"] for e in checked["io"]
-                        if path_type(types.get(e["host_path"], "unknown")) in ("char", "block")]
-        if device_nodes:
-            # A Swarm service cannot be granted a device (no --device for services), and a bind-mounted
-            # device node is refused by the task's device cgroup: the node's own engine runs it instead.
-            backend = "container"
-            note = "runs on the node's engine: Swarm services cannot use the device(s) %s" % ", ".join(device_nodes)
-    mounts, devices, paths = [], [], []
-    for entry in checked["io"]:
-        host_path, container_path = entry["host_path"], entry["container_path"]
-        mode = entry.get("mode", "ro")
-        kind = path_type(types.get(host_path, "unknown"))
-        paths.append({"path": host_path, "mode": mode, "kind": entry.get("kind", "sensor"), "type": kind})
-        if kind in ("char", "block"):
-            # A device node needs the cgroup device rule `devices` grants; a bind mount would not.
-            devices.append("%s:%s:%s" % (host_path, container_path, "r" if mode == "ro" else "rwm"))
-        else:
-            mounts.append({"type": "bind", "source": host_path, "target": container_path,
-                           "read_only": mode == "ro"})
-        if entry.get("env"):
-            env[entry["env"]] = host_path if backend == "baremetal" else container_path
+    backend, note = _swarm_fallback(checked, backend, types)
+    mounts, devices, paths, io_env = _io(checked, backend, types)
+    env.update(io_env)
 
     cpus = requires.get("cpu") or 0
     memory_mb = requires.get("memory_mb") or 0
     unit = name_prefix + name
-    program = checked["program"]
     service_dir = posixpath.join(install_dir, "services", name)
     labels = {
         SERVICE_LABEL: name,
-        LABEL_PREFIX + "node": node,
-        LABEL_PREFIX + "digest": digest,
+        NODE_LABEL: node,
+        DIGEST_LABEL: digest,
         # the tag as the node pulls it: the same label whoever runs the deploy (the controller reaches the
         # registry at another address than the managers' reconcile runs), so a re-run changes nothing
-        LABEL_PREFIX + "image": tag_reference(image, pull_registry),
-        LABEL_PREFIX + "requirements": json.dumps(requires, sort_keys=True, separators=(",", ":")),
+        IMAGE_LABEL: tag_reference(image, pull_registry),
+        REQUIREMENTS_LABEL: json.dumps(requires, sort_keys=True, separators=(",", ":")),
     }
     if node in addresses and _uri(checked, addresses[node]):
-        labels[LABEL_PREFIX + "uri"] = t.cast(str, _uri(checked, addresses[node]))
-    return {
+        labels[URI_LABEL] = t.cast(str, _uri(checked, addresses[node]))
+    result = {
         "name": name,
         "node": node,
         "backend": backend,
@@ -249,29 +260,23 @@ def describe(service: t.Mapping[str, t.Any], spec: t.Any, node: str, plan: t.Map
         "cpu_quota": "%d%%" % round(cpus * 100) if cpus else None,
         "memory_max": "%dM" % memory_mb if memory_mb else None,
         "port": checked["port"],
-        "program": posixpath.join(service_dir, posixpath.basename(program)) if program else None,
-        "program_source": program,
         "libraries": checked["libraries"],
         "python_requirements": checked["python_requirements"],
         "service_dir": service_dir,
         "writable_paths": [p["path"] for p in paths if p["mode"] == "rw"],
     }
+    result.update(_bare_metal(service, checked, service_dir))
+    return result
 
 
-def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
-                backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
-                name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
-                path_types: t.Any = None) -> t.List[t.Dict[str, t.Any]]:
-    """The descriptions of every service the plan places on ``node``, in placement order."""
+def _check_arguments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any, addresses: t.Any, backends: t.Any,
+                     name_prefix: t.Any) -> None:
     if not isinstance(plan, dict) or not isinstance(plan.get("by_node"), dict):
         raise DeploymentError("plan must be the result of nanoedge.core.allocate (a dict with by_node)")
     if not isinstance(node, str) or not NODE_NAME_RE.match(node):
         raise DeploymentError("node %r is not a valid node name" % (node,))
     if not isinstance(services, list) or not all(isinstance(s, dict) and "name" in s for s in services):
         raise DeploymentError("services must be a list of service profiles (nanoedge.core.service_profiles)")
-    specs = specs or {}
-    addresses = addresses or {}
-    backends = backends or {}
     for what, value in (("specs", specs), ("addresses", addresses), ("backends", backends)):
         if not isinstance(value, dict):
             raise DeploymentError("%s must be a dict, got %s" % (what, type(value).__name__))
@@ -280,12 +285,27 @@ def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, 
     unknown = sorted(set(backends) - {s["name"] for s in services})
     if unknown:
         raise DeploymentError("backends names unknown service(s): %s" % ", ".join(unknown))
+
+
+def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
+                backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
+                name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
+                path_types: t.Any = None) -> t.List[t.Dict[str, t.Any]]:
+    """The descriptions of every service the plan places on ``node``, in placement order.
+
+    Each service is described by its profile's ``description`` (what step 3 returned); ``specs`` may give
+    another description for some services, for images that carry none."""
+    specs, addresses, backends = specs or {}, addresses or {}, backends or {}
+    _check_arguments(plan, services, node, specs, addresses, backends, name_prefix)
     by_name = {s["name"]: s for s in services}
-    result = []
-    for name in plan["by_node"].get(node) or []:
-        if name not in by_name:
-            raise DeploymentError("the plan places %r on %r, but no such service was given" % (name, node))
-        result.append(describe(by_name[name], specs.get(name), node, plan, specs, addresses,
-                               str(backends.get(name, backend)), str(pull_registry or ""), name_prefix,
-                               str(install_dir), path_types))
-    return result
+    placed = plan["by_node"].get(node) or []
+    missing = [name for name in placed if name not in by_name]
+    if missing:
+        raise DeploymentError("the plan places %r on %r, but no such service was given" % (missing[0], node))
+    # this node's services, and every producer a consumer here needs the address of
+    described = {name: description_of(by_name[name], specs) for name in placed}
+    producers = {p for name in placed for p in described[name]["consumes"] if p in by_name and p not in described}
+    described.update({name: description_of(by_name[name], specs) for name in sorted(producers)})
+    return [describe(by_name[name], node, plan, described, addresses, str(backends.get(name, backend)),
+                     str(pull_registry or ""), name_prefix, str(install_dir), path_types)
+            for name in placed]

@@ -14,8 +14,10 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
     deployments,
     image_reference,
     path_type,
+    split_image,
     tag_reference,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import normalize_description
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 DIGEST = "sha256:" + "ab" * 32
@@ -34,10 +36,21 @@ def specs() -> t.Dict[str, t.Any]:
 
 
 def services() -> t.List[t.Dict[str, t.Any]]:
+    """The profiles step 3 returns for the example services' images: each with its whole description."""
     requires = {"spo2": {"capabilities": ["pom"], "cpu": 0.5, "memory_mb": 64},
                 "alert": {"power": "ac", "cpu": 0.25, "memory_mb": 48}}
+    described = specs()
     return [{"name": name, "image": "127.0.0.1:5000/nanoedge/%s:latest" % name, "digest": DIGEST,
-             "requires": requires.get(name, {})} for name in PLAN["placements"]]
+             "requires": requires.get(name, {}), "registry": "http://127.0.0.1:5000",
+             "description": normalize_description(described[name])} for name in PLAN["placements"]]
+
+
+def labelled_the_older_way() -> t.List[t.Dict[str, t.Any]]:
+    """Profiles of images with only the requirements and service labels: what their labels and EXPOSE say."""
+    ports = {name: spec["port"] for name, spec in specs().items()}
+    return [dict(profile, description=normalize_description({"name": profile["name"], "requirements": {},
+                                                             "version": "1.0.0", "port": ports[profile["name"]]}))
+            for profile in services()]
 
 
 @pytest.mark.parametrize("image, pull, expected", [
@@ -67,7 +80,7 @@ def test_path_type(value: t.Any, expected: str) -> None:
 
 
 def test_spo2_container_on_w4() -> None:
-    result = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES, pull_registry="172.30.0.1:5000",
+    result = deployments(PLAN, services(), "w4", addresses=ADDRESSES, pull_registry="172.30.0.1:5000",
                          path_types={"/dev/ttyUSB0": {"exists": True, "ischr": True}})
     assert [d["name"] for d in result] == ["hr", "hrv", "spo2"]
     spo2 = result[2]
@@ -87,7 +100,7 @@ def test_spo2_container_on_w4() -> None:
 
 
 def test_a_regular_file_is_bind_mounted() -> None:
-    spo2 = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES,
+    spo2 = deployments(PLAN, services(), "w4", addresses=ADDRESSES,
                        path_types={"/dev/ttyUSB0": {"exists": True, "isreg": True}})[2]
     assert spo2["devices"] == []
     assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0", "read_only": True}]
@@ -95,11 +108,11 @@ def test_a_regular_file_is_bind_mounted() -> None:
 
 
 def test_consumers_get_their_producers_addresses() -> None:
-    (alert,) = deployments(PLAN, services(), "w2", specs=specs(), addresses=ADDRESSES)
+    (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES)
     assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
                             "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
     assert alert["cpus"] == 0.25 and alert["memory"] == "48M"
-    (display,) = deployments(PLAN, services(), "w5", specs=specs(), addresses=ADDRESSES)
+    (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES)
     assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == ",".join([
         "spo2=coap://172.30.0.24:5701/spo2", "hr=coap://172.30.0.24:5702/hr", "hrv=coap://172.30.0.24:5703/hrv",
         "bot=coap://172.30.0.21:5704/temperature", "alert=coap://172.30.0.22:5705/alert",
@@ -109,24 +122,64 @@ def test_consumers_get_their_producers_addresses() -> None:
 
 def test_unplaced_producers_are_left_out() -> None:
     plan = dict(PLAN, placements={"alert": "w2"}, by_node={"w2": ["alert"]})
-    (alert,) = deployments(plan, services(), "w2", specs=specs(), addresses=ADDRESSES)
+    (alert,) = deployments(plan, services(), "w2", addresses=ADDRESSES)
     assert alert["env"] == {"NANOEDGE_PORT": "5705"}
 
 
 def test_bare_metal_uses_host_paths_and_install_dir() -> None:
-    (bot,) = deployments(PLAN, services(), "w1", specs=specs(), addresses=ADDRESSES, backend="baremetal",
+    (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES, backend="baremetal",
                          install_dir="/srv/nano")
     assert bot["backend"] == "baremetal"
     assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/sys/bus/w1/devices"}
-    assert bot["program"] == "/srv/nano/services/bot/bot.py"
-    assert bot["program_source"] == "bot/bot.py"
+    assert bot["cpu_quota"] is None and bot["memory_max"] is None
+    # the image's /opt/nanoedge becomes the service's folder: program and libraries keep their places
+    assert bot["service_dir"] == "/srv/nano/services/bot"
+    assert bot["program"] == "/srv/nano/services/bot/service/main.py"
+    assert bot["pythonpath"] == ["/srv/nano/services/bot/lib"]
+    assert bot["image_home"] == "/opt/nanoedge"
+    assert bot["image_paths"] == ["/opt/nanoedge/service", "/opt/nanoedge/lib/nanoedge_ns"]
+    assert (bot["source_registry"], bot["source_repository"]) == ("http://127.0.0.1:5000", "nanoedge/bot")
     assert bot["libraries"] == ["common/nanoedge_ns"]
     assert bot["python_requirements"] == ["aiocoap==0.4.17"]
-    assert bot["cpu_quota"] is None and bot["memory_max"] is None
+
+
+def test_bare_metal_source_registry_without_one_from_the_lookup() -> None:
+    profiles = [dict(p, registry="") for p in services()]
+    (bot,) = deployments(PLAN, profiles, "w1", addresses=ADDRESSES, backend="baremetal")
+    assert bot["source_registry"] == "https://127.0.0.1:5000"
+
+
+def test_an_image_without_a_description_runs_as_a_container_with_what_it_says() -> None:
+    (alert,) = deployments(PLAN, labelled_the_older_way(), "w2", addresses=ADDRESSES)
+    assert alert["env"] == {"NANOEDGE_PORT": "5705"}
+    assert alert["port"] == {"number": 5705, "protocol": "udp"}
+    assert alert["mounts"] == [] and alert["devices"] == []
+    assert "io.nanoedge.uri" not in alert["labels"]
+    assert alert["program"] is None
+    spo2 = deployments(PLAN, labelled_the_older_way(), "w4", addresses=ADDRESSES)[2]
+    assert spo2["env"] == {"NANOEDGE_PORT": "5701"} and spo2["devices"] == []
+
+
+def test_a_description_given_in_specs_replaces_the_profiles() -> None:
+    (alert,) = deployments(PLAN, labelled_the_older_way(), "w2", addresses=ADDRESSES,
+                           specs={"alert": specs()["alert"], "spo2": specs()["spo2"]})
+    # spo2's description came from specs, oc's profile has no provides: only spo2's address
+    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+    assert alert["program"] == "/opt/nanoedge/services/alert/service/main.py"
+
+
+@pytest.mark.parametrize("image, expected", [
+    ("127.0.0.1:5000/nanoedge/spo2:1.0.0", ("127.0.0.1:5000", "nanoedge/spo2")),
+    ("registry.lan/a/b@sha256:" + "0" * 64, ("registry.lan", "a/b")),
+    ("localhost/spo2", ("localhost", "spo2")),
+    ("nanoedge/spo2:1.0", ("", "nanoedge/spo2")),
+])
+def test_split_image(image: str, expected: t.Tuple[str, str]) -> None:
+    assert split_image(image) == expected
 
 
 def test_backend_per_service() -> None:
-    result = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES, backends={"hrv": "baremetal"})
+    result = deployments(PLAN, services(), "w4", addresses=ADDRESSES, backends={"hrv": "baremetal"})
     assert [(d["name"], d["backend"]) for d in result] == [("hr", "container"), ("hrv", "baremetal"),
                                                            ("spo2", "container")]
 
@@ -140,7 +193,7 @@ def test_backend_per_service() -> None:
 ])
 def test_swarm_backend_and_device_nodes(kind: t.Any, backend: str, note: str) -> None:
     """Swarm services cannot be granted devices: a real device node keeps the service on its node's engine."""
-    result = deployments(PLAN, services(), "w4", specs=specs(), addresses=ADDRESSES, backend="swarm",
+    result = deployments(PLAN, services(), "w4", addresses=ADDRESSES, backend="swarm",
                          path_types={"/dev/ttyUSB0": kind})
     assert [(d["name"], d["backend"], d["backend_note"]) for d in result] == [
         ("hr", backend, note), ("hrv", backend, note), ("spo2", backend, note)]
@@ -155,7 +208,7 @@ def test_swarm_backend_and_device_nodes(kind: t.Any, backend: str, note: str) ->
 
 
 def test_swarm_backend_mounts_container_paths() -> None:
-    (bot,) = deployments(PLAN, services(), "w1", specs=specs(), addresses=ADDRESSES, backend="swarm")
+    (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES, backend="swarm")
     assert (bot["backend"], bot["backend_note"]) == ("swarm", "")
     assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/run/nanoedge/w1"}
     assert bot["mounts"] == [{"type": "bind", "source": "/sys/bus/w1/devices", "target": "/run/nanoedge/w1",
@@ -163,11 +216,12 @@ def test_swarm_backend_mounts_container_paths() -> None:
 
 
 def test_a_node_without_services() -> None:
-    assert deployments(PLAN, services(), "w9", specs=specs(), addresses=ADDRESSES) == []
+    assert deployments(PLAN, services(), "w9", addresses=ADDRESSES) == []
 
 
-def test_a_service_without_service_json_runs_with_image_defaults() -> None:
-    (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES)
+def test_a_profile_without_description_runs_with_image_defaults() -> None:
+    profiles = [{k: v for k, v in p.items() if k != "description"} for p in services()]
+    (bot,) = deployments(PLAN, profiles, "w1", addresses=ADDRESSES)
     assert bot["env"] == {} and bot["mounts"] == [] and bot["port"] is None
     assert "io.nanoedge.uri" not in bot["labels"]
 
@@ -186,15 +240,19 @@ def test_a_service_without_service_json_runs_with_image_defaults() -> None:
     ({"specs": {"alert": {"name": "alert", "port": {"number": 70000}}}},
      "service 'alert': port must be {number: 1-65535, protocol: udp|tcp}, got {'number': 70000}"),
     ({"specs": {"alert": {"name": "alert", "program": "../../etc/passwd"}}},
-     "service 'alert': program must be a path relative to the services folder, got '../../etc/passwd'"),
+     "service 'alert': program must be a relative path without '..', got '../../etc/passwd'"),
     ({"specs": {"alert": {"name": "alert", "python_requirements": ["aiocoap"]}}},
      "service 'alert': python_requirements must be pinned (name==version), got ['aiocoap']"),
-    ({"specs": {"alert": {"name": "other"}}}, "service 'alert': service.json names service 'other'"),
+    ({"specs": {"alert": {"name": "other"}}}, "service 'alert': its description names service 'other'"),
+    ({"specs": {"alert": ["port"]}}, "service 'alert': the description must be a JSON object, got list"),
+    ({"specs": {"alert": {"name": "alert", "requirements": {"gpu": 1}}}},
+     "service 'alert': requirements: unknown requirement key(s) 'gpu' (known: capabilities, cpu, memory_mb, "
+     "storage_mb, power, network, min_battery_percent)"),
     ({"specs": {"alert": {"name": "alert", "consumes": {"spo2": {"env": "1BAD"}}}}},
      "service 'alert': consumes 'spo2': env must be an environment variable name"),
 ])
 def test_errors_name_what_is_at_fault(change: t.Dict[str, t.Any], message: str) -> None:
-    args = {"plan": PLAN, "services": services(), "node": "w2", "specs": specs(), "addresses": ADDRESSES}
+    args = {"plan": PLAN, "services": services(), "node": "w2", "addresses": ADDRESSES}
     args.update(change)
     with pytest.raises(DeploymentError) as error:
         deployments(**args)
@@ -205,7 +263,7 @@ def test_bad_digest_is_refused() -> None:
     broken = services()
     broken[0]["digest"] = "sha256:short"
     with pytest.raises(DeploymentError, match=r"^service 'alert': digest must be sha256:<64 hex digits>, got 'sha256:short'$"):
-        deployments(PLAN, broken, "w2", specs=specs(), addresses=ADDRESSES)
+        deployments(PLAN, broken, "w2", addresses=ADDRESSES)
 
 
 def test_check_spec_of_nothing() -> None:
