@@ -189,8 +189,9 @@ def profile_from_image(meta: ImageMetadata, options: "DiscoveryOptions") -> t.Di
     described = None
     if options.description_label:
         what = "label %s" % options.description_label
-        described = _optional_everywhere({p.platform: p.labels.get(options.description_label) for p in platforms},
-                                         what, lambda text: parse_description_label(text, what))
+        # an empty value is how a derived image takes back its base's label (a label cannot be removed)
+        described = _optional_everywhere({p.platform: p.labels.get(options.description_label) or None
+                                          for p in platforms}, what, lambda text: parse_description_label(text, what))
     requires = _requirements(meta, options, described)
     name = None
     if options.service_label:

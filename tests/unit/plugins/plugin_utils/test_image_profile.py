@@ -183,6 +183,11 @@ def test_without_service_label_the_repository_names_the_service_and_its_descript
     assert profile["name"] == profile["description"]["name"] == "pulse"
 
 
+def test_an_empty_description_label_is_no_description():
+    image = meta({"linux/amd64": labelled(**{DESCRIPTION: ""})})
+    assert profile_from_image(image, opts())["description"] == dict(BARE, name="spo2", requirements=SPO2_NORMALIZED)
+
+
 def test_without_description_label_the_label_is_not_read():
     image = meta({"linux/amd64": labelled(**{DESCRIPTION: "not even json"})})
     assert profile_from_image(image, opts(description_label=""))["description"]["program"] is None
