@@ -197,7 +197,7 @@ _value:
                    "w4": "needs 2 cores, 1 left after spo2, hrv"}
         causes:
           description:
-            - The same reasons as data, for programs that must not read English: one entry per distinct cause,
+            - The same reasons as data, for programs that must not read English; one entry per distinct cause,
               with the nodes (in the given order) it applies to. Together they name every node once.
             - C(code) is V(replica) (the node already runs a replica; C(service)), V(capability) (C(missing),
               the capabilities the node lacks), V(cpu), V(memory) or V(storage) (C(needs), what is left C(has),
