@@ -15,17 +15,11 @@ from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
     placement_facets,
     validate_profile,
 )
+from ansible_collections.nanoedge.core.tests.unit import healthcare
 
-PROFILE = {
-    "schema": 1, "node": "w4", "collected_at": "2026-11-26T02:30:00Z", "arch": "armv7l", "model": "Pi 3",
-    "cpu": {"cores": 4, "bogomips": 89.6, "load1": 0.31},
-    "memory_mb": {"total": 926, "available": 640},
-    "storage_mb": {"total": 29820, "free": 21033},
-    "power": {"source": "ac", "battery_percent": None, "battery_health": None, "charging": None},
-    "network": ["wifi", "bluetooth"], "capabilities": ["spo2.v1", "pom"],
-    "devices": [{"capability": "pom", "kind": "sensor", "name": "BerryMed BM1000B", "bus": "usb", "id": "0403:6001"}],
-    "labels": {"room": "3"},
-}
+# w4 of the healthcare testbed, its lists out of order and with a second capability
+PROFILE = dict(healthcare.workers()[3], network=["wifi", "bluetooth"], capabilities=["spo2.v1", "pom"],
+               labels={"room": "3"})
 
 
 def changed(**changes: t.Any) -> t.Dict[str, t.Any]:
