@@ -54,24 +54,6 @@ options:
     description: The largest layer read, and the most bytes unpacked from one image.
     type: int
     default: 1073741824
-  username:
-    description: User for the registry (Basic authentication, or sent to its token service). Without it, anonymous.
-    type: str
-    env:
-      - name: NANOEDGE_REGISTRY_USERNAME
-  password:
-    description: Password (or access token) for O(username). It is never shown in messages.
-    type: str
-    secret: true
-    env:
-      - name: NANOEDGE_REGISTRY_PASSWORD
-  validate_certs:
-    description: Verify the TLS certificate of the registry and the token service.
-    type: bool
-    default: true
-  ca_path:
-    description: A PEM file (or a directory of hashed certificates) of CAs to trust instead of the system ones.
-    type: path
   timeout:
     description: Seconds to wait for each connection and answer.
     type: float
@@ -88,6 +70,7 @@ seealso:
   - module: nanoedge.core.sync_tree
 extends_documentation_fragment:
   - nanoedge.core.attributes
+  - nanoedge.core.oci_registry
 attributes:
   check_mode:
     support: full

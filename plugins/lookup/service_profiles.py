@@ -115,28 +115,6 @@ options:
     type: str
     choices: [fail, warn, skip]
     default: fail
-  username:
-    description:
-      - User for the registry. Used for Basic authentication or sent to the token service of a registry that
-        answers with a C(Bearer) challenge. Without it, access is anonymous.
-    type: str
-    env:
-      - name: NANOEDGE_REGISTRY_USERNAME
-  password:
-    description:
-      - Password (or access token) for O(username). It is never shown in messages; mark tasks that pass it
-        with C(no_log=true) so it does not appear in task arguments either.
-    type: str
-    secret: true
-    env:
-      - name: NANOEDGE_REGISTRY_PASSWORD
-  validate_certs:
-    description: Verify the TLS certificate of the registry and the token service.
-    type: bool
-    default: true
-  ca_path:
-    description: A PEM file (or a directory of hashed certificates) of CAs to trust instead of the system ones.
-    type: path
   timeout:
     description: Seconds to wait for each connection and answer.
     type: float
@@ -181,6 +159,7 @@ seealso:
     plugin_type: filter
 extends_documentation_fragment:
   - nanoedge.core.attributes
+  - nanoedge.core.oci_registry
 attributes:
   check_mode:
     support: full

@@ -21,12 +21,13 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_cache import (
     PlatformImage,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles import DiscoveryOptions
+from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.profile_data import (
+    LABEL,
+    NONE,
+    SPO2,
+    SPO2_NORMALIZED,
+)
 
-LABEL = "io.nanoedge.requirements"
-NONE = {"capabilities": [], "cpu": 0, "memory_mb": 0, "storage_mb": 0, "power": "", "network": "",
-        "min_battery_percent": 0}
-SPO2 = {"capabilities": ["pom"], "cpu": 1, "memory_mb": 64, "storage_mb": 20, "power": "ac", "network": "wifi"}
-SPO2_NORMALIZED = dict(NONE, **SPO2)
 # what the description of an image without one holds besides its name and requirements
 BARE = {"version": "", "description": "", "program": None, "libraries": [], "python_requirements": [], "port": None,
         "provides": None, "consumes": {}, "io": [], "environment": {}}

@@ -14,12 +14,12 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._service_profiles im
     discover,
 )
 from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import FakeRegistry
-
-LABEL = "io.nanoedge.requirements"
-NONE = {"capabilities": [], "cpu": 0, "memory_mb": 0, "storage_mb": 0, "power": "", "network": "",
-        "min_battery_percent": 0}
-SPO2 = {"capabilities": ["pom"], "cpu": 1, "memory_mb": 64, "storage_mb": 20, "power": "ac", "network": "wifi"}
-SPO2_NORMALIZED = dict(NONE, **SPO2)
+from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.profile_data import (
+    LABEL,
+    NONE,
+    SPO2,
+    SPO2_NORMALIZED,
+)
 
 
 def opts(**kwargs):
