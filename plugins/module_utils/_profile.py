@@ -48,44 +48,48 @@ def _is_number(value: t.Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _require(cond: bool, where: str, message: str) -> None:
+def _require(cond: bool, where: str, message: str, *args: t.Any) -> None:
+    # The message is formatted only when it is raised: the registry and allocate check many profiles.
     if not cond:
-        raise ProfileError("%s: %s" % (where, message))
+        raise ProfileError("%s: %s" % (where, message % args if args else message))
 
 
 def _check_keys(obj: t.Any, where: str, required: t.Sequence[str], optional: t.Sequence[str] = ()) -> None:
-    _require(isinstance(obj, dict), where, "must be an object, got %s" % type(obj).__name__)
+    _require(isinstance(obj, dict), where, "must be an object, got %s", type(obj).__name__)
     missing = [k for k in required if k not in obj]
-    _require(not missing, where, "missing key(s) %s" % ", ".join(missing))
-    unknown = sorted(str(k) for k in obj if k not in required and k not in optional)
-    _require(not unknown, where, "unknown key(s) %s" % ", ".join(unknown))
+    _require(not missing, where, "missing key(s) %s", ", ".join(missing))
+    if any(k not in required and k not in optional for k in obj):
+        unknown = sorted(str(k) for k in obj if k not in required and k not in optional)
+        raise ProfileError("%s: unknown key(s) %s" % (where, ", ".join(unknown)))
 
 
 def _check_count(value: t.Any, where: str, allow_null: bool = False) -> None:
     if allow_null and value is None:
         return
-    _require(_is_int(value), where, "must be an integer, got %r" % (value,))
-    _require(value >= 0, where, "must be >= 0, got %r" % (value,))
+    _require(_is_int(value), where, "must be an integer, got %r", value)
+    _require(value >= 0, where, "must be >= 0, got %r", value)
 
 
 def _check_string_list(value: t.Any, where: str, pattern: t.Optional[t.Pattern[str]] = None) -> None:
-    _require(isinstance(value, list), where, "must be a list, got %s" % type(value).__name__)
+    _require(isinstance(value, list), where, "must be a list, got %s", type(value).__name__)
     for index, item in enumerate(value):
-        _require(isinstance(item, str), "%s[%d]" % (where, index), "must be a string, got %r" % (item,))
-        if pattern is not None:
-            _require(bool(pattern.match(item)), "%s[%d]" % (where, index), "%r is not a valid name" % (item,))
+        if not isinstance(item, str):
+            raise ProfileError("%s[%d]: must be a string, got %r" % (where, index, item))
+        if pattern is not None and not pattern.match(item):
+            raise ProfileError("%s[%d]: %r is not a valid name" % (where, index, item))
     _require(len(set(value)) == len(value), where, "has duplicates")
 
 
 def _check_power_source(source: t.Any) -> None:
-    _require(source in POWER_SOURCES, "power.source", "must be one of %s, got %r" % (", ".join(POWER_SOURCES), source))
+    if source not in POWER_SOURCES:
+        raise ProfileError("power.source: must be one of %s, got %r" % (", ".join(POWER_SOURCES), source))
 
 
 def _check_network(network: t.Any) -> None:
     _check_string_list(network, "network")
     for index, kind in enumerate(network):
-        _require(kind in NETWORK_TYPES, "network[%d]" % index,
-                 "must be one of %s, got %r" % (", ".join(NETWORK_TYPES), kind))
+        if kind not in NETWORK_TYPES:
+            raise ProfileError("network[%d]: must be one of %s, got %r" % (index, ", ".join(NETWORK_TYPES), kind))
 
 
 def validate_profile(profile: t.Any, complete: bool = True) -> None:
@@ -110,18 +114,18 @@ def _check_section(obj: t.Any, where: str, keys: t.Sequence[str], complete: bool
 
 def _check_schema(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     _require(profile["schema"] == SCHEMA_VERSION and _is_int(profile["schema"]), "schema",
-             "must be %d, got %r" % (SCHEMA_VERSION, profile["schema"]))
+             "must be %d, got %r", SCHEMA_VERSION, profile["schema"])
 
 
 def _check_node(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     node = profile["node"]
     _require(isinstance(node, str) and bool(NODE_NAME_RE.match(node)), "node",
-             "must match %s, got %r" % (NODE_NAME_RE.pattern, node))
+             "must match %s, got %r", NODE_NAME_RE.pattern, node)
 
 
 def _check_string(key: str) -> t.Callable[[t.Mapping[str, t.Any], bool], None]:
     def check(profile: t.Mapping[str, t.Any], complete: bool) -> None:
-        _require(isinstance(profile[key], str), key, "must be a string, got %r" % (profile[key],))
+        _require(isinstance(profile[key], str), key, "must be a string, got %r", profile[key])
     return check
 
 
@@ -130,11 +134,11 @@ def _check_cpu(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     _check_section(cpu, "cpu", CPU_KEYS, complete)
     if "cores" in cpu:
         _require(_is_int(cpu["cores"]) and cpu["cores"] >= 1, "cpu.cores",
-                 "must be an integer >= 1, got %r" % (cpu["cores"],))
+                 "must be an integer >= 1, got %r", cpu["cores"])
     for key in ("bogomips", "load1"):
         value = cpu.get(key)
         _require(value is None or (_is_number(value) and value >= 0), "cpu.%s" % key,
-                 "must be a number >= 0 or null, got %r" % (value,))
+                 "must be a number >= 0 or null, got %r", value)
 
 
 def _check_space(key: str, keys: t.Tuple[str, str]) -> t.Callable[[t.Mapping[str, t.Any], bool], None]:
@@ -148,7 +152,7 @@ def _check_space(key: str, keys: t.Tuple[str, str]) -> t.Callable[[t.Mapping[str
             if name in space:
                 _check_count(space[name], "%s.%s" % (key, name))
         if total in space and part in space:
-            _require(space[part] <= space[total], "%s.%s" % (key, part), "exceeds %s.%s" % (key, total))
+            _require(space[part] <= space[total], "%s.%s" % (key, part), "exceeds %s.%s", key, total)
     return check
 
 
@@ -159,12 +163,12 @@ def _check_power(profile: t.Mapping[str, t.Any], complete: bool) -> None:
         _check_power_source(power["source"])
     percent = power.get("battery_percent")
     _require(percent is None or (_is_number(percent) and 0 <= percent <= 100), "power.battery_percent",
-             "must be a number from 0 to 100 or null, got %r" % (percent,))
+             "must be a number from 0 to 100 or null, got %r", percent)
     health = power.get("battery_health")
     _require(health is None or (_is_number(health) and health >= 0), "power.battery_health",
-             "must be a number >= 0 or null, got %r" % (health,))
+             "must be a number >= 0 or null, got %r", health)
     _require(power.get("charging") is None or isinstance(power["charging"], bool), "power.charging",
-             "must be true, false or null, got %r" % (power.get("charging"),))
+             "must be true, false or null, got %r", power.get("charging"))
 
 
 def _check_network_key(profile: t.Mapping[str, t.Any], complete: bool) -> None:
@@ -177,30 +181,30 @@ def _check_capabilities(profile: t.Mapping[str, t.Any], complete: bool) -> None:
 
 def _check_devices(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     devices = profile["devices"]
-    _require(isinstance(devices, list), "devices", "must be a list, got %s" % type(devices).__name__)
+    _require(isinstance(devices, list), "devices", "must be a list, got %s", type(devices).__name__)
     for index, device in enumerate(devices):
         where = "devices[%d]" % index
         _check_keys(device, where, DEVICE_REQUIRED_KEYS, DEVICE_OPTIONAL_KEYS)
         for key in DEVICE_REQUIRED_KEYS + DEVICE_OPTIONAL_KEYS:
             if key in device:
-                _require(isinstance(device[key], str), "%s.%s" % (where, key), "must be a string, got %r" % (device[key],))
+                _require(isinstance(device[key], str), "%s.%s" % (where, key), "must be a string, got %r", device[key])
         _require(bool(CAPABILITY_RE.match(device["capability"])), where + ".capability",
-                 "%r is not a valid name" % (device["capability"],))
+                 "%r is not a valid name", device["capability"])
         _require(device["kind"] in DEVICE_KINDS, where + ".kind",
-                 "must be one of %s, got %r" % (", ".join(DEVICE_KINDS), device["kind"]))
+                 "must be one of %s, got %r", ", ".join(DEVICE_KINDS), device["kind"])
         _require(device["bus"] in DEVICE_BUSES, where + ".bus",
-                 "must be one of %s, got %r" % (", ".join(DEVICE_BUSES), device["bus"]))
+                 "must be one of %s, got %r", ", ".join(DEVICE_BUSES), device["bus"])
         if "capabilities" in profile:
             _require(device["capability"] in profile["capabilities"], where + ".capability",
-                     "%r is not listed in capabilities" % (device["capability"],))
+                     "%r is not listed in capabilities", device["capability"])
 
 
 def _check_labels(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     labels = profile["labels"]
-    _require(isinstance(labels, dict), "labels", "must be an object, got %s" % type(labels).__name__)
+    _require(isinstance(labels, dict), "labels", "must be an object, got %s", type(labels).__name__)
     for key, value in labels.items():
         _require(isinstance(key, str) and isinstance(value, str), "labels",
-                 "keys and values must be strings, got %r: %r" % (key, value))
+                 "keys and values must be strings, got %r: %r", key, value)
 
 
 # One check per top-level key, run in the order of TOP_LEVEL_KEYS.
@@ -237,18 +241,18 @@ def placement_facets(profile: t.Any) -> t.Dict[str, t.Any]:
     accepted too (a missing or null facet is empty), but a facet that is there
     must follow the schema: ProfileError names it otherwise.
     """
-    _require(isinstance(profile, dict), "profile", "must be an object, got %s" % type(profile).__name__)
+    _require(isinstance(profile, dict), "profile", "must be an object, got %s", type(profile).__name__)
     capabilities = _present(profile.get("capabilities"), [])
     _check_string_list(capabilities, "capabilities", CAPABILITY_RE)
     network = _present(profile.get("network"), [])
     _check_network(network)
     power = _present(profile.get("power"), {})
-    _require(isinstance(power, dict), "power", "must be an object, got %s" % type(power).__name__)
+    _require(isinstance(power, dict), "power", "must be an object, got %s", type(power).__name__)
     source = power.get("source")
     if source is not None:
         _check_power_source(source)
     arch = profile.get("arch")
-    _require(arch is None or isinstance(arch, str), "arch", "must be a string, got %r" % (arch,))
+    _require(arch is None or isinstance(arch, str), "arch", "must be a string, got %r", arch)
     return {"capabilities": sorted(capabilities), "power": source, "network": sorted(network), "arch": arch}
 
 
