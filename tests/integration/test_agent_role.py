@@ -18,6 +18,8 @@ from _registry_server import COLLECTION_ROOT, RegistryServer
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import validate_profile
 
+MODULE_UTILS = COLLECTION_ROOT / "plugins" / "module_utils"
+
 AIOCOAP_VERSION = "0.4.17"
 PLAYBOOK = """
 - hosts: all
@@ -90,9 +92,13 @@ def test_agent_role(docker, base_image, unique, wheels, run_playbook, tmp_path):
                     "--config /etc/nanoedge-agent/config.json") in service
             config = json.loads(docker.out("exec", container, "cat", "/etc/nanoedge-agent/config.json"))
             assert (config["lifetime"], config["registries"], config["node"]) == (180, [server.url], node)
+            # the collection's module_utils, whole (nanoedge.core.code), byte-code caches left out
             installed = docker.out("exec", container, "sh", "-c", "cd /opt/nanoedge-agent/lib/ansible_collections/"
-                                   "nanoedge/core/plugins/module_utils && ls")
-            assert installed.split() == ["_coap.py", "_device_catalog.py", "_discovery.py", "_profile.py"]
+                                   "nanoedge/core/plugins/module_utils && find . -type f | sort")
+            expected = sorted("./%s" % path.relative_to(MODULE_UTILS) for path in MODULE_UTILS.rglob("*")
+                              if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc")
+            assert installed.split() == expected
+            assert "./_agent.py" in expected and "./_discovery.py" in expected
 
             # the program, run once by hand, reports the discovered profile
             run = docker("exec", container, "/opt/nanoedge-agent/venv/bin/python", "/opt/nanoedge-agent/nanoedge_agent.py")
