@@ -79,11 +79,11 @@ RECONCILE = """
   tasks:
     - name: Check them as the role does
       ansible.builtin.assert:
-        that: __nanoedge_reconcile_managers | reject('nanoedge.core.registry_uri') | list | length == 0
+        that: _nanoedge_reconcile_managers | reject('nanoedge.core.registry_uri') | list | length == 0
 
     - name: Show them
       ansible.builtin.debug:
-        var: __nanoedge_reconcile_managers
+        var: _nanoedge_reconcile_managers
       run_once: true
 """ % (COLLECTION_ROOT / "roles" / "reconcile" / "vars" / "main.yml")
 
@@ -99,4 +99,4 @@ def test_reconcile_role_brackets_ipv6_managers(run_playbook, port, expected):
         inventory["all"]["vars"] = {"nanoedge_registry_port": port}
     rc, output = run_playbook(RECONCILE, json.dumps(inventory))
     assert rc == 0, output
-    assert read_json_marker(output, '"__nanoedge_reconcile_managers": ') == expected
+    assert read_json_marker(output, '"_nanoedge_reconcile_managers": ') == expected

@@ -5,6 +5,7 @@ and every role has a README."""
 from __future__ import annotations
 
 import pathlib
+import re
 import typing as t
 
 import pytest
@@ -90,3 +91,14 @@ def test_every_role_has_a_readme(role):
     readme = ROLES / role / "README.md"
     assert readme.is_file(), role
     assert "nanoedge.core.%s" % role in readme.read_text().splitlines()[0], role
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_private_variables_have_one_style(role):
+    """Private variables are _nanoedge_<role>_*: one leading underscore, the role's own prefix."""
+    private = re.compile(r"(?<![\w.])_+nanoedge_\w+")
+    for path in sorted((ROLES / role).rglob("*")):
+        if not path.is_file() or path.suffix not in (".yml", ".j2"):
+            continue
+        for name in set(private.findall(path.read_text())):
+            assert name.startswith("_nanoedge_%s_" % role), "%s: %s" % (path.relative_to(ROLES), name)
