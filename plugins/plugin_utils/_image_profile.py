@@ -182,7 +182,7 @@ def _agree(described: t.Dict[str, t.Any], requires: t.Dict[str, t.Any], name: t.
 
 
 def profile_from_image(meta: ImageMetadata, options: "DiscoveryOptions") -> t.Dict[str, t.Any]:
-    """One Contract 2 service dict, with the service description, from an image's metadata.
+    """One service profile (requirements and the service description) from an image's metadata.
 
     Raises one of PROFILE_ERRORS naming the label and the reason."""
     platforms = meta.content.platforms
