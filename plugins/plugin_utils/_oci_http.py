@@ -143,10 +143,12 @@ class HttpTransport:
                     data = b""
                     _stream(raw, sink, max_bytes, conn)
                 else:
-                    data = raw.read(max_bytes + 1)
-                    if len(data) > max_bytes:
+                    # an error or a redirect is a small document, whatever size the streamed body may have
+                    limit = max_bytes if sink is None else MAX_DOCUMENT_BYTES
+                    data = raw.read(limit + 1)
+                    if len(data) > limit:
                         conn.close()
-                        raise ValueError("response larger than %d bytes" % max_bytes)
+                        raise ValueError("response larger than %d bytes" % limit)
                 if raw.will_close:
                     conn.close()
                 return Response(status=raw.status, headers={k.lower(): v for k, v in raw.getheaders()},

@@ -351,6 +351,8 @@ def test_blob_longer_than_its_descriptor_is_cut_off(fake):
     ({"size": True}, "layer {digest} has no valid size (True)"),
     ({"digest": "md5:00"}, "layer digest 'md5:00' is not valid"),
     ({"digest": "sha256:" + "0" * 64}, "blob sha256:" + "0" * 64 + " not found (HTTP 404)"),
+    # the registry's error document is longer than the blob would have been
+    ({"digest": "sha256:" + "0" * 64, "size": 3}, "blob sha256:" + "0" * 64 + " not found (HTTP 404)"),
 ])
 def test_blob_descriptor_errors(fake, change, message):
     data = b"a" * 100
