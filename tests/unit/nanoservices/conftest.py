@@ -1,11 +1,13 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The example nanoservices are programs, not plugins: make their shared
-library importable and load each program from its file."""
+"""The example nanoservices are programs, not plugins. Inside their image
+the shared library nanoedge_ns is on the path (/opt/nanoedge/lib); here
+nanoservices/common stands in for it, and each program is imported by name
+from the collection's tree."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -18,15 +20,7 @@ if str(NANOSERVICES / "common") not in sys.path:
 
 
 def load_service(name: str) -> types.ModuleType:
-    module_name = "nanoedge_service_%s" % name
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, NANOSERVICES / name / ("%s.py" % name))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("ansible_collections.nanoedge.core.nanoservices.%s.%s" % (name, name))
 
 
 @pytest.fixture(scope="session")

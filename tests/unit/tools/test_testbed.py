@@ -1,29 +1,19 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""tools/testbed.py's reading of testbed/cluster.yml, and that the Ansible
+"""tools/testbed_cluster.py's reading of testbed/cluster.yml, and that the Ansible
 inventory of the demo cluster describes the same nodes."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ansible_collections.nanoedge.core.tools import testbed_cluster as testbed
+
 ROOT = Path(__file__).resolve().parents[3]
 
-
-def _load_testbed():
-    spec = importlib.util.spec_from_file_location("nanoedge_tools_testbed", ROOT / "tools" / "testbed.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-testbed = _load_testbed()
 
 
 @pytest.fixture()
