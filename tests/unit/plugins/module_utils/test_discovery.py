@@ -12,19 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nanoedge.core.plugins.module_utils import _discovery
+from ansible_collections.nanoedge.core.plugins.module_utils import (
+    _discovery,
+    _discovery_network,
+    _discovery_platform,
+    _discovery_power,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._device_catalog import (
     BUILTIN_CATALOG,
     CatalogError,
     build_catalog,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._discovery import (
-    DiscoveryError,
-    Reader,
-    discover,
-    parse_cpu_list,
-    parse_cpuinfo,
-)
+from ansible_collections.nanoedge.core.plugins.module_utils._discovery import DiscoveryError, discover
+from ansible_collections.nanoedge.core.plugins.module_utils._discovery_cpu import parse_cpu_list, parse_cpuinfo
+from ansible_collections.nanoedge.core.plugins.module_utils._discovery_reader import Reader
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import validate_profile
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hw"
@@ -244,13 +245,13 @@ def test_storage_rounds_down_to_whole_mib():
 ])
 def test_power(case, expected, warnings):
     reader = Reader(str(FIXTURES / "power" / case))
-    assert _discovery.power(reader) == expected
+    assert _discovery_power.power(reader) == expected
     assert reader.warnings == warnings
 
 
 def test_no_power_supply_folder_means_ac():
     reader = Reader(str(FIXTURES / "missing"))
-    assert _discovery.power(reader) == AC
+    assert _discovery_power.power(reader) == AC
     assert reader.warnings == []
 
 
@@ -401,7 +402,7 @@ def test_hat_read_from_sys_firmware_when_proc_device_tree_is_absent():
 
 def test_arch_on_the_real_root_comes_from_the_kernel():
     # kernel.arch and uname agree; which one is read depends on the kernel's age
-    assert _discovery.arch(Reader("/"), []) == os.uname().machine
+    assert _discovery_platform.arch(Reader("/"), []) == os.uname().machine
 
 
 def test_bridges_are_not_network_types(tmp_path):
@@ -416,7 +417,7 @@ def test_network_devtype(tmp_path, devtype, expected):
     (tmp_path / "sys/class/net/x0").mkdir(parents=True)
     (tmp_path / "sys/class/net/x0/type").write_text("1\n")
     (tmp_path / "sys/class/net/x0/uevent").write_text("DEVTYPE=%s\nINTERFACE=x0\n" % devtype)
-    assert _discovery.network(Reader(str(tmp_path))) == expected
+    assert _discovery_network.network(Reader(str(tmp_path))) == expected
 
 
 def test_usb_interfaces_are_not_devices(tmp_path):
@@ -598,7 +599,7 @@ def test_battery_figures_too_large_for_a_float_are_named_not_a_crash(tmp_path, n
         (battery / file).write_text(text + "\n")
     (battery / name).write_text("9" * 400 + "\n")
     reader = Reader(str(tmp_path))
-    got = _discovery.power(reader)
+    got = _discovery_power.power(reader)
     assert got["source"] == "dc"
     assert None in (got["battery_percent"], got["battery_health"])
     assert warning in reader.warnings
@@ -612,7 +613,7 @@ def test_older_kernels_usb_charger_types_are_external_power(tmp_path, kind):
         (tmp_path / "sys/class/power_supply" / folder).mkdir(parents=True)
         for file, text in files.items():
             (tmp_path / "sys/class/power_supply" / folder / file).write_text(text + "\n")
-    assert _discovery.power(Reader(str(tmp_path))) == {
+    assert _discovery_power.power(Reader(str(tmp_path))) == {
         "source": "ac", "battery_percent": 100, "battery_health": None, "charging": False}
 
 

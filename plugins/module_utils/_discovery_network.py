@@ -1,0 +1,46 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Resource discovery: the profile's ``network`` (kinds of link) from /sys/class/net and /sys/class/bluetooth.
+
+Standard library only, Python >= 3.9: this runs on managed nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import typing as t
+
+from ansible_collections.nanoedge.core.plugins.module_utils._discovery_reader import Reader
+
+_ARPHRD_ETHER = 1
+_HCI_RE = re.compile(r"^hci\d+$")
+
+
+def network(reader: Reader) -> t.List[str]:
+    found: t.Set[str] = set()
+    base = "/sys/class/net"
+    for name in reader.listdir(base):
+        folder = "%s/%s" % (base, name)
+        if reader.isdir(folder + "/bridge"):
+            continue  # a software bridge adds no link of its own
+        if reader.isdir(folder + "/brport") and not os.path.lexists(reader.path(folder + "/device")):
+            # nor do the virtual ports plugged into it: the host ends of container veth pairs and VM taps
+            # (type 1 like Ethernet) would otherwise give a Wi-Fi-only Pi running containers "ethernet"
+            continue
+        uevent = reader.text(folder + "/uevent", required=False) or ""
+        devtype = ""
+        for line in uevent.splitlines():
+            if line.startswith("DEVTYPE="):
+                devtype = line[len("DEVTYPE="):]
+        if reader.isdir(folder + "/wireless") or reader.exists(folder + "/phy80211") or devtype == "wlan":
+            found.add("wifi")
+        elif devtype == "wwan":
+            found.add("cellular")
+        elif devtype == "bluetooth":
+            found.add("bluetooth")
+        elif reader.integer(folder + "/type", required=False) == _ARPHRD_ETHER:
+            found.add("ethernet")
+    if any(_HCI_RE.match(name) for name in reader.listdir("/sys/class/bluetooth")):
+        found.add("bluetooth")
+    return sorted(found)
