@@ -58,7 +58,8 @@ def parse_cpu_list(text: str) -> int:
     return count
 
 
-def _cpuinfo_value(blocks: t.Sequence[t.Dict[str, str]], *keys: str) -> t.Optional[str]:
+def cpuinfo_value(blocks: t.Sequence[t.Dict[str, str]], *keys: str) -> t.Optional[str]:
+    """The first non-empty value of ``keys``, tried in order, from any block (the board block included)."""
     for key in keys:
         for block in blocks:
             if block.get(key):

@@ -11,7 +11,7 @@ import os
 import re
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._discovery_cpu import _cpuinfo_value
+from ansible_collections.nanoedge.core.plugins.module_utils._discovery_cpu import cpuinfo_value
 from ansible_collections.nanoedge.core.plugins.module_utils._discovery_reader import Reader
 
 _ARM_ARCH_RE = re.compile(r"\((v\d+l)\)")
@@ -31,7 +31,7 @@ def model(reader: Reader, dt_base: t.Optional[str], blocks: t.Sequence[t.Dict[st
         text = reader.text(dt_base + "/model", required=False)
         if text:
             return text
-    found = _cpuinfo_value(blocks, "Model", "model name")
+    found = cpuinfo_value(blocks, "Model", "model name")
     if found:
         return found
     reader.warn("model: no device-tree model and no Model or model name line in /proc/cpuinfo")
@@ -46,14 +46,14 @@ def arch(reader: Reader, blocks: t.Sequence[t.Dict[str, str]]) -> str:
         return os.uname().machine
     # another root (a recorded tree) on a kernel without kernel.arch: derive
     # what uname would say from the CPU description
-    model_name = _cpuinfo_value(blocks, "model name") or ""
+    model_name = cpuinfo_value(blocks, "model name") or ""
     found = _ARM_ARCH_RE.search(model_name)
     if found:
         return "arm" + found.group(1)
-    architecture = _cpuinfo_value(blocks, "CPU architecture")
+    architecture = cpuinfo_value(blocks, "CPU architecture")
     if architecture == "8":
         return "aarch64"
-    flags = (_cpuinfo_value(blocks, "flags") or "").split()
+    flags = (cpuinfo_value(blocks, "flags") or "").split()
     if flags:
         return "x86_64" if "lm" in flags else "i686"
     reader.warn("arch: /proc/sys/kernel/arch is missing and /proc/cpuinfo does not tell")
