@@ -28,15 +28,13 @@ import time
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import HEURISTICS
-from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
-    AllocationError,
-    Service,
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics import (
     State,
-    from_milli,
     lexicographic_value,
     run_heuristic,
     statically_fits,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import AllocationError, Service, from_milli
 
 try:
     import highspy

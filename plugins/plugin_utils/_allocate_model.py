@@ -1,0 +1,244 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The input of allocation: services and nodes validated into the internal model (``Service``, ``Node``).
+
+Quantities are kept internally as integers in millionths (a requirement of
+0.5 cores is 500000) so that repeated subtraction is exact and a node that is
+filled to the last byte is filled exactly. Requirements are rounded up and
+capacities down to the millionth, which never makes a misfit look like a fit;
+a millionth (not a thousandth) keeps figures such as 1/16 core (0.0625) exact,
+so 16 of them fill one core as in Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import math
+import typing as t
+from collections.abc import Mapping
+
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import STRATEGIES
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
+from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError, normalize_requirements
+
+# What allocation reads from a node's profile; the rest may be left out.
+PLACEMENT_FIELDS = ("capabilities", "cpu.cores", "memory_mb.available", "storage_mb.free", "power.source", "network")
+_SCALE = 1000000
+
+Signature = t.Tuple[t.Tuple[str, ...], str, str, int]
+Demand = t.Tuple[int, int, int]
+Key = t.Tuple[Signature, Demand]
+
+
+class AllocationError(ValueError):
+    """Input that cannot be allocated; the message names the service or node and the field."""
+
+
+class Node:
+    """What allocation reads from one node profile."""
+
+    __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "battery", "network")
+
+    def __init__(self, name: str, index: int, capabilities: t.FrozenSet[str], cpu: int, memory: int,
+                 storage: int, power: str, battery: t.Optional[float], network: t.FrozenSet[str]) -> None:
+        self.name = name
+        self.index = index
+        self.capabilities = capabilities
+        self.cpu = cpu
+        self.memory = memory
+        self.storage = storage
+        self.power = power
+        self.battery = battery
+        self.network = network
+
+
+class Service:
+    """One service with its normalised requirements."""
+
+    __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "network",
+                 "min_battery", "priority", "replicas", "signature", "demand", "key")
+
+    def __init__(self, name: str, index: int, requires: t.Dict[str, t.Any], priority: t.Union[int, float],
+                 replicas: int) -> None:
+        self.name = name
+        self.index = index
+        self.capabilities: t.Tuple[str, ...] = tuple(requires["capabilities"])
+        self.cpu = _milli_up(requires["cpu"])
+        self.memory = _milli_up(requires["memory_mb"])
+        self.storage = _milli_up(requires["storage_mb"])
+        self.power: str = requires["power"]
+        self.network: str = requires["network"]
+        self.min_battery = _milli_up(requires["min_battery_percent"])
+        self.priority = priority
+        self.replicas = replicas
+        self.signature: Signature = (self.capabilities, self.power, self.network, self.min_battery)
+        self.demand: Demand = (self.cpu, self.memory, self.storage)
+        self.key: Key = (self.signature, self.demand)
+
+
+def _milli_up(value: t.Union[int, float]) -> int:
+    if isinstance(value, int):
+        return value * _SCALE
+    return int(math.ceil(round(value * _SCALE, 6)))
+
+
+def _milli_down(value: t.Union[int, float]) -> int:
+    if isinstance(value, int):
+        return value * _SCALE
+    return int(math.floor(round(value * _SCALE, 6)))
+
+
+def from_milli(value: int) -> t.Union[int, float]:
+    """Back to user units: an int when whole, else a float."""
+    if value % _SCALE == 0:
+        return value // _SCALE
+    return value / _SCALE
+
+
+def _is_number(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _type_name(value: t.Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+# --------------------------------------------------------------------------- validation
+
+def parse_nodes(nodes: t.Any) -> t.List[Node]:
+    """Validate the nodes (a list of profiles or a dict name -> profile) and keep their order."""
+    if isinstance(nodes, Mapping):
+        items = [("nodes[%r]" % (key,), key, profile) for key, profile in nodes.items()]
+    elif isinstance(nodes, (list, tuple)):
+        items = [("nodes[%d]" % index, None, profile) for index, profile in enumerate(nodes)]
+    else:
+        raise AllocationError("nodes must be a list of profiles or a dict of node name to profile, got %s"
+                              % _type_name(nodes))
+    result: t.List[Node] = []
+    seen: t.Set[str] = set()
+    for where, key, profile in items:
+        node = _parse_node(where, key, profile, len(result))
+        if node.name in seen:
+            raise AllocationError("node %r is listed twice" % node.name)
+        seen.add(node.name)
+        result.append(node)
+    return result
+
+
+def _parse_node(where: str, key: t.Any, profile: t.Any, index: int) -> Node:
+    if not isinstance(profile, Mapping):
+        raise AllocationError("%s: profile must be a dict, got %s" % (where, _type_name(profile)))
+    if "node" not in profile:
+        raise AllocationError("%s: missing field node" % where)
+    name = profile["node"]
+    if not isinstance(name, str) or not NODE_NAME_RE.match(name):
+        raise AllocationError("%s: node must match %s, got %r" % (where, NODE_NAME_RE.pattern, name))
+    if key is not None and key != name:
+        raise AllocationError("%s: profile is for node %r" % (where, name))
+    who = "node %r" % name
+    try:
+        # A node may leave out what placement does not read; what it gives follows the profile schema.
+        validate_profile(dict(profile), complete=False)
+    except ProfileError as exc:
+        raise AllocationError("%s: %s" % (who, exc)) from exc
+    for path in PLACEMENT_FIELDS:
+        _field(profile, who, path)
+    return Node(
+        name=name,
+        index=index,
+        capabilities=frozenset(profile["capabilities"]),
+        cpu=_milli_down(profile["cpu"]["cores"]),
+        memory=_milli_down(profile["memory_mb"]["available"]),
+        storage=_milli_down(profile["storage_mb"]["free"]),
+        power=profile["power"]["source"],
+        # The schema always carries battery_percent; a hand-written node may leave it out (no battery known).
+        battery=profile["power"].get("battery_percent"),
+        network=frozenset(profile["network"]),
+    )
+
+
+def _field(profile: t.Mapping[str, t.Any], who: str, path: str) -> None:
+    value: t.Any = profile
+    for part in path.split("."):
+        if part not in value:
+            raise AllocationError("%s: missing field %s" % (who, path))
+        value = value[part]
+
+
+def parse_services(services: t.Any) -> t.List[Service]:
+    """Validate the services (dicts with name and requires) and keep their order."""
+    if not isinstance(services, (list, tuple)):
+        raise AllocationError("services must be a list of dicts, got %s" % _type_name(services))
+    result: t.List[Service] = []
+    seen: t.Set[str] = set()
+    for index, item in enumerate(services):
+        where = "services[%d]" % index
+        if not isinstance(item, Mapping):
+            raise AllocationError("%s must be a dict, got %s" % (where, _type_name(item)))
+        if "name" not in item:
+            raise AllocationError("%s: missing key name" % where)
+        name = item["name"]
+        if not isinstance(name, str) or not name:
+            raise AllocationError("%s: name must be a non-empty string, got %r" % (where, name))
+        if name in seen:
+            raise AllocationError("service %r is listed twice" % name)
+        seen.add(name)
+        result.append(_parse_service(item, name, index))
+    return result
+
+
+def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int) -> Service:
+    who = "service %r" % name
+    if "requires" not in item:
+        raise AllocationError("%s: missing key requires" % who)
+    raw = item["requires"]
+    if raw is not None and not isinstance(raw, Mapping):
+        raise AllocationError("%s: requires must be a dict, got %s" % (who, _type_name(raw)))
+    try:
+        requires = normalize_requirements(dict(raw) if raw is not None else None)
+    except RequirementError as exc:
+        raise AllocationError("%s requires %s" % (who, exc)) from exc
+    priority = item.get("priority", 0)
+    if priority is None:
+        priority = 0
+    if not _is_number(priority):
+        raise AllocationError("%s: priority must be a number, got %r" % (who, priority))
+    replicas = item.get("replicas", 1)
+    if replicas is None:
+        replicas = 1
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise AllocationError("%s: replicas must be an integer >= 1, got %r" % (who, replicas))
+    return Service(name, index, requires, priority, replicas)
+
+
+def parse_current(current: t.Any) -> t.Dict[str, t.List[str]]:
+    """The placement now running: service -> node (or list of nodes), or a previous allocate result."""
+    if current is None:
+        return {}
+    if not isinstance(current, Mapping):
+        raise AllocationError("current must be a dict of service name to node name (or a previous allocate "
+                              "result), got %s" % _type_name(current))
+    if isinstance(current.get("replica_nodes"), Mapping):
+        current = current["replica_nodes"]
+    elif isinstance(current.get("placements"), Mapping):
+        current = current["placements"]
+    result: t.Dict[str, t.List[str]] = {}
+    for service, where in current.items():
+        if isinstance(where, str):
+            where = [where]
+        if not isinstance(where, (list, tuple)) or not all(isinstance(node, str) for node in where):
+            raise AllocationError("current: service %r must map to a node name or a list of node names, got %r"
+                                  % (service, where))
+        result[str(service)] = list(dict.fromkeys(where))
+    return result
+
+
+def check_strategy(strategy: t.Any) -> str:
+    if strategy not in STRATEGIES:
+        raise AllocationError("strategy must be one of %s, got %r" % (", ".join(STRATEGIES), strategy))
+    return t.cast(str, strategy)
+
+
+def check_time_limit(time_limit: t.Any) -> float:
+    if not _is_number(time_limit) or time_limit <= 0:
+        raise AllocationError("time_limit must be a number of seconds > 0, got %r" % (time_limit,))
+    return float(time_limit)
