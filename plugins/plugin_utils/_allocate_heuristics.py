@@ -33,8 +33,8 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model impo
     Node,
     Service,
     Signature,
-    _milli_down,
     from_milli,
+    milli_down,
 )
 
 
@@ -56,7 +56,7 @@ def _battery_ok(min_battery: int, node: Node) -> bool:
     # A mains-powered node is never "nearly empty"; a DC node must report its level.
     if node.power == "ac":
         return True
-    return node.battery is not None and _milli_down(node.battery) >= min_battery
+    return node.battery is not None and milli_down(node.battery) >= min_battery
 
 
 class State:
@@ -115,7 +115,7 @@ class State:
         if service.power and service.power != node.power:
             return {"code": "power", "needs": service.power, "has": node.power}
         if service.min_battery and not _battery_ok(service.min_battery, node):
-            level = None if node.battery is None else from_milli(_milli_down(node.battery))
+            level = None if node.battery is None else from_milli(milli_down(node.battery))
             return {"code": "battery", "needs": from_milli(service.min_battery), "has": level}
         if service.network and service.network not in node.network:
             return {"code": "network", "needs": service.network, "has": sorted(node.network)}

@@ -62,12 +62,12 @@ class Service:
         self.name = name
         self.index = index
         self.capabilities: t.Tuple[str, ...] = tuple(requires["capabilities"])
-        self.cpu = _milli_up(requires["cpu"])
-        self.memory = _milli_up(requires["memory_mb"])
-        self.storage = _milli_up(requires["storage_mb"])
+        self.cpu = milli_up(requires["cpu"])
+        self.memory = milli_up(requires["memory_mb"])
+        self.storage = milli_up(requires["storage_mb"])
         self.power: str = requires["power"]
         self.network: str = requires["network"]
-        self.min_battery = _milli_up(requires["min_battery_percent"])
+        self.min_battery = milli_up(requires["min_battery_percent"])
         self.priority = priority
         self.replicas = replicas
         self.signature: Signature = (self.capabilities, self.power, self.network, self.min_battery)
@@ -75,13 +75,15 @@ class Service:
         self.key: Key = (self.signature, self.demand)
 
 
-def _milli_up(value: t.Union[int, float]) -> int:
+def milli_up(value: t.Union[int, float]) -> int:
+    """To millionths, rounded up: what a service needs never looks smaller than it is."""
     if isinstance(value, int):
         return value * _SCALE
     return int(math.ceil(round(value * _SCALE, 6)))
 
 
-def _milli_down(value: t.Union[int, float]) -> int:
+def milli_down(value: t.Union[int, float]) -> int:
+    """To millionths, rounded down: what a node offers never looks larger than it is."""
     if isinstance(value, int):
         return value * _SCALE
     return int(math.floor(round(value * _SCALE, 6)))
@@ -146,9 +148,9 @@ def _parse_node(where: str, key: t.Any, profile: t.Any, index: int) -> Node:
         name=name,
         index=index,
         capabilities=frozenset(profile["capabilities"]),
-        cpu=_milli_down(profile["cpu"]["cores"]),
-        memory=_milli_down(profile["memory_mb"]["available"]),
-        storage=_milli_down(profile["storage_mb"]["free"]),
+        cpu=milli_down(profile["cpu"]["cores"]),
+        memory=milli_down(profile["memory_mb"]["available"]),
+        storage=milli_down(profile["storage_mb"]["free"]),
         power=profile["power"]["source"],
         # The schema always carries battery_percent; a hand-written node may leave it out (no battery known).
         battery=profile["power"].get("battery_percent"),
