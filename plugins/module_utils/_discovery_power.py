@@ -68,32 +68,29 @@ def _battery_percent(reader: Reader, folder: str) -> t.Optional[int]:
         if 0 <= capacity <= 100:
             return capacity
         reader.warn("%s/capacity: malformed (%d is not a percentage)" % (folder, capacity))
-    for prefix in ("energy", "charge"):
-        now = reader.integer("%s/%s_now" % (folder, prefix), required=False)
-        full = reader.integer("%s/%s_full" % (folder, prefix), required=False)
-        if now is not None and full:
-            if now < 0 or full < 0:
-                reader.warn("%s/%s_now: malformed (negative)" % (folder, prefix))
-                return None
-            try:
-                return min(100, round(100 * now / full))
-            except OverflowError:
-                reader.warn("%s/%s_now: malformed (too large)" % (folder, prefix))
-                return None
-    return None
+    percent = _battery_ratio(reader, folder, "now", "full", 100)
+    return None if percent is None else min(100, round(percent))
 
 
 def _battery_health(reader: Reader, folder: str) -> t.Optional[float]:
+    health = _battery_ratio(reader, folder, "full", "full_design", 1)
+    return None if health is None else round(health, 2)
+
+
+def _battery_ratio(reader: Reader, folder: str, numerator: str, denominator: str, scale: int) -> t.Optional[float]:
+    """``scale * <prefix>_<numerator> / <prefix>_<denominator>`` for the first prefix whose two files
+    the driver has (``energy_*``, or ``charge_*`` from drivers that count charge); None when no pair is usable."""
     for prefix in ("energy", "charge"):
-        full = reader.integer("%s/%s_full" % (folder, prefix), required=False)
-        design = reader.integer("%s/%s_full_design" % (folder, prefix), required=False)
-        if full is not None and design:
-            if full < 0 or design < 0:
-                reader.warn("%s/%s_full: malformed (negative)" % (folder, prefix))
+        top = reader.integer("%s/%s_%s" % (folder, prefix, numerator), required=False)
+        bottom = reader.integer("%s/%s_%s" % (folder, prefix, denominator), required=False)
+        if top is not None and bottom:
+            if top < 0 or bottom < 0:
+                reader.warn("%s/%s_%s: malformed (negative)" % (folder, prefix, numerator))
                 return None
             try:
-                return round(full / design, 2)
+                # scale first, as the integers are exact: a quotient scaled afterwards could round differently
+                return scale * top / bottom
             except OverflowError:
-                reader.warn("%s/%s_full: malformed (too large)" % (folder, prefix))
+                reader.warn("%s/%s_%s: malformed (too large)" % (folder, prefix, numerator))
                 return None
     return None
