@@ -1,25 +1,13 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The demo cluster's parts: its description, the gateway registry, the node
-containers. tools/testbed.py is the command that uses them:
+"""The demo cluster's parts, for tools/testbed.py (the command; its
+docstring says what ``up``, ``down``, ``plug`` and ``unplug`` do): the
+cluster's description read from testbed/cluster.yml (``Cluster``, ``Node``),
+the read-only registry process on the network's gateway (the nodes cannot
+reach 127.0.0.1:5000, the host's loopback), and the node containers with
+their cgroup limits and fake hardware.
 
-    python tools/testbed.py up       # idempotent
-    python tools/testbed.py status
-    python tools/testbed.py down
-    python tools/testbed.py plug w2 sys/bus/w1 --from w1   # move w1's temperature probe to w2
-    python tools/testbed.py unplug w2 sys/bus/w1
-
-Reads testbed/cluster.yml (see testbed/README.md). ``up`` builds the node
-image when it is missing, creates the Docker network, starts a second,
-read-only registry process on the network's gateway (the nodes cannot reach
-127.0.0.1:5000, which is the host's loopback), starts one container per
-node with its cgroup limits and fake hardware, and waits until every node's
-own Docker engine answers and reaches the registry through the gateway.
-``--prefix``, ``--network`` and ``--subnet`` run an independent copy next to
-the usual one (the integration test does that).
-
-Needs the docker CLI, Debian's docker-registry and PyYAML (in the project's
-venv, as ansible-core depends on it). Run it as root or as a docker user.
+Needs the docker CLI, Debian's docker-registry and PyYAML.
 """
 
 from __future__ import annotations
