@@ -91,8 +91,8 @@ def discover(config: t.Dict[str, t.Any]) -> t.Tuple[t.Dict[str, t.Any], t.List[s
     try:
         catalog = _device_catalog.build_catalog(config["device_catalog"])
         return _discovery.discover(catalog=catalog, root=config["root"], storage_path=config["storage_path"],
-                                  node=config["node"] or None, capabilities=config["capabilities"],
-                                  labels=config["labels"])
+                                   node=config["node"] or None, capabilities=config["capabilities"],
+                                   labels=config["labels"])
     except ValueError as exc:  # CatalogError, DiscoveryError
         raise AgentError("discovery: %s" % exc) from None
 

@@ -107,11 +107,11 @@ EXAMPLES = r"""
     owner: root
     group: root
 
-- name: Copy four files of the collection's module_utils, and nothing else
+- name: Copy two files of a folder, and nothing else
   nanoedge.core.sync_tree:
-    src: "{{ role_path }}/../../plugins/module_utils"
-    dest: /opt/nanoedge-agent/lib/ansible_collections/nanoedge/core/plugins/module_utils
-    files: [_profile.py, _device_catalog.py, _discovery.py, _coap.py]
+    src: "{{ playbook_dir }}/files/wheels"
+    dest: /opt/nanoedge/wheels
+    files: [aiocoap-0.4.17-py3-none-any.whl, cbor2-5.6.5-py3-none-any.whl]
     mode: "0644"
 
 - name: Copy the services' programs, keeping their modes, without the controller's byte code
