@@ -5,12 +5,10 @@
 Strategies
 ----------
 ``first_fit`` is the paper's Algorithm 1 exactly: services in the given order,
-for each the first node in the given order that satisfies it. Because a node's
-capacity only ever decreases, a node that cannot take a given requirement now
-never will; each distinct requirement therefore keeps a heap of the nodes that
-might still take it and drops a node for good the first time it does not fit.
-That gives the same answer as scanning every node for every service, in
-O(K*N + S log N) instead of O(S*N) for K distinct requirements.
+for each the first node in the given order that satisfies it. The search
+runs on an index over the nodes (``_allocate_index``), so its cost depends
+on the numbers of services and nodes, not on how many distinct requirements
+there are; the answer is the one a scan of every node from the first gives.
 
 ``best_fit`` and ``spread`` take services by priority (highest first) and pick,
 among the nodes that fit, the one with the least (``best_fit``) or the most
@@ -18,18 +16,17 @@ among the nodes that fit, the one with the least (``best_fit``) or the most
 cpu, memory and storage of what is left divided by the largest node's figure;
 since every candidate loses the same amount when the service is placed, this
 ranks nodes identically before and after the placement. Ties go to the node
-that comes first.
+that comes first. The same index finds that node by branch and bound.
 """
 
 from __future__ import annotations
 
-import heapq
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import Cause, capacity_cause, cause_text
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_index import Eligible, NodeIndex, pools
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     AllocationError,
-    Key,
     Node,
     Service,
     Signature,
@@ -142,16 +139,6 @@ def lexicographic_value(state: State, order: t.Sequence[Service]) -> t.Tuple[int
 
 # --------------------------------------------------------------------------- heuristics
 
-class _Candidates:
-    """Nodes that might still take one requirement, best first; a node that does not fit is dropped for good."""
-
-    __slots__ = ("heap", "dead")
-
-    def __init__(self, heap: t.List[t.Tuple[float, int]]) -> None:
-        self.heap = heap
-        self.dead: t.Set[int] = set()
-
-
 def processing_order(services: t.Sequence[Service], strategy: str) -> t.List[Service]:
     """first_fit keeps the paper's order; the others take higher priority first (stable on ties)."""
     if strategy == "first_fit":
@@ -178,79 +165,63 @@ def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> No
     pending = [service for service in order if state.placed_count(service) < service.replicas]
     if not pending:
         return
-    nodes = state.nodes
-    cpu, memory, storage = state.cpu, state.memory, state.storage
     score = _scorer(strategy, state)
-
-    eligible: t.Dict[Signature, t.List[int]] = {}
-    candidates: t.Dict[Key, _Candidates] = {}
-    # for best_fit/spread a node's score changes when it takes a service: its new entry goes to every heap that holds it
-    holders: t.List[t.List[_Candidates]] = [[] for node in nodes]
+    ranked = score is not _first_fit_score
+    index = NodeIndex(state.cpu, state.memory, state.storage, score if ranked else None)
+    by_signature = pools(pending, Eligible(state.nodes))
+    floor = _floor(strategy, state)
     for service in pending:
-        if service.key in candidates:
-            continue
-        if service.signature not in eligible:
-            eligible[service.signature] = [node.index for node in nodes if statically_fits(service.signature, node)]
-        need_cpu, need_memory, need_storage = service.demand
-        fitting = [index for index in eligible[service.signature]
-                   if cpu[index] >= need_cpu and memory[index] >= need_memory and storage[index] >= need_storage]
-        heap = [(score(index), index) for index in fitting]
-        heapq.heapify(heap)
-        entry = _Candidates(heap)
-        candidates[service.key] = entry
-        if score is not _first_fit_score:
-            for index in fitting:
-                holders[index].append(entry)
-
-    for service in pending:
-        entry = candidates[service.key]
-        heap, dead = entry.heap, entry.dead
-        need_cpu, need_memory, need_storage = service.demand
+        pool = by_signature[service.signature]
         wanted = service.replicas - state.placed_count(service)
         taken = set(state.assigned.get(service.name, ()))
-        set_aside: t.List[t.Tuple[float, int]] = []
-        while wanted and heap:
-            value, index = heap[0]
-            if index in dead or value != score(index):
-                heapq.heappop(heap)
-                continue
-            if cpu[index] < need_cpu or memory[index] < need_memory or storage[index] < need_storage:
-                heapq.heappop(heap)
-                dead.add(index)
-                continue
-            if index in taken:
-                set_aside.append(heapq.heappop(heap))
-                continue
-            state.place(service, index)
-            taken.add(index)
+        start = 0
+        while wanted and pool.bits:
+            if ranked:
+                where = index.best(pool, service.demand, floor(service), taken)
+            else:
+                where = index.first(pool, service.demand, start)
+                if where in taken:
+                    start = where + 1
+                    continue
+            if where < 0:
+                break
+            state.place(service, where)
+            index.update(where)
+            taken.add(where)
+            start = where + 1
             wanted -= 1
-            if holders[index]:
-                fresh = (score(index), index)
-                for holder in holders[index]:
-                    if index not in holder.dead:
-                        heapq.heappush(holder.heap, fresh)
-        for item in set_aside:
-            heapq.heappush(heap, item)
 
 
 def _first_fit_score(index: int) -> float:
     return 0.0
 
 
-def _scorer(strategy: str, state: State) -> t.Callable[[int], float]:
-    if strategy == "first_fit":
-        return _first_fit_score
+def _scales(strategy: str, state: State) -> t.Tuple[float, float, float]:
     if strategy not in ("best_fit", "spread"):
         raise AllocationError("strategy %r is not a heuristic" % strategy)
     nodes = state.nodes
     sign = -1.0 if strategy == "spread" else 1.0
     # One fixed scale per resource (the largest node) keeps the ranking the same before and after a placement.
-    scale_cpu = sign / max([node.cpu for node in nodes] + [1])
-    scale_memory = sign / max([node.memory for node in nodes] + [1])
-    scale_storage = sign / max([node.storage for node in nodes] + [1])
+    return (sign / max([node.cpu for node in nodes] + [1]), sign / max([node.memory for node in nodes] + [1]),
+            sign / max([node.storage for node in nodes] + [1]))
+
+
+def _scorer(strategy: str, state: State) -> t.Callable[[int], float]:
+    if strategy == "first_fit":
+        return _first_fit_score
+    scale_cpu, scale_memory, scale_storage = _scales(strategy, state)
     cpu, memory, storage = state.cpu, state.memory, state.storage
 
     def score(index: int) -> float:
         return cpu[index] * scale_cpu + memory[index] * scale_memory + storage[index] * scale_storage
 
     return score
+
+
+def _floor(strategy: str, state: State) -> t.Callable[[Service], float]:
+    """A score under which no node with room for the service can be (best_fit); spread has none."""
+    if strategy != "best_fit":
+        return lambda service: float("-inf")
+    scale_cpu, scale_memory, scale_storage = _scales(strategy, state)
+    # the scales are positive and float products and sums are monotonic: a node with room scores at least this
+    return lambda service: service.cpu * scale_cpu + service.memory * scale_memory + service.storage * scale_storage
