@@ -12,6 +12,9 @@ import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import Code, cbor2
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.wellformed import (
+    MAX_DEPTH, MAX_VALUES, check_cbor, check_json_depth,
+)
 
 
 def etag_of(canonical: bytes) -> bytes:
@@ -36,44 +39,71 @@ def _reject_constant(name: str) -> t.NoReturn:
 INT_LIMIT = 2 ** 53 - 1
 
 
-def _check_numbers(value: t.Any, where: str = "profile", depth: int = 0) -> None:
+def _child_path(where: str, key: t.Any) -> str:
+    if isinstance(key, int):
+        return "%s[%d]" % (where, key)
+    return "%s.%s" % (where, key) if where != "profile" else str(key)
+
+
+def _check_numbers(value: t.Any, max_values: int = MAX_VALUES) -> None:
     """Refuse what JSON cannot carry faithfully: NaN/Infinity (1e400 parses to
-    inf) and integers outside the I-JSON range; also bound the nesting."""
-    if depth > 64:
-        raise ValueError("%s: nested too deeply" % where)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("%s: must be a finite number, got %r" % (where, value))
-    if isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT <= value <= INT_LIMIT:
-        raise ValueError("%s: integer out of range (more than 2^53)" % where)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_numbers(item, "%s.%s" % (where, key) if where != "profile" else str(key), depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_numbers(item, "%s[%d]" % (where, index), depth + 1)
+    inf) and integers outside the I-JSON range; also bound the nesting and the
+    values visited. Iterative and depth-first, so the first fault in document
+    order is the one named."""
+    pending: t.List[t.Tuple[t.Any, str, int]] = [(value, "profile", 0)]
+    visited = 0
+    while pending:
+        item, where, depth = pending.pop()
+        visited += 1
+        if visited > max_values:
+            raise ValueError("more than %d values" % max_values)
+        if depth > MAX_DEPTH:
+            raise ValueError("%s: nested too deeply" % where)
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("%s: must be a finite number, got %r" % (where, item))
+        if isinstance(item, int) and not isinstance(item, bool) and not -INT_LIMIT <= item <= INT_LIMIT:
+            raise ValueError("%s: integer out of range (more than 2^53)" % where)
+        if isinstance(item, dict):
+            children = [(child, _child_path(where, key), depth + 1) for key, child in item.items()]
+        elif isinstance(item, list):
+            children = [(child, _child_path(where, index), depth + 1) for index, child in enumerate(item)]
+        else:
+            continue
+        pending.extend(reversed(children))
+
+
+def _decode_json(payload: bytes) -> t.Any:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(Code.BAD_REQUEST, "malformed JSON: not UTF-8 (%s)" % exc) from None
+    try:
+        check_json_depth(text)
+        # parse_constant refuses NaN, Infinity and -Infinity.
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadInput(Code.BAD_REQUEST, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise BadInput(Code.BAD_REQUEST, "malformed JSON: %s" % exc) from None
+
+
+def _decode_cbor(payload: bytes) -> t.Any:
+    if cbor2 is None:
+        raise BadInput(Code.UNSUPPORTED_CONTENT_FORMAT, "CBOR (60) needs cbor2 on the registry; send JSON (50)")
+    try:
+        # Before cbor2 builds anything: refuses shared references and other
+        # tags, trailing bytes, lengths beyond the datagram, and bounds the
+        # values and the nesting, in one pass over the bytes.
+        check_cbor(payload)
+        return cbor2.loads(payload)
+    except RecursionError:
+        raise BadInput(Code.BAD_REQUEST, "malformed CBOR: nested too deeply") from None
+    except Exception as exc:  # cbor2 raises a family of decode errors, ValueError, OverflowError...
+        raise BadInput(Code.BAD_REQUEST, "malformed CBOR: %s" % exc) from None
 
 
 def decode_body(payload: bytes, content_format: int) -> t.Any:
-    if content_format == CF_JSON:
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadInput(Code.BAD_REQUEST, "malformed JSON: not UTF-8 (%s)" % exc) from None
-        try:
-            value = json.loads(text, parse_constant=_reject_constant)
-        except RecursionError:
-            raise BadInput(Code.BAD_REQUEST, "malformed JSON: nested too deeply") from None
-        except ValueError as exc:
-            raise BadInput(Code.BAD_REQUEST, "malformed JSON: %s" % exc) from None
-    else:
-        if cbor2 is None:
-            raise BadInput(Code.UNSUPPORTED_CONTENT_FORMAT, "CBOR (60) needs cbor2 on the registry; send JSON (50)")
-        try:
-            value = cbor2.loads(payload)
-        except RecursionError:
-            raise BadInput(Code.BAD_REQUEST, "malformed CBOR: nested too deeply") from None
-        except Exception as exc:  # cbor2 raises a family of decode errors, ValueError, OverflowError...
-            raise BadInput(Code.BAD_REQUEST, "malformed CBOR: %s" % exc) from None
+    value = _decode_json(payload) if content_format == CF_JSON else _decode_cbor(payload)
     try:
         _check_numbers(value)
     except ValueError as exc:
