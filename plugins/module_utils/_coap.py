@@ -95,8 +95,12 @@ def parse_registry(url: t.Any) -> Registry:
     """Parse ``coap://host[:port]``; the registry's paths are fixed by the CoAP API."""
     if not isinstance(url, str):
         raise ValueError("registry %r: must be a string coap://host[:port]" % (url,))
+    # urlsplit silently drops tabs and newlines anywhere in a URL: refuse them rather than
+    # let "coap://m1\n" or "coap://m\n1" pass as another registry's URI
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError("registry %r: must not contain spaces or control characters" % (url,))
     try:
-        parts = urllib.parse.urlsplit(url.strip())
+        parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise ValueError("registry %r: %s" % (url, exc)) from None

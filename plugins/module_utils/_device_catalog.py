@@ -142,7 +142,7 @@ def normalize_entry(entry: t.Any, where: str) -> t.Dict[str, str]:
         raise CatalogError("%s: needs exactly one match key of %s, got %s"
                            % (label, ", ".join(MATCH_KEYS), ", ".join(matches) or "none"))
     capability, kind, name = entry["capability"], entry["kind"], entry["name"]
-    if not isinstance(capability, str) or not CAPABILITY_RE.match(capability):
+    if not isinstance(capability, str) or not CAPABILITY_RE.fullmatch(capability):
         raise CatalogError("%s: capability %r must match %s" % (label, capability, CAPABILITY_RE.pattern))
     if kind not in DEVICE_KINDS:
         raise CatalogError("%s: kind %r must be one of %s" % (label, kind, ", ".join(DEVICE_KINDS)))
@@ -152,9 +152,9 @@ def normalize_entry(entry: t.Any, where: str) -> t.Dict[str, str]:
     value = entry[bus]
     if not isinstance(value, str) or not value.strip():
         raise CatalogError("%s: %s must be a non-empty string, got %r" % (label, bus, value))
-    if bus == "usb" and not _USB_ID_RE.match(value.strip()):
+    if bus == "usb" and not _USB_ID_RE.fullmatch(value.strip()):
         raise CatalogError("%s: usb %r must be VVVV:PPPP (4 hex digits each)" % (label, value))
-    if bus == "w1" and not _W1_FAMILY_RE.match(value.strip()):
+    if bus == "w1" and not _W1_FAMILY_RE.fullmatch(value.strip()):
         raise CatalogError("%s: w1 %r must be a 2-digit hex family code such as '28'" % (label, value))
     return {"capability": capability, "kind": kind, "name": name.strip(), "bus": bus,
             "match": _normalize_match(bus, value)}

@@ -52,12 +52,12 @@ def default_node(reader: Reader) -> str:
 
 def check_inputs(node: str, capabilities: t.Iterable[t.Any], labels: t.Any) -> t.Tuple[t.List[str], t.Dict[str, str]]:
     """Validate what the caller passes; return (capabilities, labels) normalized."""
-    if not NODE_NAME_RE.match(node):
+    if not NODE_NAME_RE.fullmatch(node):
         raise DiscoveryError("node %r must match %s (set option node, e.g. to the inventory hostname)"
                              % (node, NODE_NAME_RE.pattern))
     declared: t.List[str] = []
     for index, cap in enumerate(capabilities):
-        if not isinstance(cap, str) or not CAPABILITY_RE.match(cap):
+        if not isinstance(cap, str) or not CAPABILITY_RE.fullmatch(cap):
             raise DiscoveryError("capabilities[%d] %r must match %s" % (index, cap, CAPABILITY_RE.pattern))
         declared.append(cap)
     if not isinstance(labels, dict):

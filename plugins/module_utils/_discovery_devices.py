@@ -51,7 +51,7 @@ def usb_devices(reader: Reader, catalog: Catalog) -> t.List[t.Dict[str, str]]:
         if vendor is None and product is None:
             continue
         usb_id = "%s:%s" % ((vendor or "").lower(), (product or "").lower())
-        if not re.match(r"^[0-9a-f]{4}:[0-9a-f]{4}$", usb_id):
+        if not re.fullmatch(r"^[0-9a-f]{4}:[0-9a-f]{4}$", usb_id):
             reader.warn("%s: malformed (USB id %r)" % (folder, usb_id[:20]))
             continue
         entries = catalog.lookup("usb", usb_id)
@@ -65,7 +65,7 @@ def i2c_devices(reader: Reader, catalog: Catalog) -> t.List[t.Dict[str, str]]:
     devices: t.List[t.Dict[str, str]] = []
     base = "/sys/bus/i2c/devices"
     for name in reader.listdir(base):
-        if not _I2C_CLIENT_RE.match(name):
+        if not _I2C_CLIENT_RE.fullmatch(name):
             continue  # i2c-N adapters
         device_name = reader.text("%s/%s/name" % (base, name))
         if not device_name:
@@ -77,7 +77,7 @@ def i2c_devices(reader: Reader, catalog: Catalog) -> t.List[t.Dict[str, str]]:
 def w1_devices(reader: Reader, catalog: Catalog) -> t.List[t.Dict[str, str]]:
     devices: t.List[t.Dict[str, str]] = []
     for name in reader.listdir("/sys/bus/w1/devices"):
-        found = _W1_SLAVE_RE.match(name)
+        found = _W1_SLAVE_RE.fullmatch(name)
         if not found:
             continue  # bus masters and devices the kernel could not read (00-...)
         family, serial = found.group(1).lower(), found.group(2).lower()

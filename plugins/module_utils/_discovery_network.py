@@ -41,6 +41,6 @@ def network(reader: Reader) -> t.List[str]:
             found.add("bluetooth")
         elif reader.integer(folder + "/type", required=False) == _ARPHRD_ETHER:
             found.add("ethernet")
-    if any(_HCI_RE.match(name) for name in reader.listdir("/sys/class/bluetooth")):
+    if any(_HCI_RE.fullmatch(name) for name in reader.listdir("/sys/class/bluetooth")):
         found.add("bluetooth")
     return sorted(found)

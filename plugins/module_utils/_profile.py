@@ -75,7 +75,7 @@ def _check_string_list(value: t.Any, where: str, pattern: t.Optional[t.Pattern[s
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise ProfileError("%s[%d]: must be a string, got %r" % (where, index, item))
-        if pattern is not None and not pattern.match(item):
+        if pattern is not None and not pattern.fullmatch(item):
             raise ProfileError("%s[%d]: %r is not a valid name" % (where, index, item))
     _require(len(set(value)) == len(value), where, "has duplicates")
 
@@ -119,7 +119,7 @@ def _check_schema(profile: t.Mapping[str, t.Any], complete: bool) -> None:
 
 def _check_node(profile: t.Mapping[str, t.Any], complete: bool) -> None:
     node = profile["node"]
-    _require(isinstance(node, str) and bool(NODE_NAME_RE.match(node)), "node",
+    _require(isinstance(node, str) and bool(NODE_NAME_RE.fullmatch(node)), "node",
              "must match %s, got %r", NODE_NAME_RE.pattern, node)
 
 
@@ -188,7 +188,7 @@ def _check_devices(profile: t.Mapping[str, t.Any], complete: bool) -> None:
         for key in DEVICE_REQUIRED_KEYS + DEVICE_OPTIONAL_KEYS:
             if key in device:
                 _require(isinstance(device[key], str), "%s.%s" % (where, key), "must be a string, got %r", device[key])
-        _require(bool(CAPABILITY_RE.match(device["capability"])), where + ".capability",
+        _require(bool(CAPABILITY_RE.fullmatch(device["capability"])), where + ".capability",
                  "%r is not a valid name", device["capability"])
         _require(device["kind"] in DEVICE_KINDS, where + ".kind",
                  "must be one of %s, got %r", ", ".join(DEVICE_KINDS), device["kind"])

@@ -59,7 +59,7 @@ def _normalize_capabilities(value: t.Any) -> t.List[str]:
         raise RequirementError("capabilities must be a list of strings, got %r" % (value,))
     result = []
     for item in value:
-        if not isinstance(item, str) or not CAPABILITY_RE.match(item):
+        if not isinstance(item, str) or not CAPABILITY_RE.fullmatch(item):
             raise RequirementError("capabilities: %r is not a valid capability name" % (item,))
         if item not in result:
             result.append(item)

@@ -132,7 +132,7 @@ def _parse_node(where: str, key: t.Any, profile: t.Any, index: int) -> Node:
     if "node" not in profile:
         raise AllocationError("%s: missing field node" % where)
     name = profile["node"]
-    if not isinstance(name, str) or not NODE_NAME_RE.match(name):
+    if not isinstance(name, str) or not NODE_NAME_RE.fullmatch(name):
         raise AllocationError("%s: node must match %s, got %r" % (where, NODE_NAME_RE.pattern, name))
     if key is not None and key != name:
         raise AllocationError("%s: profile is for node %r" % (where, name))

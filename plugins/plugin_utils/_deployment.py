@@ -204,12 +204,12 @@ def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.A
              path_types: t.Optional[t.Mapping[str, str]] = None) -> t.Dict[str, t.Any]:
     """One backend-neutral deployment description (see the module docstring); ``described``: every service's."""
     name = service.get("name")
-    if not isinstance(name, str) or not _UNIT_SAFE.match(name):
+    if not isinstance(name, str) or not _UNIT_SAFE.fullmatch(name):
         raise DeploymentError("service name %r: must match %s (it names a container and a unit)"
                               % (name, _UNIT_SAFE.pattern))
     _require(backend in BACKENDS, name, "backend must be one of %s, got %r" % (", ".join(BACKENDS), backend))
     digest = service.get("digest")
-    _require(isinstance(digest, str) and bool(_DIGEST.match(digest)), name,
+    _require(isinstance(digest, str) and bool(_DIGEST.fullmatch(digest)), name,
              "digest must be sha256:<64 hex digits>, got %r" % (digest,))
     image = service.get("image")
     _require(isinstance(image, str) and bool(image), name, "image is missing")
@@ -273,14 +273,14 @@ def _check_arguments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any, ad
                      name_prefix: t.Any) -> None:
     if not isinstance(plan, dict) or not isinstance(plan.get("by_node"), dict):
         raise DeploymentError("plan must be the result of nanoedge.core.allocate (a dict with by_node)")
-    if not isinstance(node, str) or not NODE_NAME_RE.match(node):
+    if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         raise DeploymentError("node %r is not a valid node name" % (node,))
     if not isinstance(services, list) or not all(isinstance(s, dict) and "name" in s for s in services):
         raise DeploymentError("services must be a list of service profiles (nanoedge.core.service_profiles)")
     for what, value in (("specs", specs), ("addresses", addresses), ("backends", backends)):
         if not isinstance(value, dict):
             raise DeploymentError("%s must be a dict, got %s" % (what, type(value).__name__))
-    if not isinstance(name_prefix, str) or not re.match(r"^[a-z0-9][a-z0-9._-]*$", name_prefix):
+    if not isinstance(name_prefix, str) or not re.fullmatch(r"^[a-z0-9][a-z0-9._-]*$", name_prefix):
         raise DeploymentError("name_prefix %r must be lower-case letters, digits, '.', '_' or '-'" % (name_prefix,))
     unknown = sorted(set(backends) - {s["name"] for s in services})
     if unknown:

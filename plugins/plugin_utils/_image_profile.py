@@ -152,7 +152,7 @@ def _exposed_port(meta: ImageMetadata) -> t.Optional[t.Dict[str, t.Any]]:
     ports = _same_everywhere({p.platform: json.dumps(list(p.exposed_ports)) for p in meta.content.platforms},
                              "the exposed ports")
     found = json.loads(ports) if ports else []
-    match = _EXPOSED_RE.match(found[0]) if len(found) == 1 else None
+    match = _EXPOSED_RE.fullmatch(found[0]) if len(found) == 1 else None
     if not match or not 0 < int(match.group(1)) < 65536:
         return None
     return {"number": int(match.group(1)), "protocol": match.group(2) or "tcp"}
@@ -223,7 +223,7 @@ def profile_from_image(meta: ImageMetadata, options: "DiscoveryOptions") -> t.Di
 def _service_name(label_value: t.Optional[str], repository: str, label: str) -> str:
     if label_value is None or label_value == "":
         return repository.rsplit("/", 1)[-1]
-    if not SERVICE_NAME_RE.match(label_value):
+    if not SERVICE_NAME_RE.fullmatch(label_value):
         raise RequirementError("label %s=%r is not a valid service name (letters, digits, '.', '_', '-')"
                                % (label, label_value))
     return label_value

@@ -247,7 +247,7 @@ class RegistryClient:
             raise RegistryError(self.host, repository, "HEAD manifest %r: %s"
                                 % (reference, describe_http_error(response)))
         digest = response.header("docker-content-digest")
-        return digest if _DIGEST_RE.match(digest) else None
+        return digest if _DIGEST_RE.fullmatch(digest) else None
 
     def manifest(self, repository: str, reference: str, image: str) -> t.Tuple[str, str, t.Dict[str, t.Any]]:
         """GET a manifest: (digest, media type, document). A digest reference is verified."""
@@ -259,7 +259,7 @@ class RegistryClient:
         if response.status != 200:
             raise RegistryError(self.host, repository, "GET manifest %r: %s"
                                 % (reference, describe_http_error(response)))
-        expected = reference if _DIGEST_RE.match(reference) else response.header("docker-content-digest")
+        expected = reference if _DIGEST_RE.fullmatch(reference) else response.header("docker-content-digest")
         digest = _verify_digest(response.body, expected or "sha256:",
                                 lambda why: ImageError(image, self.host, repository, "manifest %r %s" % (reference, why)),
                                 strict=bool(expected))
@@ -278,7 +278,7 @@ class RegistryClient:
         return digest, media_type, document
 
     def blob_json(self, repository: str, digest: str, image: str) -> t.Dict[str, t.Any]:
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise ImageError(image, self.host, repository, "config digest %r is not valid" % digest)
         response = self.request("GET", "/v2/%s/blobs/%s" % (repository, digest), repository,
                                 _pull_scope(repository), "GET blob %s" % digest)
@@ -316,7 +316,7 @@ class RegistryClient:
                      max_bytes: int) -> str:
         """Download the blob ``descriptor`` names into ``target``, checked against its size and digest."""
         digest, size = descriptor.get("digest"), descriptor.get("size")
-        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
             raise ImageError(image, self.host, repository, "layer digest %r is not valid" % (digest,))
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ImageError(image, self.host, repository, "layer %s has no valid size (%r)" % (digest, size))
@@ -439,7 +439,7 @@ def _platform_name(platform: t.Any) -> t.Optional[str]:
 
 
 def _verify_digest(body: bytes, expected: str, error: t.Callable[[str], Exception], strict: bool = True) -> str:
-    match = _DIGEST_RE.match(expected)
+    match = _DIGEST_RE.fullmatch(expected)
     algorithm = match.group(1) if match else "sha256"
     actual = "%s:%s" % (algorithm, hashlib.new(algorithm, body).hexdigest())
     if strict and actual != expected:

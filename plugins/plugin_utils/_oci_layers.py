@@ -52,7 +52,7 @@ class LayerError(ValueError):
 
 def cache_folder(cache_dir: str, digest: str, prefixes: t.Sequence[str], platform: t.Optional[str]) -> str:
     """Where the paths of image ``digest`` are unpacked: one folder per digest, platform and set of paths."""
-    match = _DIGEST_RE.match(digest)
+    match = _DIGEST_RE.fullmatch(digest)
     if not match:
         raise ValueError("%r is not an image digest (algorithm:hex)" % (digest,))
     key = hashlib.sha256(json.dumps([platform or "", sorted(prefixes)]).encode()).hexdigest()[:12]
@@ -268,7 +268,7 @@ def _apply_layers(client: RegistryClient, repository: str, image: str, layers: t
     for descriptor in layers:
         mode = _layer_mode(descriptor)
         digest = str(descriptor.get("digest"))
-        marker = skip_marker(digest) if _DIGEST_RE.match(digest) else ""
+        marker = skip_marker(digest) if _DIGEST_RE.fullmatch(digest) else ""
         if marker and os.path.exists(marker):
             continue  # read before: this layer holds nothing of these paths
         with tempfile.TemporaryFile(dir=os.path.dirname(root)) as blob:

@@ -67,18 +67,18 @@ def split_reference(entry: str) -> t.Tuple[str, t.Optional[str]]:
 
 
 def validate_repository(name: str) -> None:
-    if not _REPOSITORY_RE.match(name) or len(name) > 255:
+    if not _REPOSITORY_RE.fullmatch(name) or len(name) > 255:
         raise ValueError("%r is not a valid repository name" % name)
 
 
 def validate_tag(tag: str) -> None:
-    if not _TAG_RE.match(tag):
+    if not _TAG_RE.fullmatch(tag):
         raise ValueError("%r is not a valid tag" % tag)
 
 
 def semver_key(tag: str) -> t.Optional[t.Tuple[t.Any, ...]]:
     """Sort key for semantic versions (``1.2.3``, ``v1.2.3-rc.1``); None for other tags."""
-    match = _SEMVER_RE.match(tag)
+    match = _SEMVER_RE.fullmatch(tag)
     if not match:
         return None
     core = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
@@ -148,7 +148,7 @@ def resolve_repositories(client: RegistryClient, selection: Selection) -> t.List
                 catalog = client.catalog(selection.catalog_page_size)
             regex = glob_to_regex(pattern)
             for name in catalog:
-                if regex.match(name):
+                if regex.fullmatch(name):
                     chosen[name] = tag if tag is not None else chosen.get(name)
         else:
             validate_repository(pattern)

@@ -86,10 +86,10 @@ def _consumes(value: t.Any) -> t.Dict[str, t.Dict[str, str]]:
     _check(isinstance(value, dict), "consumes must be an object of service name to {env, format}")
     result = {}
     for producer, how in value.items():
-        _check(isinstance(producer, str) and bool(SERVICE_NAME_RE.match(producer)),
+        _check(isinstance(producer, str) and bool(SERVICE_NAME_RE.fullmatch(producer)),
                "consumes: %r is not a service name" % (producer,))
         _check(isinstance(how, dict) and set(how) <= {"env", "format"} and isinstance(how.get("env"), str)
-               and bool(ENV_NAME_RE.match(how["env"])),
+               and bool(ENV_NAME_RE.fullmatch(how["env"])),
                "consumes %r: env must be an environment variable name" % producer)
         _check(how.get("format", "uri") in CONSUME_FORMATS,
                "consumes %r: format must be uri or name=uri, got %r" % (producer, how.get("format")))
@@ -109,7 +109,7 @@ def _io_entry(index: int, entry: t.Any) -> t.Dict[str, t.Any]:
     _check(entry.get("kind", "sensor") in IO_KINDS,
            "%s.kind must be sensor or actuator, got %r" % (where, entry.get("kind")))
     env = entry.get("env")
-    _check(env is None or (isinstance(env, str) and bool(ENV_NAME_RE.match(env))),
+    _check(env is None or (isinstance(env, str) and bool(ENV_NAME_RE.fullmatch(env))),
            "%s.env must be an environment variable name or null, got %r" % (where, env))
     return {"kind": entry.get("kind", "sensor"), "host_path": entry["host_path"],
             "container_path": entry["container_path"], "env": env, "mode": entry.get("mode", "ro")}
@@ -123,7 +123,7 @@ def _io(value: t.Any) -> t.List[t.Dict[str, t.Any]]:
 
 def _environment(value: t.Any) -> t.Dict[str, str]:
     value = {} if value is None else value
-    _check(isinstance(value, dict) and all(isinstance(k, str) and ENV_NAME_RE.match(k) for k in value)
+    _check(isinstance(value, dict) and all(isinstance(k, str) and ENV_NAME_RE.fullmatch(k) for k in value)
            and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value.values()),
            "environment must be an object of variable name to string or number")
     return {key: str(item) for key, item in value.items()}
@@ -146,7 +146,7 @@ def _libraries(value: t.Any) -> t.List[str]:
 
 def _python_requirements(value: t.Any) -> t.List[str]:
     value = [] if value is None else value
-    _check(isinstance(value, list) and all(isinstance(item, str) and PINNED_RE.match(item) for item in value),
+    _check(isinstance(value, list) and all(isinstance(item, str) and PINNED_RE.fullmatch(item) for item in value),
            "python_requirements must be pinned (name==version), got %r" % (value,))
     return list(value)
 
@@ -190,7 +190,7 @@ def normalize_description(raw: t.Any) -> t.Dict[str, t.Any]:
     _check(not unknown, "unknown key(s) %s (known: %s)" % (", ".join(repr(k) for k in unknown),
                                                            ", ".join(DESCRIPTION_KEYS + PLACEMENT_KEYS)))
     name = raw.get("name")
-    _check(isinstance(name, str) and bool(SERVICE_NAME_RE.match(name)),
+    _check(isinstance(name, str) and bool(SERVICE_NAME_RE.fullmatch(name)),
            "name must be a service name (letters, digits, '.', '_', '-'), got %r" % (name,))
     result = {
         "name": name,

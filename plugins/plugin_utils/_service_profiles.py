@@ -230,7 +230,7 @@ def _hub_repositories(hub: HubClient, patterns: t.Sequence[str]) -> t.List[t.Tup
                 if isinstance(r.get("name"), str)]
         regex = glob_to_regex(pattern)
         for name in listings[namespace]:
-            if regex.match(name):
+            if regex.fullmatch(name):
                 chosen[name] = tag if tag is not None else chosen.get(name)
     return sorted(chosen.items())
 

@@ -44,7 +44,7 @@ class SwarmError(ValueError):
 
 def constraint(node: str) -> str:
     """The placement constraint that pins a service to ``node``."""
-    if not isinstance(node, str) or not NODE_NAME_RE.match(node):
+    if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         raise SwarmError("node %r is not a valid node name" % (node,))
     return "node.labels.%s == %s" % (SWARM_NODE_LABEL, node)
 
@@ -55,7 +55,7 @@ def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
         raise SwarmError("the profile must be a dict (a node profile), got %s" % type(profile).__name__)
     name = node if node is not None else profile.get("node")
     where = "node %r" % (name,)
-    if not isinstance(name, str) or not NODE_NAME_RE.match(name):
+    if not isinstance(name, str) or not NODE_NAME_RE.fullmatch(name):
         raise SwarmError("%s: the node name must match %s" % (where, NODE_NAME_RE.pattern))
     try:
         facets = placement_facets(profile)
@@ -70,7 +70,7 @@ def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
         labels[SWARM_NETWORK_PREFIX + network] = "true"
     arch = facets["arch"]
     if arch:
-        if not _ARCH.match(arch):
+        if not _ARCH.fullmatch(arch):
             raise SwarmError("%s: arch %r is not a machine name" % (where, arch))
         labels[SWARM_ARCH_LABEL] = arch
     return dict(sorted(labels.items()))
@@ -176,8 +176,8 @@ def placements(services: t.Any, label: str = SERVICE_LABEL) -> t.Dict[str, str]:
         if not isinstance(service, str) or not service:
             continue
         placement = ((spec.get("TaskTemplate") or {}).get("Placement") or {})
-        nodes = [m.group(1) for m in (_CONSTRAINT.match(c.strip()) for c in placement.get("Constraints") or []
+        nodes = [m.group(1) for m in (_CONSTRAINT.fullmatch(c.strip()) for c in placement.get("Constraints") or []
                                       if isinstance(c, str)) if m]
-        if len(nodes) == 1 and NODE_NAME_RE.match(nodes[0]):
+        if len(nodes) == 1 and NODE_NAME_RE.fullmatch(nodes[0]):
             result[service] = nodes[0]
     return dict(sorted(result.items()))

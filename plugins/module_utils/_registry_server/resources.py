@@ -127,7 +127,7 @@ class ProfilesResource(ObservableResource, PathCapable):
         if len(path) > 1:
             raise BadInput(Code.NOT_FOUND, "no resource /profiles/%s" % "/".join(path))
         node = path[0] if path else None
-        if node is not None and not NODE_NAME_RE.match(node):
+        if node is not None and not NODE_NAME_RE.fullmatch(node):
             raise BadInput(Code.BAD_REQUEST, "invalid node name %r in the path: must match %s"
                            % (node, NODE_NAME_RE.pattern))
         if request.code == Code.GET:

@@ -204,12 +204,14 @@ def test_verify_file(tmp_path, name, accepted):
 
 def test_live_profiles_skips_what_it_cannot_trust():
     raw = {"w4": W4, "w1": W1, "w9": profile("w2"), "bad": dict(W4, cpu={"cores": 0, "bogomips": None, "load1": None}),
-           "junk": "text"}
+           "junk": "text", "w1\n": profile("w1\n"), "w5": profile("w5", capabilities=["pom\n"], devices=[])}
     profiles, problems = live_profiles(raw)
     assert sorted(profiles) == ["w1", "w4"]
     assert problems == [
         "profile 'bad': cpu.cores: must be an integer >= 1, got 0",
         "profile 'junk': profile: must be an object, got str",
+        "profile 'w1\\n': node: must match ^[a-z0-9][a-z0-9._-]{0,62}$, got 'w1\\n'",
+        "profile 'w5': capabilities[0]: 'pom\\n' is not a valid name",
         "profile 'w9': it describes node 'w2'",
     ]
 

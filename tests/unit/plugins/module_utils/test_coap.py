@@ -350,6 +350,10 @@ def test_parse_registry(url, expected):
     ("coap://u@m1", "registry 'coap://u@m1': user information is not allowed"),
     ("coap://m1:99999", "registry 'coap://m1:99999': Port out of range 0-65535"),
     (5683, "registry 5683: must be a string coap://host[:port]"),
+    ("coap://m1\n", "registry 'coap://m1\\n': must not contain spaces or control characters"),
+    ("coap://m\n1", "registry 'coap://m\\n1': must not contain spaces or control characters"),
+    (" coap://m1", "registry ' coap://m1': must not contain spaces or control characters"),
+    ("coap://m1\t:5683", "registry 'coap://m1\\t:5683': must not contain spaces or control characters"),
     ("coap://m1:0", "registry 'coap://m1:0': port must be from 1 to 65535"),
     ("coap://fd00::1:5683", "registry 'coap://fd00::1:5683': Port could not be cast to integer value as ':1:5683'"),
 ])
@@ -383,6 +387,7 @@ def test_registry_uri_default_port():
     ("[m1]", 5683, "host '[m1]': brackets are for IPv6 addresses only"),
     ("", 5683, "host '': must be a host name or an IP address"),
     ("m 1", 5683, "host 'm 1': must be a host name or an IP address"),
+    ("m1\n", 5683, "host 'm1\\n': must be a host name or an IP address"),
     (None, 5683, "host None: must be a host name or an IP address"),
     ("u@m1", 5683, "registry 'coap://u@m1:5683': user information is not allowed"),
     ("m1", 0, "port 0: must be an integer from 1 to 65535"),

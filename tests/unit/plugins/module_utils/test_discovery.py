@@ -463,6 +463,9 @@ def test_default_node_is_the_kernel_hostname():
 @pytest.mark.parametrize("kwargs, message", [
     ({"node": "W4"}, "node 'W4' must match ^[a-z0-9][a-z0-9._-]{0,62}$ (set option node, e.g. to the inventory hostname)"),
     ({"node": "-w"}, "node '-w' must match ^[a-z0-9][a-z0-9._-]{0,62}$ (set option node, e.g. to the inventory hostname)"),
+    ({"node": "w1\n"},
+     "node 'w1\\n' must match ^[a-z0-9][a-z0-9._-]{0,62}$ (set option node, e.g. to the inventory hostname)"),
+    ({"capabilities": ["pom\n"]}, "capabilities[0] 'pom\\n' must match ^[a-z0-9][a-z0-9_.-]{0,62}$"),
     ({"capabilities": ["pom", "Pulse Ox"]}, "capabilities[1] 'Pulse Ox' must match ^[a-z0-9][a-z0-9_.-]{0,62}$"),
     ({"capabilities": [5]}, "capabilities[0] 5 must match ^[a-z0-9][a-z0-9_.-]{0,62}$"),
     ({"labels": ["a"]}, "labels must be a dict of strings, got list"),
@@ -518,6 +521,8 @@ def test_user_usb_entry_matches_case_insensitively():
      "device_catalog[0] ('Ox'): unknown key(s) vendor"),
     ({"capability": "Pulse Ox", "kind": "sensor", "name": "Ox", "usb": "0403:6001"},
      "device_catalog[0] ('Ox'): capability 'Pulse Ox' must match ^[a-z0-9][a-z0-9_.-]{0,62}$"),
+    ({"capability": "pom\n", "kind": "sensor", "name": "Ox", "usb": "0403:6001"},
+     "device_catalog[0] ('Ox'): capability 'pom\\n' must match ^[a-z0-9][a-z0-9_.-]{0,62}$"),
     ({"capability": "pom", "kind": "probe", "name": "Ox", "usb": "0403:6001"},
      "device_catalog[0] ('Ox'): kind 'probe' must be one of sensor, actuator"),
     ({"capability": "pom", "kind": "sensor", "name": " ", "usb": "0403:6001"},

@@ -36,6 +36,7 @@ def test_a_full_profile_is_valid() -> None:
     ("w4", "profile: must be an object, got str"),
     (changed(schema=2), "schema: must be 1, got 2"),
     (changed(node="W4"), "node: must match ^[a-z0-9][a-z0-9._-]{0,62}$, got 'W4'"),
+    (changed(node="w1\n"), "node: must match ^[a-z0-9][a-z0-9._-]{0,62}$, got 'w1\\n'"),
     (changed(gpu=1), "profile: unknown key(s) gpu"),
     (changed(cpu={"cores": 0, "bogomips": None, "load1": None}), "cpu.cores: must be an integer >= 1, got 0"),
     (changed(memory_mb={"total": 10, "available": 11}), "memory_mb.available: exceeds memory_mb.total"),
@@ -44,6 +45,7 @@ def test_a_full_profile_is_valid() -> None:
     (changed(network=["wifi", "smoke"]),
      "network[1]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'smoke'"),
     (changed(capabilities=["pom", "Pulse Ox"]), "capabilities[1]: 'Pulse Ox' is not a valid name"),
+    (changed(capabilities=["pom", "pom\n"]), "capabilities[1]: 'pom\\n' is not a valid name"),
     (changed(capabilities=[]), "devices[0].capability: 'pom' is not listed in capabilities"),
 ])
 def test_validate_profile_names_the_field(profile: t.Any, message: str) -> None:
@@ -112,6 +114,7 @@ def test_placement_facets_of_a_partial_profile(profile: t.Dict[str, t.Any], expe
     ({"capabilities": "pom"}, "capabilities: must be a list, got str"),
     ({"capabilities": ["pom", "pom"]}, "capabilities: has duplicates"),
     ({"capabilities": ["P O M"]}, "capabilities[0]: 'P O M' is not a valid name"),
+    ({"capabilities": ["pom\n"]}, "capabilities[0]: 'pom\\n' is not a valid name"),
     ({"network": "wifi"}, "network: must be a list, got str"),
     ({"network": ["carrier-pigeon"]},
      "network[0]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'carrier-pigeon'"),

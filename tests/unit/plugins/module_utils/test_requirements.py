@@ -39,6 +39,7 @@ def test_normalize(raw, expected):
     ({"power": "solar"}, "power='solar': must be one of ac, dc"),
     ({"network": 5}, "network must be a string, got 5"),
     ({"capabilities": ["Pulse Ox"]}, "capabilities: 'Pulse Ox' is not a valid capability name"),
+    ({"capabilities": ["pom\n"]}, "capabilities: 'pom\\n' is not a valid capability name"),
     ({"capabilities": {"pom": 1}}, "capabilities must be a list of strings, got {'pom': 1}"),
     ({"min_battery_percent": 101}, "min_battery_percent=101: must be <= 100"),
 ])

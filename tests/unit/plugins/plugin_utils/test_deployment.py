@@ -230,6 +230,8 @@ def test_a_profile_without_description_runs_with_image_defaults() -> None:
     ({"backends": {"xray": "container"}}, "backends names unknown service(s): xray"),
     ({"backend": "vm"}, "service 'alert': backend must be one of container, baremetal, swarm, got 'vm'"),
     ({"node": "W2!"}, "node 'W2!' is not a valid node name"),
+    ({"node": "w2\n"}, "node 'w2\\n' is not a valid node name"),
+    ({"name_prefix": "svc-\n"}, "name_prefix 'svc-\\n' must be lower-case letters, digits, '.', '_' or '-'"),
     ({"name_prefix": "Bad Prefix"}, "name_prefix 'Bad Prefix' must be lower-case letters, digits, '.', '_' or '-'"),
     ({"plan": {"placements": {}}}, "plan must be the result of nanoedge.core.allocate (a dict with by_node)"),
     ({"services": "spo2"}, "services must be a list of service profiles (nanoedge.core.service_profiles)"),
@@ -263,6 +265,13 @@ def test_bad_digest_is_refused() -> None:
     broken = services()
     broken[0]["digest"] = "sha256:short"
     with pytest.raises(DeploymentError, match=r"^service 'alert': digest must be sha256:<64 hex digits>, got 'sha256:short'$"):
+        deployments(PLAN, broken, "w2", addresses=ADDRESSES)
+
+
+def test_a_digest_with_a_trailing_newline_is_refused() -> None:
+    broken = services()
+    broken[0]["digest"] = "sha256:" + "a" * 64 + "\n"
+    with pytest.raises(DeploymentError, match=r"^service 'alert': digest must be sha256:<64 hex digits>, got 'sha256:a{64}\\n'$"):
         deployments(PLAN, broken, "w2", addresses=ADDRESSES)
 
 

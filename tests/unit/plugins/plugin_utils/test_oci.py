@@ -33,6 +33,8 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._oci_select import (
     resolve_repositories,
     run_bounded,
     split_reference,
+    validate_repository,
+    validate_tag,
 )
 from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.oci_fake import (
     DOCKER_LAYER,
@@ -100,12 +102,12 @@ def test_parse_registry_url_errors(registry, message):
     ("nano?dge/s*", ["nanoedge/spo2"], ["nanoedge/hrv"]),
     ("n/[hs]*", ["n/hrv", "n/spo2"], ["n/bot"]),
     ("n/[!h]*", ["n/spo2"], ["n/hrv"]),
-    ("n/a.b", ["n/a.b"], ["n/axb"]),
+    ("n/a.b", ["n/a.b"], ["n/axb", "n/a.b\n"]),
 ])
 def test_glob(pattern, matches, misses):
     regex = glob_to_regex(pattern)
-    assert [m for m in matches if regex.match(m)] == matches
-    assert [m for m in misses if regex.match(m)] == []
+    assert [m for m in matches if regex.fullmatch(m)] == matches
+    assert [m for m in misses if regex.fullmatch(m)] == []
 
 
 @pytest.mark.parametrize("entry, expected", [
@@ -126,6 +128,7 @@ def test_split_reference(entry, expected):
     (["2.0.0-rc.2", "2.0.0-rc.10"], True, "2.0.0-rc.10"),
     (["1.0.0+build.5", "0.9.0"], False, "1.0.0+build.5"),
     (["latest", "1.0", "01.2.3"], False, None),
+    (["1.0.0", "9.0.0\n"], False, "1.0.0"),
 ])
 def test_highest_semver(tags, prerelease, expected):
     assert highest_semver(tags, prerelease) == expected
@@ -224,6 +227,16 @@ def test_explicit_repositories_do_not_read_the_catalog(fake):
 def test_resolve_repositories_rejects_bad_names(fake, entry, message):
     with pytest.raises(ValueError) as exc:
         resolve_repositories(RegistryClient(fake.url), Selection(repositories=[entry]))
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("check, value, message", [
+    (validate_repository, "a/b\n", "'a/b\\n' is not a valid repository name"),
+    (validate_tag, "v1\n", "'v1\\n' is not a valid tag"),
+])
+def test_names_with_a_trailing_newline_are_refused(check, value, message):
+    with pytest.raises(ValueError) as exc:
+        check(value)
     assert str(exc.value) == message
 
 

@@ -80,6 +80,9 @@ def test_stale_labels(current: t.Any, expected: t.List[str]) -> None:
     ("w4", None, "the profile must be a dict (a node profile), got str"),
     ({}, None, "node None: the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
     ({"node": "w4"}, "W4!", "node 'W4!': the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
+    ({"node": "w4\n"}, None, "node 'w4\\n': the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
+    ({"node": "w4", "capabilities": ["pom\n"]}, None, "node 'w4': capabilities[0]: 'pom\\n' is not a valid name"),
+    ({"node": "w4", "arch": "armv7l\n"}, None, "node 'w4': arch 'armv7l\\n' is not a machine name"),
     ({"node": "w4", "capabilities": "pom"}, None, "node 'w4': capabilities: must be a list, got str"),
     ({"node": "w4", "capabilities": ["P O M"]}, None,
      "node 'w4': capabilities[0]: 'P O M' is not a valid name"),
@@ -188,6 +191,8 @@ def test_constraint() -> None:
     assert constraint("w4") == "node.labels.nanoedge.node == w4"
     with pytest.raises(SwarmError, match=r"^node 'W 4' is not a valid node name$"):
         constraint("W 4")
+    with pytest.raises(SwarmError, match=r"^node 'w4\\n' is not a valid node name$"):
+        constraint("w4\n")
 
 
 def _service(name: str, constraints: t.List[str], label: t.Optional[str] = None) -> t.Dict[str, t.Any]:
