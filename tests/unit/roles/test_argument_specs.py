@@ -75,7 +75,7 @@ def test_every_described_option_has_its_default_in_defaults(role):
 @pytest.mark.parametrize("role", ROLE_NAMES)
 def test_an_option_reads_the_same_in_every_entry_point(role):
     for name, entries in described(role).items():
-        kinds = {(option.get("type", "str"), repr(option.get("default"))) for _, option in entries}
+        kinds = {(option.get("type", "str"), repr(option.get("default"))) for _entry_point, option in entries}
         assert len(kinds) == 1, "%s: %s differs between entry points: %s" % (role, name, sorted(kinds))
 
 

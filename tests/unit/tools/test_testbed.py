@@ -15,7 +15,6 @@ from ansible_collections.nanoedge.core.tools import testbed_cluster as testbed
 ROOT = Path(__file__).resolve().parents[3]
 
 
-
 @pytest.fixture()
 def cluster():
     return testbed.Cluster(ROOT / "testbed" / "cluster.yml")
