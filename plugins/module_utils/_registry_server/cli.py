@@ -14,6 +14,9 @@ import typing as t
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import DEFAULT_PORT
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import aiocoap, require_aiocoap
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import (
+    add_limit_options, check_limit_options,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.server import serve
 
 
@@ -50,6 +53,7 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
                         help="with security on, only these OSCORE identities may GET /profiles and any"
                              " /profiles/{node}; an authenticated worker may still GET its own profile"
                              " (default: GETs open)")
+    add_limit_options(parser)
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
     if args.security is None:
@@ -62,6 +66,7 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--max-body must be positive")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be from 0 to 65535")
+    check_limit_options(parser, args)
     return args
 
 

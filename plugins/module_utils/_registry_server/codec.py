@@ -30,6 +30,25 @@ class BadInput(Exception):
         self.options = options
 
 
+# The critical options (odd numbers, RFC 7252, 5.4.6) the registry acts on:
+# Uri-Host, Uri-Port, Uri-Path, Uri-Path-Abbrev, Uri-Query, Accept, Block2,
+# Block1. OSCORE (9) is unwrapped before a request reaches the resources, so
+# where it arrives here OSCORE is off and it is not understood either.
+UNDERSTOOD_CRITICAL = frozenset((3, 7, 11, 13, 15, 17, 23, 27))
+
+
+def refuse_unknown_critical_options(options: t.Any) -> None:
+    """RFC 7252, 5.4.1: a critical option the server does not understand
+    makes it answer 4.02 rather than act as if the option were absent (an
+    If-Match ignored would turn a conditional PUT into an unconditional one)."""
+    for option in options.option_list():
+        number = int(option.number)
+        if number & 1 and number not in UNDERSTOOD_CRITICAL:
+            name = getattr(option.number, "name", None)
+            raise BadInput(Code.BAD_OPTION, "critical option %d%s is not supported (RFC 7252, 5.4.1)"
+                           % (number, " (%s)" % name.replace("_", "-").title() if name else ""))
+
+
 def _reject_constant(name: str) -> t.NoReturn:
     raise ValueError("%s is not allowed in a profile" % name)
 

@@ -15,7 +15,9 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server imp
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
     BlockOption, Code, ObservableResource, PathCapable, Site, WKCResource, aiocoap, cbor2,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_body
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import (
+    BadInput, decode_body, refuse_unknown_critical_options,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 
 # RFC 7959 keeps a half-received body for at most EXCHANGE_LIFETIME-ish; this
@@ -389,6 +391,11 @@ class RegistrySite(Site):
 
     async def render_to_pipe(self, pipe: t.Any) -> None:
         request = pipe.request
+        try:
+            refuse_unknown_critical_options(request.opt)
+        except BadInput as exc:
+            pipe.add_response(_diagnostic(exc.code, str(exc)), is_last=True)
+            return None
         path = request.opt.uri_path
         if path and path[0] == "profiles" and request.opt.uri_path_abbrev is None:
             rest = path[1:]

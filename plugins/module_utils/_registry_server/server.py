@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import aiocoap
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import limits_of
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import ProfilesResource, Settings, build_site
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
@@ -97,12 +98,12 @@ async def serve(args: argparse.Namespace) -> None:
     store = Store(args.db)
     committer = Committer(store)
     committer.start()
-    registry = Registry(store, committer)
+    registry = Registry(store, committer, max_profiles=args.max_profiles)
     registry.load()
 
     security = args.security == "on"
     managers = frozenset(m for m in (args.managers or "").split(",") if m)
-    settings = Settings(args.default_lifetime, args.max_lifetime, args.max_body, security, managers)
+    settings = Settings(args.default_lifetime, args.max_lifetime, args.max_body, security, managers, limits_of(args))
     resource = ProfilesResource(registry, settings)
     site: t.Any = build_site(resource)
 
@@ -147,7 +148,7 @@ async def serve(args: argparse.Namespace) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             registry.expire_due()
-            resource._expire_uploads()
+            resource.sweep()
 
     sweep = loop.create_task(sweeper(), name="registry-sweeper")
     await stop.wait()

@@ -14,6 +14,9 @@ import sys
 import cbor2
 import pytest
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.optionnumbers import OptionNumber
+from aiocoap.options import Options
+from aiocoap.optiontypes import OpaqueOption
 
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import codec
@@ -159,3 +162,27 @@ def test_bad_input_carries_response_options():
 ])
 def test_etag_is_the_first_8_bytes_of_the_sha256(canonical, etag):
     assert etag_of(canonical).hex() == etag
+
+
+def options_with(*numbers: int) -> Options:
+    options = Options()
+    for number in numbers:
+        options.add_option(OpaqueOption(OptionNumber(number), b"x"))
+    return options
+
+
+@pytest.mark.parametrize("numbers, message", [
+    ((3, 7, 11, 13, 15, 17, 23, 27, 4, 6, 12, 28, 60, 2048), None),
+    ((11, 2049), "critical option 2049 is not supported (RFC 7252, 5.4.1)"),
+    ((1,), "critical option 1 (If-Match) is not supported (RFC 7252, 5.4.1)"),
+    ((5,), "critical option 5 (If-None-Match) is not supported (RFC 7252, 5.4.1)"),
+    ((9,), "critical option 9 (Oscore) is not supported (RFC 7252, 5.4.1)"),
+    ((65001,), "critical option 65001 is not supported (RFC 7252, 5.4.1)"),
+])
+def test_unknown_critical_options_are_bad_options(numbers, message):
+    if message is None:
+        codec.refuse_unknown_critical_options(options_with(*numbers))
+        return
+    with pytest.raises(BadInput) as info:
+        codec.refuse_unknown_critical_options(options_with(*numbers))
+    assert (info.value.code, str(info.value)) == (Code.BAD_OPTION, message)
