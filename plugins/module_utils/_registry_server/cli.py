@@ -18,6 +18,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.lim
     add_limit_options, check_limit_options,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.server import serve
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import DatabaseLock, check_database
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -79,9 +80,15 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     # misconfigured peer must not flood the journal.
     logging.getLogger("coap-server").setLevel(max(logging.ERROR, logging.getLogger().level))
     os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
+    # Before anything reads the database: a second registry must not move
+    # aside or write the file the first one is serving from.
+    lock = DatabaseLock(args.db)
     try:
+        check_database(args.db)
         asyncio.run(serve(args))
     except (OSError, aiocoap.error.Error) as exc:
         LOG.error("cannot serve on [%s]:%d: %s", args.bind, args.port, exc)
         return 1
+    finally:
+        lock.release()
     return 0

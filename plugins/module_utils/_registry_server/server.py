@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import typing as t
@@ -108,6 +109,9 @@ async def serve(args: argparse.Namespace) -> None:
     site: t.Any = build_site(resource)
 
     tolerate_undecodable_datagrams()
+    # aiocoap sets SO_REUSEPORT, which lets a second registry bind the same
+    # port and take half of the reports: without it, the second bind fails.
+    os.environ["AIOCOAP_REUSE_PORT"] = "0"
     bind = (args.bind, args.port)
     if security:
         from aiocoap.oscore_sitewrapper import OscoreSiteWrapper

@@ -1,15 +1,86 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Durable storage of the profile registry: SQLite in WAL mode, written in
-group commits."""
+group commits; the lock that keeps a second registry off the database, and
+the check at start that moves a damaged database aside."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
+import time
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
+
+# SQLite keeps these beside the database; they belong to it.
+COMPANIONS = ("-wal", "-shm")
+
+
+class DatabaseLock:
+    """An exclusive flock on ``<db>.lock``, held for the life of the process
+    (the kernel releases it when the process dies, even by kill -9). The file
+    holds the holder's pid so that the refused registry can name it."""
+
+    def __init__(self, db: str) -> None:
+        self.path = db + ".lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(self._fd)
+            raise SystemExit("%s: another registry (pid %s) is running on the database %s (it holds %s)"
+                             % (PROG, holder, db, self.path)) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, b"%d\n" % os.getpid(), 0)
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
+def _damage(path: str) -> t.Optional[str]:
+    """Why the database at ``path`` cannot be used, or None when it can (or is absent)."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        # SQLite would take it for a new database: a file truncated to
+        # nothing must not pass for an empty registry without a word.
+        return "the file is empty (0 bytes)"
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            verdict = conn.execute("PRAGMA quick_check").fetchall()
+            if verdict != [("ok",)]:
+                return "quick_check: %s" % "; ".join(str(row[0]) for row in verdict[:3])
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "profiles" in tables:
+                conn.execute("SELECT node, body, etag, expires_at FROM profiles").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None
+
+
+def check_database(path: str, now: t.Optional[float] = None) -> t.Optional[str]:
+    """Move a corrupt, truncated or empty database (and its WAL) aside, so the
+    registry starts empty and the workers' next reports fill it again; the
+    new name, or None when the database is usable."""
+    reason = _damage(path)
+    if reason is None:
+        return None
+    suffix = time.strftime(".corrupt-%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    for companion in ("",) + COMPANIONS:
+        if os.path.exists(path + companion):
+            os.replace(path + companion, path + suffix + companion)
+    LOG.error("database %s is unusable (%s): moved aside to %s, starting with no profiles",
+              path, reason, path + suffix)
+    return path + suffix
 
 
 class Store:

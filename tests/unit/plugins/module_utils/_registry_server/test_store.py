@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 
 import pytest
 
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import (
+    Committer, DatabaseLock, Store, check_database,
+)
 
 
 def put(node: str, expires_at: float, body: bytes = b"{}", etag: bytes = b"e" * 8, now: float = 0.0) -> tuple:
@@ -114,3 +117,69 @@ def test_committer_reports_a_storage_failure_to_every_waiting_request(db, caplog
         results = asyncio.run(scenario())
     assert [type(result) for result in results] == [sqlite3.ProgrammingError] * 2
     assert caplog.messages == ["storage failure, 2 write(s) not stored: Cannot operate on a closed database."]
+
+
+# -- the check at start and the lock ---------------------------------------------
+
+STAMP = 1798000000.0  # 2026-12-23T04:26:40Z
+SUFFIX = ".corrupt-20261223T042640Z"
+
+
+def healthy(db: str) -> None:
+    store = Store(db)
+    store.apply([put("w1", 100.0, b'{"node":"w1"}', b"11111111")])
+    store.close()
+
+
+def truncate(db: str) -> None:
+    healthy(db)
+    store = Store(db)
+    store.apply([put("w%d" % i, 100.0, b"x" * 3000) for i in range(20)])
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    with open(db, "r+b") as handle:
+        handle.truncate(4096 * 3)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda db: open(db, "wb").close(), "the file is empty (0 bytes)"),
+    (lambda db: open(db, "wb").write(b"not a database" * 100), "file is not a database"),
+    (truncate, "database disk image is malformed"),
+])
+def test_a_damaged_database_is_moved_aside_with_one_log_line(db, caplog, damage, reason):
+    damage(db)
+    open(db + "-wal", "wb").close()
+    caplog.set_level(logging.INFO, logger="nanoedge.registry")
+    assert check_database(db, now=STAMP) == db + SUFFIX
+    # its WAL goes with it (SQLite itself removes an empty one on a clean close)
+    assert (os.path.exists(db), os.path.exists(db + "-wal"), os.path.exists(db + SUFFIX)) == (False, False, True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "database %s is unusable (%s): moved aside to %s, starting with no profiles" % (db, reason, db + SUFFIX)]
+    store = Store(db)
+    try:
+        assert store.load(0.0) == ([], [])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("prepare", [lambda db: None, healthy])
+def test_an_absent_or_healthy_database_is_left_alone(db, caplog, prepare):
+    prepare(db)
+    assert check_database(db, now=STAMP) is None
+    assert [name for name in os.listdir(os.path.dirname(db)) if "corrupt" in name] == []
+    assert caplog.records == []
+
+
+def test_one_registry_per_database(db):
+    first = DatabaseLock(db)
+    try:
+        with open(db + ".lock") as handle:
+            assert handle.read() == "%d\n" % os.getpid()
+        with pytest.raises(SystemExit) as info:
+            DatabaseLock(db)
+        assert str(info.value) == (
+            "nanoedge.core.registry: another registry (pid %d) is running on the database %s (it holds %s)"
+            % (os.getpid(), db, db + ".lock"))
+    finally:
+        first.release()
+    DatabaseLock(db).release()  # free again once the holder is gone
