@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -227,3 +228,35 @@ def udp_drops(port: int) -> int:
 
 def environment_python() -> str:
     return os.environ.get("NANOEDGE_REGISTRY_PYTHON", sys.executable)
+
+
+# -- raw CoAP datagrams (RFC 7252, 3) ----------------------------------------------
+
+def _option_header(delta: int, length: int) -> t.Tuple[int, bytes]:
+    def nibble(value: int) -> t.Tuple[int, bytes]:
+        if value < 13:
+            return value, b""
+        if value < 269:
+            return 13, bytes([value - 13])
+        return 14, struct.pack("!H", value - 269)
+
+    d, dext = nibble(delta)
+    n, lext = nibble(length)
+    return (d << 4) | n, dext + lext
+
+
+def encode(mtype: int, code: int, mid: int, token: bytes, options: t.Sequence[t.Tuple[int, bytes]],
+           payload: bytes = b"") -> bytes:
+    out = bytearray([0x40 | (mtype << 4) | len(token), code]) + struct.pack("!H", mid) + token
+    last = 0
+    for number, value in sorted(options, key=lambda o: o[0]):
+        first, ext = _option_header(number - last, len(value))
+        out += bytes([first]) + ext + value
+        last = number
+    if payload:
+        out += b"\xff" + payload
+    return bytes(out)
+
+
+def uint(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""

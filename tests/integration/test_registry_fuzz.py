@@ -20,42 +20,12 @@ import cbor2
 import pytest
 from aiocoap.numbers.codes import Code
 
-from _registry_server import Client, RegistryServer, canonical, etag, profile, run_client
+from _registry_server import Client, RegistryServer, canonical, encode, etag, profile, run_client, uint
 
 SEED = 20261126
 CON, NON, ACK, RST = 0, 1, 2, 3
 PUT, POST, DELETE, GET = 3, 2, 4, 1
 OPT_URI_PATH, OPT_CONTENT_FORMAT, OPT_URI_QUERY, OPT_ACCEPT, OPT_BLOCK1, OPT_SIZE1 = 11, 12, 15, 17, 27, 60
-
-
-def _option_header(delta: int, length: int) -> t.Tuple[int, bytes]:
-    def nibble(value: int) -> t.Tuple[int, bytes]:
-        if value < 13:
-            return value, b""
-        if value < 269:
-            return 13, bytes([value - 13])
-        return 14, struct.pack("!H", value - 269)
-
-    d, dext = nibble(delta)
-    n, lext = nibble(length)
-    return (d << 4) | n, dext + lext
-
-
-def encode(mtype: int, code: int, mid: int, token: bytes, options: t.Sequence[t.Tuple[int, bytes]],
-           payload: bytes = b"") -> bytes:
-    out = bytearray([0x40 | (mtype << 4) | len(token), code]) + struct.pack("!H", mid) + token
-    last = 0
-    for number, value in sorted(options, key=lambda o: o[0]):
-        first, ext = _option_header(number - last, len(value))
-        out += bytes([first]) + ext + value
-        last = number
-    if payload:
-        out += b"\xff" + payload
-    return bytes(out)
-
-
-def uint(value: int) -> bytes:
-    return value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
 
 
 def path_options(*segments: str) -> t.List[t.Tuple[int, bytes]]:
