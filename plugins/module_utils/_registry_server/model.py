@@ -10,7 +10,7 @@ import time
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
-from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import cbor2
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import etag_of
@@ -19,21 +19,54 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.sto
 
 class Entry:
     """One live profile: its canonical JSON, ETag and lease end; the decoded
-    value only when a CBOR answer needs it."""
+    value and the canonical CBOR only once a CBOR answer needs them."""
 
-    __slots__ = ("body", "etag", "expires_at", "_value")
+    __slots__ = ("body", "etag", "expires_at", "_value", "_cbor")
 
     def __init__(self, body: bytes, etag: bytes, expires_at: float, value: t.Any = None) -> None:
         self.body = body
         self.etag = etag
         self.expires_at = expires_at
         self._value = value
+        self._cbor: t.Optional[bytes] = None
 
     @property
     def value(self) -> t.Any:
         if self._value is None:
             self._value = json.loads(self.body)
         return self._value
+
+    @property
+    def cbor(self) -> bytes:
+        """The canonical CBOR of the profile, encoded once."""
+        if self._cbor is None:
+            self._cbor = cbor2.dumps(self.value, canonical=True)
+        return self._cbor
+
+
+class RegistryFull(Exception):
+    """A new node beyond the cap on stored profiles; ``retry_after`` is the
+    seconds until the next lease ends (when there may be room)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _cbor_map_header(length: int) -> bytes:
+    """The head of a CBOR map of ``length`` pairs (RFC 8949, major type 5, shortest form)."""
+    if length < 24:
+        return bytes([0xA0 | length])
+    for marker, size in ((0xB8, 1), (0xB9, 2), (0xBA, 4), (0xBB, 8)):
+        if length < 1 << (8 * size):
+            return bytes([marker]) + length.to_bytes(size, "big")
+    raise ValueError("map of %d pairs" % length)
+
+
+def _canonical_cbor_order(encoded_key: bytes) -> t.Tuple[int, bytes]:
+    # Canonical CBOR (RFC 7049, section 3.9, as cbor2's canonical=True does):
+    # shorter encoded keys first, then bytewise.
+    return len(encoded_key), encoded_key
 
 
 Clock = t.Callable[[], float]
@@ -46,14 +79,19 @@ class Registry:
     wall-clock time that leases are measured in (the database keeps them
     across restarts)."""
 
-    def __init__(self, store: Store, committer: Committer, clock: Clock = time.time) -> None:
+    def __init__(self, store: Store, committer: Committer, clock: Clock = time.time,
+                 max_profiles: t.Optional[int] = None) -> None:
         self.store = store
         self.committer = committer
         self.clock = clock
+        self.max_profiles = max_profiles
         self.entries: t.Dict[str, Entry] = {}
+        # new nodes whose write is being committed: they count against the cap already
+        self._adding: t.Set[str] = set()
         self._expiry_heap: t.List[t.Tuple[float, str]] = []
         self.version = 0
-        self._collection_cache: t.Dict[t.Tuple[int, int], t.Tuple[bytes, bytes]] = {}
+        self._collection_cache: t.Dict[int, t.Tuple[bytes, bytes]] = {}
+        self._collection_version = -1
         self.listeners: t.List[t.Callable[[str], None]] = []
 
     def load(self) -> None:
@@ -67,7 +105,6 @@ class Registry:
 
     def _changed(self, node: str) -> None:
         self.version += 1
-        self._collection_cache.clear()
         for listener in self.listeners:
             listener(node)
 
@@ -93,7 +130,15 @@ class Registry:
         now = self.clock()
         etag = etag_of(body)
         expires_at = now + lifetime
-        await self.committer.commit(("put", node, body, etag, expires_at, now))
+        adding = node not in self.entries and node not in self._adding
+        if adding:
+            self._check_room(node, now)
+            self._adding.add(node)
+        try:
+            await self.committer.commit(("put", node, body, etag, expires_at, now))
+        finally:
+            if adding:
+                self._adding.discard(node)
         self.expire_due()
         previous = self.entries.get(node)
         entry = Entry(body, etag, expires_at, value)
@@ -108,6 +153,18 @@ class Registry:
             self._changed(node)
         return created, entry
 
+    def _check_room(self, node: str, now: float) -> None:
+        if self.max_profiles is None:
+            return
+        self.expire_due(now)
+        held = len(self.entries) + len(self._adding)
+        if held < self.max_profiles:
+            return
+        # a hint only: the first lease in the heap may have been renewed since
+        retry_after = self._expiry_heap[0][0] - now if self._expiry_heap else 1.0
+        raise RegistryFull("%d profiles are stored (at most %d): node %r not added"
+                           % (held, self.max_profiles, node), retry_after)
+
     async def delete(self, node: str) -> bool:
         await self.committer.commit(("delete", node))
         self.expire_due()
@@ -118,22 +175,26 @@ class Registry:
         return existed
 
     def collection(self, content_format: int) -> t.Tuple[bytes, bytes]:
-        """(payload, ETag) of ``/profiles``, kept until the next change. The
-        canonical JSON of the object node -> profile is assembled from the
-        stored canonical bodies rather than encoding every profile again."""
+        """(payload, ETag) of ``/profiles``, kept until the next change. Both
+        forms are assembled from each profile's own encoding (kept with the
+        profile), so a change costs one profile's encoding and a join, never
+        encoding the whole collection on the event loop."""
         self.expire_due()
-        key = (self.version, content_format)
-        cached = self._collection_cache.get(key)
-        if cached is not None:
+        cached = self._collection_cache.get(content_format)
+        if cached is not None and self._collection_version == self.version:
             return cached
-        nodes = sorted(self.entries)
-        canonical = b"{" + b",".join(
-            canonical_json(node) + b":" + self.entries[node].body for node in nodes
-        ) + b"}"
-        etag = etag_of(canonical)
+        if self._collection_version != self.version:
+            self._collection_cache.clear()
+            self._collection_version = self.version
+        if CF_JSON not in self._collection_cache:
+            canonical = b"{" + b",".join(
+                canonical_json(node) + b":" + self.entries[node].body for node in sorted(self.entries)
+            ) + b"}"
+            self._collection_cache[CF_JSON] = (canonical, etag_of(canonical))
+        etag = self._collection_cache[CF_JSON][1]
         if content_format == CF_CBOR:
-            payload = cbor2.dumps({node: self.entries[node].value for node in nodes}, canonical=True)
-        else:
-            payload = canonical
-        self._collection_cache[key] = (payload, etag)
-        return payload, etag
+            keyed = sorted((_canonical_cbor_order(cbor2.dumps(node)), node) for node in self.entries)
+            payload = _cbor_map_header(len(keyed)) + b"".join(
+                order[1] + self.entries[node].cbor for order, node in keyed)
+            self._collection_cache[CF_CBOR] = (payload, etag)
+        return self._collection_cache[content_format]

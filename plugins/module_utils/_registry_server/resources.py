@@ -5,7 +5,6 @@ and /.well-known/core, with access control and block-wise transfers."""
 
 from __future__ import annotations
 
-import time
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
@@ -18,13 +17,11 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aio
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import (
     BadInput, decode_body, refuse_unknown_critical_options,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
-
-# RFC 7959 keeps a half-received body for at most EXCHANGE_LIFETIME-ish; this
-# matches aiocoap's own spool (MAX_TRANSMIT_WAIT).
-BLOCK1_TIMEOUT = 93.0
-# Bound on memory held by unfinished block-wise uploads from all clients.
-BLOCK1_SPOOL_LIMIT = 64 * 1024 * 1024
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import (
+    Limits, ObserverCount, RateLimiter, RefusalLog, max_age, peer_of,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry, RegistryFull
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.uploads import UploadSpool
 
 
 class Settings(t.NamedTuple):
@@ -33,15 +30,7 @@ class Settings(t.NamedTuple):
     max_body: int
     security: bool
     managers: t.FrozenSet[str]
-
-
-class _Upload:
-    __slots__ = ("payload", "content_format", "started")
-
-    def __init__(self, payload: bytes, content_format: t.Optional[int]) -> None:
-        self.payload = payload
-        self.content_format = content_format
-        self.started = time.monotonic()
+    limits: Limits = Limits()
 
 
 def _diagnostic(code: Code, message: str, **options: t.Any) -> aiocoap.Message:
@@ -64,6 +53,21 @@ def authenticated_identity(request: aiocoap.Message) -> t.Optional[str]:
     return None
 
 
+def _continues_block2(request: aiocoap.Message) -> bool:
+    """A GET for a later block of a representation already served: a slice of
+    a cached answer, which the rate limit does not count (refusing it would
+    break a transfer in the middle)."""
+    return request.code == Code.GET and request.opt.block2 is not None and request.opt.block2.block_number > 0
+
+
+def _serve_without_observing(serverobservation: t.Any) -> None:
+    """Answer an observation request as a plain GET, without the Observe
+    option (RFC 7641, section 4.1). aiocoap needs the observation accepted
+    before it can be deregistered early."""
+    serverobservation.accept(lambda: None)
+    serverobservation.deregister()
+
+
 class ProfilesResource(ObservableResource, PathCapable):
     """``/profiles`` and ``/profiles/{node}``."""
 
@@ -71,10 +75,32 @@ class ProfilesResource(ObservableResource, PathCapable):
         super().__init__()
         self.registry = registry
         self.settings = settings
-        self._uploads: t.Dict[t.Any, _Upload] = {}
-        self._spooled = 0
+        limits = settings.limits
+        self.uploads = UploadSpool(limits)
+        self.rate = RateLimiter(limits.rate, limits.burst)
+        self.observer_count = ObserverCount(limits.max_observers_per_peer, limits.max_observers)
+        self.refusals = RefusalLog(LOG)
         self._observers: t.Dict[t.Optional[str], t.Set[t.Any]] = {}
         registry.listeners.append(self._notify)
+
+    def sweep(self) -> None:
+        """Periodic clean-up: unfinished uploads past their time, full token buckets."""
+        self.uploads.expire()
+        self.rate.prune()
+
+    def admit(self, request: aiocoap.Message) -> t.Optional[aiocoap.Message]:
+        """None when the sender is within its request rate, else the 4.29 answer (RFC 8516)."""
+        if not self.rate.enabled or _continues_block2(request):
+            return None
+        peer = peer_of(request.remote)
+        wait = self.rate.admit(peer)
+        if not wait:
+            return None
+        seconds = max_age(wait)
+        message = "too many requests from %s (at most %g per second, %d at once), retry in %d s" % (
+            peer, self.rate.rate, self.rate.burst, seconds)
+        self.refusals.note(message)
+        return _diagnostic(Code.TOO_MANY_REQUESTS, message, max_age=seconds)
 
     # -- link format ---------------------------------------------------
 
@@ -87,10 +113,16 @@ class ProfilesResource(ObservableResource, PathCapable):
     # -- observation -------------------------------------------------------
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: t.Any) -> None:
-        if request.code != Code.GET:
-            return
         path = request.opt.uri_path
-        if len(path) > 1:
+        if request.code != Code.GET or len(path) > 1:
+            _serve_without_observing(serverobservation)
+            return
+        peer = peer_of(request.remote)
+        refused = self.observer_count.admit(peer)
+        if refused is not None:
+            self.refusals.note("observation of /profiles%s served as a plain GET: %s"
+                               % ("/" + path[0] if path else "", refused))
+            _serve_without_observing(serverobservation)
             return
         key = path[0] if path else None
         observers = self._observers.setdefault(key, set())
@@ -98,6 +130,7 @@ class ProfilesResource(ObservableResource, PathCapable):
 
         def _cancel(observers: t.Set[t.Any] = observers, obs: t.Any = serverobservation, key: t.Any = key) -> None:
             observers.discard(obs)
+            self.observer_count.release(peer)
             if not observers and self._observers.get(key) is observers:
                 del self._observers[key]
 
@@ -192,7 +225,7 @@ class ProfilesResource(ObservableResource, PathCapable):
             if entry is None:
                 raise BadInput(Code.NOT_FOUND, "no live profile for node %r" % node)
             etag = entry.etag
-            payload = entry.body if accept == CF_JSON else cbor2.dumps(entry.value, canonical=True)
+            payload = entry.body if accept == CF_JSON else entry.cbor
         if request.opt.etags and etag in request.opt.etags:
             return aiocoap.Message(code=Code.VALID, etag=etag)
         response = aiocoap.Message(code=Code.CONTENT, payload=payload, content_format=accept, etag=etag)
@@ -242,16 +275,6 @@ class ProfilesResource(ObservableResource, PathCapable):
         return BadInput(Code.REQUEST_ENTITY_TOO_LARGE, "profile of %d bytes exceeds the limit of %d bytes"
                         % (size, self.settings.max_body), size1=self.settings.max_body)
 
-    def _expire_uploads(self) -> None:
-        limit = time.monotonic() - BLOCK1_TIMEOUT
-        for key in [k for k, upload in self._uploads.items() if upload.started < limit]:
-            self._drop_upload(key)
-
-    def _drop_upload(self, key: t.Any) -> None:
-        upload = self._uploads.pop(key, None)
-        if upload is not None:
-            self._spooled -= len(upload.payload)
-
     def _assemble(self, request: aiocoap.Message, node: str) -> t.Optional[t.Tuple[bytes, t.Optional[int]]]:
         """The complete body, or None when more blocks are expected (2.31 sent)."""
         if request.opt.size1 is not None and request.opt.size1 > self.settings.max_body:
@@ -262,39 +285,39 @@ class ProfilesResource(ObservableResource, PathCapable):
                 raise self._too_large(len(request.payload))
             return request.payload, request.opt.content_format
         key = (request.remote.blockwise_key, node, tuple(request.opt.uri_query))
-        self._expire_uploads()
+        uploads = self.uploads
+        uploads.expire()
         if block1.more and len(request.payload) != block1.size:
-            self._drop_upload(key)
+            uploads.drop(key)
             raise BadInput(Code.BAD_REQUEST, "Block1 payload of %d bytes does not match the block size %d"
                            % (len(request.payload), block1.size))
         if block1.block_number == 0:
-            self._drop_upload(key)
+            uploads.drop(key)
             self._check_content_format(request.opt.content_format)
-            upload = _Upload(b"", request.opt.content_format)
-        else:
-            upload = self._uploads.get(key)
-            if upload is None or block1.start != len(upload.payload):
-                if upload is not None and block1.start + len(request.payload) == len(upload.payload) \
-                        and upload.payload.endswith(request.payload) and block1.more:
-                    # a repeated block (its acknowledgement was lost): acknowledge again
-                    return None
-                self._drop_upload(key)
-                raise BadInput(Code.REQUEST_ENTITY_INCOMPLETE, "Block1 %d does not continue an upload in progress"
-                               % block1.block_number)
-            self._uploads.pop(key)
-            self._spooled -= len(upload.payload)
+            if len(request.payload) > self.settings.max_body:
+                raise self._too_large(len(request.payload))
+            if not block1.more:
+                return request.payload, request.opt.content_format
+            uploads.start(key, request.opt.content_format, peer_of(request.remote), request.payload)
+            return None
+        upload = uploads.get(key)
+        if upload is None or block1.start != len(upload.payload):
+            if upload is not None and block1.start + len(request.payload) == len(upload.payload) \
+                    and upload.payload.endswith(request.payload) and block1.more:
+                # a repeated block (its acknowledgement was lost): acknowledge again
+                return None
+            uploads.drop(key)
+            raise BadInput(Code.REQUEST_ENTITY_INCOMPLETE, "Block1 %d does not continue an upload in progress"
+                           % block1.block_number)
         total = len(upload.payload) + len(request.payload)
         if total > self.settings.max_body:
+            uploads.drop(key)
             raise self._too_large(total)
-        if block1.more and self._spooled + total > BLOCK1_SPOOL_LIMIT:
-            raise BadInput(Code.SERVICE_UNAVAILABLE, "too many block-wise uploads in progress, retry later",
-                           max_age=5)
-        upload.payload += request.payload
         if block1.more:
-            self._uploads[key] = upload
-            self._spooled += len(upload.payload)
+            uploads.extend(key, request.payload)
             return None
-        return upload.payload, upload.content_format
+        upload = uploads.finish(key)
+        return bytes(upload.payload) + request.payload, upload.content_format
 
     async def _put(self, request: aiocoap.Message, node: str) -> aiocoap.Message:
         self._check_write(request, node)
@@ -319,6 +342,11 @@ class ProfilesResource(ObservableResource, PathCapable):
             raise BadInput(Code.BAD_REQUEST, "invalid profile: %s" % exc) from None
         try:
             created, entry = await self.registry.put(node, value, canonical, lifetime)
+        except RegistryFull as exc:
+            # 5.03, not 4.13 (that is about the size of this request): room
+            # comes back when a lease ends, which Max-Age tells the client.
+            wait = max_age(exc.retry_after)
+            raise BadInput(Code.SERVICE_UNAVAILABLE, "%s, retry in %d s" % (exc, wait), max_age=wait) from None
         except Exception as exc:
             raise BadInput(Code.INTERNAL_SERVER_ERROR, "profile not stored: %s" % exc) from None
         response = aiocoap.Message(code=Code.CREATED if created else Code.CHANGED, etag=entry.etag)
@@ -390,6 +418,12 @@ class RegistrySite(Site):
         self.add_resource(["profiles"], profiles)
 
     async def render_to_pipe(self, pipe: t.Any) -> None:
+        # Every request passes here once (notifications do not), under OSCORE
+        # too: the one place to count requests against the sender's rate.
+        refusal = self.profiles.admit(pipe.request)
+        if refusal is not None:
+            pipe.add_response(refusal, is_last=True)
+            return None
         request = pipe.request
         try:
             refuse_unknown_critical_options(request.opt)

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import etag_of
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Entry, Registry
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Entry, Registry, RegistryFull
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
 
 
@@ -153,3 +153,54 @@ def test_an_entry_decodes_its_body_only_when_asked():
     entry = Entry(b'{"node":"w1"}', b"12345678", 60.0)
     assert entry.value == {"node": "w1"}
     assert Entry(b"not json", b"12345678", 60.0, value={"node": "given"}).value == {"node": "given"}
+
+
+@pytest.mark.parametrize("count", [0, 1, 23, 24, 300])
+def test_the_cbor_collection_is_assembled_as_cbor2_encodes_it_canonically(world, count):
+    # node names of different lengths: canonical CBOR puts shorter keys first
+    profiles = {"n%d" % i: {"node": "n%d" % i, "cpu": {"load1": i / 7}} for i in range(count)}
+    for node, value in profiles.items():
+        world.put(node, value, 60)
+    assert world.registry.collection(CF_CBOR)[0] == cbor2.dumps(profiles, canonical=True)
+
+
+def test_a_change_encodes_one_profile_again_not_the_collection(world):
+    for node in ("w1", "w2"):
+        world.put(node, {"node": node}, 60)
+    world.registry.collection(CF_CBOR)
+    kept = world.registry.entries["w1"].cbor
+    world.put("w2", {"node": "w2", "x": 1}, 60)
+    payload, etag = world.registry.collection(CF_CBOR)
+    assert world.registry.entries["w1"].cbor is kept
+    assert cbor2.loads(payload) == {"w1": {"node": "w1"}, "w2": {"node": "w2", "x": 1}}
+    assert etag == world.registry.collection(CF_JSON)[1]
+
+
+@pytest.fixture()
+def small(tmp_path, clock):
+    made = World(str(tmp_path / "small.sqlite"), clock)
+    made.registry.max_profiles = 2
+    yield made
+    made.close()
+
+
+def test_a_new_node_beyond_the_cap_is_refused_updates_and_room_from_expiry_are_not(small, clock):
+    small.put("w1", {"node": "w1"}, 30)
+    small.put("w2", {"node": "w2"}, 60)
+    with pytest.raises(RegistryFull) as info:
+        small.put("w3", {"node": "w3"}, 60)
+    assert (str(info.value), info.value.retry_after) == ("2 profiles are stored (at most 2): node 'w3' not added", 30.0)
+    assert small.put("w1", {"node": "w1", "x": 1}, 60)[0] is False  # an update still works
+    assert set(small.registry.entries) == {"w1", "w2"}
+    clock.now = 1060.0  # w1's first lease (30 s) is stale in the heap; both leases end now
+    assert small.put("w3", {"node": "w3"}, 60)[0] is True
+
+
+def test_new_nodes_being_committed_count_against_the_cap(small):
+    async def three_at_once() -> list:
+        return await asyncio.gather(*(small.registry.put(n, {"node": n}, canonical_json({"node": n}), 60)
+                                      for n in ("a", "b", "c")), return_exceptions=True)
+
+    results = small.run(three_at_once())
+    assert [type(r).__name__ for r in results] == ["tuple", "tuple", "RegistryFull"]
+    assert set(small.registry.entries) == {"a", "b"}
