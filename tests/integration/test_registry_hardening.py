@@ -136,3 +136,21 @@ def test_a_second_registry_on_the_same_port_exits(tmp_path):
                 assert (await client.put("w%d" % index, profile("w%d" % index))).code == Code.CREATED
 
         run_client(first.url, scenario)
+
+
+def test_the_registry_tells_systemd_it_is_ready_and_feeds_the_watchdog(tmp_path, monkeypatch):
+    notify_path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind(notify_path)
+        manager.settimeout(10)
+        monkeypatch.setenv("NOTIFY_SOCKET", notify_path)
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        monkeypatch.delenv("WATCHDOG_PID", raising=False)
+        srv = RegistryServer(tmp_path / "registry.sqlite").start()
+        try:
+            states = [manager.recv(256) for _ in range(4)]
+            assert states == [b"READY=1", b"WATCHDOG=1", b"WATCHDOG=1", b"WATCHDOG=1"]
+            assert "systemd watchdog: WATCHDOG=1 every 0.2 s" in srv.log_text()
+        finally:
+            assert srv.stop() == 0
+        assert manager.recv(256) == b"STOPPING=1"

@@ -119,12 +119,14 @@ def test_baremetal_install(docker, manager_container, run_playbook):
 
     unit = sh("cat /etc/systemd/system/nanoedge-registry.service")
     assert "User=nanoedge-registry" in unit
+    assert "Type=notify\nNotifyAccess=main\nWatchdogSec=30\n" in unit
     assert ("ExecStart=/opt/nanoedge-registry/venv/bin/python /opt/nanoedge-registry/nanoedge_registry.py"
             " @/etc/nanoedge-registry/registry.args") in unit
     assert sh("/opt/nanoedge-registry/venv/bin/python -c 'import aiocoap.meta, cbor2; print(aiocoap.meta.version)'") \
         == "0.4.17"
     args = sh("cat /etc/nanoedge-registry/registry.args")
     assert "--oscore-contexts\n/var/lib/nanoedge-registry/oscore" in args and "--managers\nm1" in args
+    assert "--watchdog\n30\n" in args
     assert sh("stat -c '%U %a' /var/lib/nanoedge-registry/oscore/wa/settings.json") == "nanoedge-registry 600"
     settings = json.loads(sh("cat /var/lib/nanoedge-registry/oscore/wa/settings.json"))
     assert settings == {"sender-id_hex": "", "recipient-id_hex": "01", "secret_hex": keys["secret_a"],

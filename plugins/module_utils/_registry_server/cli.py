@@ -55,6 +55,10 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
                              " /profiles/{node}; an authenticated worker may still GET its own profile"
                              " (default: GETs open)")
     add_limit_options(parser)
+    parser.add_argument("--watchdog", type=float, default=0, metavar="SECONDS",
+                        help="end the process when its event loop has not run for this long, so that the"
+                             " container's restart policy starts it again (default 0: off; under systemd"
+                             " with WatchdogSec=, systemd's watchdog is used instead)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
     if args.security is None:
@@ -65,6 +69,8 @@ def parse_args(argv: t.Optional[t.Sequence[str]] = None) -> argparse.Namespace:
         parser.error("need 1 <= --default-lifetime <= --max-lifetime")
     if args.max_body < 1:
         parser.error("--max-body must be positive")
+    if args.watchdog < 0:
+        parser.error("--watchdog must be 0 (off) or a number of seconds")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be from 0 to 65535")
     check_limit_options(parser, args)

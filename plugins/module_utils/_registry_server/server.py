@@ -19,6 +19,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.lim
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import ProfilesResource, Settings, build_site
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.watchdog import notify, start_watchdogs
 
 SWEEP_INTERVAL = 1.0
 
@@ -155,9 +156,15 @@ async def serve(args: argparse.Namespace) -> None:
             resource.sweep()
 
     sweep = loop.create_task(sweeper(), name="registry-sweeper")
+    feeder, own_watchdog = start_watchdogs(loop, args.watchdog)
     await stop.wait()
     LOG.info("shutting down")
-    sweep.cancel()
+    notify("STOPPING=1")
+    for task in (sweep, feeder):
+        if task is not None:
+            task.cancel()
+    if own_watchdog is not None:
+        own_watchdog.stop()
     await context.shutdown()
     await committer.stop()
     store.close()
