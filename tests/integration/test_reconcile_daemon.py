@@ -284,6 +284,24 @@ def test_a_burst_of_reports_gives_one_run(tmp_path, server, daemons):
     daemon.settled(2, quiet=1.5)
 
 
+def test_a_flapping_node_is_held_after_two_runs(tmp_path, server, daemons):
+    # A profile is self-reported: a node switching a capability on and off ten times, each time
+    # after the debounce, once made ten runs. Damped (window shortened to keep the test short).
+    put(server.url, (worker("w1", ["bot"]), ""), (worker("w9"), ""))
+    daemon = launch(daemons, Daemon(tmp_path, "m1", server.url, flap_window=4))
+    daemon.wait_calls(1)
+    for flap in range(10):
+        put(server.url, (worker("w9", ["pom"] if flap % 2 == 0 else []), ""))
+        time.sleep(0.7)
+    holds = daemon._wait(lambda: daemon.decisions("release"), 1, 10, "release decision")  # pylint: disable=protected-access
+    assert [(r["node"], r["held"]) for r in holds] == [("w9", [])]
+    calls = daemon.calls()
+    assert [c["reason"] for c in calls[1:]] == ["w9 gained capability pom", "w9 lost capability pom"]
+    assert [(r["node"], r["changes"]) for r in daemon.decisions("hold")] == [("w9", 3)]
+    assert "w9 changed 3 times within 4 s: held as it was until it is stable for 4 s" in daemon.text()
+    daemon.settled(3, quiet=1.0)
+
+
 def test_no_run_before_the_registry_has_settled(tmp_path, server, daemons):
     put(server.url, (worker("w1", ["bot"]), "?lt=60"))
     started = time.time()

@@ -26,6 +26,10 @@ CONFIG_KEYS = {
     "tail_lines": (int, 20),
     "interval": ((int, float), 30),
     "debounce": ((int, float), 2),
+    # a node that changes more than flap_limit times within flap_window seconds is held until it is
+    # stable for flap_window seconds (damping.py); a window of 0 turns this off
+    "flap_limit": (int, 2),
+    "flap_window": ((int, float), 30),
     # after the daemon starts, no run for this long: the manager's own registry may have been down with
     # it and holds profiles from before until the workers report again
     "settle": ((int, float), 0),
@@ -92,10 +96,10 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
     for key in POSITIVE_NUMBERS:
         if not config[key] > 0:
             raise ConfigError("%s must be > 0, got %s" % (key, config[key]))
-    for key in ("stop_grace", "settle"):
+    for key in ("stop_grace", "settle", "flap_window"):
         if config[key] < 0:
             raise ConfigError("%s must be >= 0, got %s" % (key, config[key]))
-    for key in ("keep_runs", "tail_lines", "probe_failures"):
+    for key in ("keep_runs", "tail_lines", "probe_failures", "flap_limit"):
         if config[key] < 1:
             raise ConfigError("%s must be >= 1, got %s" % (key, config[key]))
     if config["retry_backoff_max"] < config["retry_backoff"]:

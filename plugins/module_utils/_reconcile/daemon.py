@@ -3,9 +3,10 @@
 """The daemon: watch, elect, and run the command when the live profiles call for it.
 
 The parts each keep their own state: the Watcher the live profiles, the
-Election this manager's role, the Runner the runs and their retries. The
-Reconciler decides from all three whether a run is due and why, and writes
-the state file and the decision log.
+Damper which nodes change too often to be acted on, the Election this
+manager's role, the Runner the runs and their retries. The Reconciler decides
+from them whether a run is due and why, and writes the state file and the
+decision log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.damping import Damper
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.election import Election, RoleChange
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerprint import (
     Fingerprint, describe_diff, diff_fingerprints, fingerprint_digest,
@@ -32,15 +34,19 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
 class Reconciler:
-    def __init__(self, config: t.Dict[str, t.Any]) -> None:
+    def __init__(self, config: t.Dict[str, t.Any], clock: t.Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.stopping = asyncio.Event()
         self.wakeup = asyncio.Event()
         self.election = Election(config["managers"], config["self"], config["registry"], config["probe_failures"])
         self.watcher = Watcher(config, self.stopping, on_change=self._profiles_changed, on_outage=self.write_state)
         self.runner = Runner(config, self.election.manager, self.stopping, on_start=self.write_state)
         self.files = StateFiles(config["state_dir"])
-        self.started_at = time.monotonic()
+        self.damper = Damper(config["flap_limit"], config["flap_window"], clock)
+        # when the live profiles, as damped, last changed: the debounce counts from there
+        self.last_change = 0.0
+        self.started_at = clock()
         active = self.election.role == "active"
         self.force_reason: t.Optional[str] = "started as the active manager" if active else None
         # what the last successful run acted on
@@ -59,7 +65,7 @@ class Reconciler:
         self.applied, self.runner.last_run = self.files.load()
 
     def write_state(self) -> None:
-        election, watcher, fingerprint = self.election, self.watcher, self.watcher.fingerprint
+        election, watcher, fingerprint = self.election, self.watcher, self.damper.view
         self.files.write({
             "role": election.role,
             "since": election.role_since,
@@ -72,6 +78,7 @@ class Reconciler:
             "registry": {"uri": self.config["registry"], "reachable": watcher.reachable(), "error": watcher.error},
             "fingerprint": fingerprint_digest(fingerprint),
             "fingerprint_nodes": sorted(fingerprint) if fingerprint is not None else [],
+            "held": self.damper.held,
             "applied": self.applied,
             "applied_fingerprint": fingerprint_digest(self.applied),
             "last_run": self.runner.last_run,
@@ -88,8 +95,21 @@ class Reconciler:
         self.files.append_decision(record)
 
     def _profiles_changed(self) -> None:
+        self.live()
         self.write_state()
         self.wakeup.set()
+
+    def live(self) -> t.Optional[Fingerprint]:
+        """The live profiles as the daemon acts on them: the watcher's, with flapping nodes held."""
+        before = self.damper.view
+        view, events = self.damper.observe(self.watcher.fingerprint)
+        if view != before:
+            # a change a hold absorbs does not count; a release counts from now
+            released = any(event.kind == "release" for event in events)
+            self.last_change = self.clock() if released else max(self.last_change, self.watcher.last_change)
+        for event in events:
+            self.decide(event.kind, event.line, node=event.node, changes=event.changes, held=self.damper.held)
+        return view
 
     # -- election ---------------------------------------------------------------------
 
@@ -120,14 +140,15 @@ class Reconciler:
 
     def pending(self) -> bool:
         """Whether the live profiles call for a run (forced, or different from the last successful one)."""
-        if self.watcher.fingerprint is None:
+        fingerprint = self.live()
+        if fingerprint is None:
             return False
-        return self.force_reason is not None or self.watcher.fingerprint != self.applied
+        return self.force_reason is not None or fingerprint != self.applied
 
     def due_in(self) -> float:
         """Seconds until a pending run may start (debounce, backoff)."""
-        now = time.monotonic()
-        due = max(max(self.watcher.last_change, self.election.activated_at) + self.config["debounce"],
+        now = self.clock()
+        due = max(max(self.last_change, self.election.activated_at) + self.config["debounce"],
                   self.started_at + self.config["settle"])
         if self.runner.failures:
             due = max(due, self.runner.next_retry)
@@ -158,7 +179,10 @@ class Reconciler:
     async def evaluate(self) -> float:
         """Run the command if it is due; the seconds until the next look."""
         interval = float(self.config["interval"])
-        fingerprint = self.watcher.fingerprint
+        fingerprint = self.live()
+        release = self.damper.next_release()
+        if release is not None:
+            interval = min(interval, release)  # look again when a held node is released
         if fingerprint is None or not self.pending():
             return interval
         delay = self.due_in()
@@ -188,7 +212,7 @@ class Reconciler:
             return lock
         # The command reads the registry itself once it runs: what changed
         # while another run held the lock is part of this run.
-        acted_on = self.watcher.fingerprint or acted_on
+        acted_on = self.live() or acted_on
         reason, trigger = self.trigger(acted_on)
         report = await self.runner.run(lock, reason, trigger)
         if report.result.rc == 0:
@@ -236,7 +260,7 @@ class Reconciler:
         """One look at the registry and the peers, and one run if due; the exit status."""
         await self.watcher.open()
         try:
-            fingerprint = self.watcher.fingerprint if await self.watcher.fetch_once() else None
+            fingerprint = self.live() if await self.watcher.fetch_once() else None
             if fingerprint is None:
                 LOG.error("error: cannot read %s/profiles: %s", self.config["registry"], self.watcher.error)
                 self.write_state()
@@ -248,7 +272,7 @@ class Reconciler:
             if force:
                 self.force_reason = "run requested (--once --force)"
             # No debounce for a single evaluation: there is no burst to wait for.
-            self.watcher.last_change = self.election.activated_at = time.monotonic() - self.config["debounce"]
+            self.last_change = self.election.activated_at = self.clock() - self.config["debounce"]
             self.started_at -= self.config["settle"]
             if not self.pending():
                 LOG.info("nothing changed since the last successful run (%s)", fingerprint_digest(self.applied))

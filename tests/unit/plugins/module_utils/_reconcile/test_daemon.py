@@ -64,13 +64,13 @@ def test_a_change_is_pending_until_a_run_acted_on_it(tmp_path):
 def test_a_run_waits_for_the_debounce_settle_and_backoff(tmp_path):
     reconciler = make(tmp_path, settle=30)
     now = time.monotonic()
-    reconciler.watcher.last_change = now
+    reconciler.last_change = now
     assert 29 < reconciler.due_in() <= 30  # the settle time since the start
     reconciler.started_at = now - 60
     assert 1 < reconciler.due_in() <= 2  # the debounce after the last change
     reconciler.runner.failures, reconciler.runner.next_retry = 1, now + 50
     assert 49 < reconciler.due_in() <= 50
-    reconciler.watcher.last_change = reconciler.election.activated_at = now - 10
+    reconciler.last_change = reconciler.election.activated_at = now - 10
     reconciler.runner.failures = 0
     assert reconciler.due_in() == 0.0
 
@@ -100,3 +100,77 @@ def test_a_successful_run_is_recorded_in_the_decisions_and_the_state(tmp_path):
     assert state["last_run"]["rc"] == 0 and reconciler.force_reason is None and not reconciler.pending()
     reconciler.load_state()
     assert reconciler.applied == {"w1": fp("pom")} and reconciler.runner.last_run["rc"] == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def simulate(tmp_path: t.Any, readings: t.Dict[float, t.Dict[str, t.Any]], until: float,
+             **settings: t.Any) -> t.List[t.Tuple[float, t.Any]]:
+    """The daemon's loop on an injected clock, every 0.25 s: the live profiles change at the
+    given times (as the watcher would report them); (time, what acted on) of every run."""
+    raw = {"registry": "coap://m1", "command": ["true"], "state_dir": str(tmp_path / "state"), "debounce": 2}
+    raw.update(settings)
+    clock = Clock()
+    reconciler = Reconciler(validate_config(raw), clock)
+    reconciler.prepare_dirs()
+    reconciler.election.activated_at = 0.0
+    reconciler.watcher.fingerprint = readings[0.0]
+    reconciler.applied, reconciler.force_reason = readings[0.0], None
+    runs = []
+
+    async def loop() -> None:  # one event loop for all: the daemon's events belong to it
+        for step in range(int(until * 4) + 1):
+            clock.now = 1000.0 + step / 4
+            reading = readings.get(step / 4)
+            if reading is not None and reading != reconciler.watcher.fingerprint:
+                reconciler.watcher.fingerprint, reconciler.watcher.last_change = reading, clock.now
+                reconciler._profiles_changed()  # pylint: disable=protected-access
+            before = reconciler.applied
+            await reconciler.evaluate()
+            if reconciler.applied is not before:
+                runs.append((step / 4, sorted(reconciler.applied)))
+
+    asyncio.run(loop())
+    return runs
+
+
+W1, W9 = {"w1": fp("pom")}, {"w1": fp("pom"), "w9": fp()}
+
+
+def flapping(times: t.Iterable[float], w1: t.Callable[[float], t.Dict[str, t.Any]] = lambda at: fp("pom")
+             ) -> t.Dict[float, t.Dict[str, t.Any]]:
+    """w1 as ``w1(time)`` says; w9 joins at the first time, leaves at the next, and so on."""
+    readings = {0.0: W1}
+    for flap, at in enumerate(times):
+        readings[at] = dict({"w1": w1(at)}, **({"w9": fp()} if flap % 2 == 0 else {}))
+    return readings
+
+
+def test_a_node_flapping_ten_times_in_30_s_causes_at_most_two_runs(tmp_path):
+    runs = simulate(tmp_path, flapping(3.0 + 3 * flap for flap in range(10)), until=90)
+    assert runs == [(5.0, ["w1", "w9"]), (8.0, ["w1"])]
+    held = [record for record in decisions(tmp_path) if record["event"] in ("hold", "release")]
+    assert [(r["event"], r["node"], r["held"]) for r in held] == [("hold", "w9", ["w9"]), ("release", "w9", [])]
+    assert held[0]["changes"] == 3
+
+
+def test_without_damping_every_flap_is_a_run(tmp_path):
+    assert len(simulate(tmp_path, flapping(3.0 + 3 * flap for flap in range(10)), until=90, flap_window=0)) == 10
+
+
+def test_a_flapping_node_does_not_hold_back_a_real_change_elsewhere(tmp_path):
+    # w9 flaps every second (inside the debounce) from 1 s to 30 s; w1 gains a capability at 20 s
+    readings = flapping((1.0 + flap for flap in range(30)), lambda at: fp("pom", "bot") if at >= 20 else fp("pom"))
+    runs = simulate(tmp_path, readings, until=90)
+    assert runs == [(22.0, ["w1"])]
+
+
+def test_a_single_real_change_acts_at_once_after_the_debounce(tmp_path):
+    runs = simulate(tmp_path, {0.0: W1, 10.0: W9}, until=40)
+    assert runs == [(12.0, ["w1", "w9"])]
