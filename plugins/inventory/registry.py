@@ -20,7 +20,7 @@ description:
 author:
   - nanoedge.core contributors (!UNKNOWN)
 requirements:
-  - aiocoap (on the controller)
+  - aiocoap (on the controller); aiocoap[oscore] with O(oscore_credentials)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -54,6 +54,20 @@ options:
         or not up yet, does not get in the way of the commands that bring it up.
     type: bool
     default: false
+  oscore_credentials:
+    description:
+      - An aiocoap credentials file (JSON) naming one OSCORE security context per registry,
+        mapping each URI pattern C(coap://HOST:PORT/*) to an C(oscore) entry with the C(basedir) of its context;
+        a relative C(basedir) is taken from the file's folder.
+      - Every request is then protected; a registry the file does not name counts as one that did not answer.
+      - With security on (the default of the C(nanoedge.core.registry) role), reading the registry needs a manager's
+        or the controller's credentials; the role provisions the controller's in
+        C(<nanoedge_registry_oscore_material_dir>/clients/controller.json) (docs/user-guide.md, "Security").
+      - Needs aiocoap's C(oscore) extra on the controller; the source fails naming what is missing.
+    type: path
+    env:
+      - name: NANOEDGE_OSCORE_CREDENTIALS
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -87,7 +101,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.display import Display  # noqa: E402
 from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
 
-from ansible_collections.nanoedge.core.plugins.module_utils import _coap  # noqa: E402
+from ansible_collections.nanoedge.core.plugins.module_utils import _coap, _oscore  # noqa: E402
 from ansible_collections.nanoedge.core.plugins.plugin_utils._registry_inventory import (  # noqa: E402
     groups_for,
     live_profiles,
@@ -132,11 +146,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         urls = self.get_option("url")
         if not urls:
             raise AnsibleParserError("%s: url is empty: give at least one coap://host[:port]" % NAME)
+        credentials = {}  # type: t.Dict[str, str]
+        if self.get_option("oscore_credentials"):
+            missing = _oscore.oscore_missing()
+            if missing:
+                raise AnsibleParserError("%s: oscore_credentials needs aiocoap's oscore extra on the controller, missing: %s"
+                                         " (pip install 'aiocoap[oscore]')" % (NAME, ", ".join(missing)))
+            credentials["oscore_credentials"] = self.get_option("oscore_credentials")
         errors = []
         for url in urls:
             try:
                 return _coap.run_fetch_profiles(url, timeout=self.get_option("timeout"),
-                                                retries=self.get_option("retries"))
+                                                retries=self.get_option("retries"), **credentials)
             except ValueError as exc:
                 raise AnsibleParserError("%s: %s" % (NAME, exc)) from exc
             except _coap.CoapError as exc:

@@ -36,6 +36,17 @@ options:
     description: How many more times to ask a registry that did not answer before moving to the next one.
     type: int
     default: 1
+  oscore_credentials:
+    description:
+      - An aiocoap credentials file (JSON) naming one OSCORE security context per registry,
+        mapping each URI pattern C(coap://HOST:PORT/*) to an C(oscore) entry with the C(basedir) of its context.
+        Every request is then protected; a registry the file does not name counts as one that did not answer,
+        it is never read unprotected.
+      - With security on (the default of C(nanoedge.core.site)), reads need a manager's or the controller's
+        credentials, which the C(nanoedge.core.registry) role provisions (docs/user-guide.md, "Security").
+      - Needs aiocoap's C(oscore) extra on the controller; the lookup fails naming what is missing.
+    type: path
+    version_added: 0.2.0
 notes:
   - Runs on the controller and needs the Python library aiocoap there.
   - Every error starts with C(nanoedge.core.registry_profiles:). When no registry answers, the message lists
@@ -100,6 +111,7 @@ _raw:
       sample: ["coap://172.30.0.11:5683: no answer within 5s (gave up after 2 attempts)"]
 """
 
+import functools  # noqa: E402
 import typing as t  # noqa: E402
 
 from ansible.errors import AnsibleLookupError  # noqa: E402
@@ -107,7 +119,7 @@ from ansible.plugins.lookup import LookupBase  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
 from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
 
-from ansible_collections.nanoedge.core.plugins.module_utils import _coap  # noqa: E402
+from ansible_collections.nanoedge.core.plugins.module_utils import _coap, _oscore  # noqa: E402
 from ansible_collections.nanoedge.core.plugins.plugin_utils._registry_inventory import live_profiles  # noqa: E402
 
 display = Display()
@@ -152,5 +164,13 @@ class LookupModule(LookupBase):
         if timeout <= 0 or retries < 0:
             raise AnsibleLookupError("%s: timeout must be > 0 and retries >= 0, got %r and %r"
                                      % (PLUGIN, timeout, retries))
+        credentials = self.get_option("oscore_credentials")
+        fetch = _coap.run_fetch_profiles
+        if credentials:
+            missing = _oscore.oscore_missing()
+            if missing:
+                raise AnsibleLookupError("%s: oscore_credentials needs aiocoap's oscore extra on the controller, missing: %s"
+                                         " (pip install 'aiocoap[oscore]')" % (PLUGIN, ", ".join(missing)))
+            fetch = functools.partial(_coap.run_fetch_profiles, oscore_credentials=credentials)
         # profiles were written by the nodes: never let them be templated
-        return [wrap_var(first_answer(registries, timeout, retries))]
+        return [wrap_var(first_answer(registries, timeout, retries, fetch))]

@@ -42,6 +42,8 @@ CONFIG_KEYS = {
     "labels": (dict, {}),
     "device_catalog": (list, []),
     "oscore_context": (str, ""),
+    # aiocoap's credentials file: one OSCORE context per registry (what the agent role writes)
+    "oscore_credentials": (str, ""),
 }
 
 
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _coap.ReportSettings(
         fmt=config["format"], lifetime=config["lifetime"], timeout=float(config["timeout"]),
         retries=config["retries"], oscore_context=config["oscore_context"] or None,
+        oscore_credentials=config["oscore_credentials"] or None,
     )
     try:
         outcomes = _coap.run_report(profile, config["registries"], settings)

@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import math
 import os
 import random
-import struct
 import typing as t
 import urllib.parse
 
@@ -40,6 +38,8 @@ except ImportError as exc:  # pragma: no cover - depends on the node
     AIOCOAP_IMPORT_ERROR = "%s: %s" % (type(exc).__name__, exc)
 
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
+from ansible_collections.nanoedge.core.plugins.module_utils._cbor import encode_cbor
+from ansible_collections.nanoedge.core.plugins.module_utils._oscore import Credentials, OscoreError, client_context
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError, validate_profile
 
 DEFAULT_PORT = 5683
@@ -145,57 +145,6 @@ def _port_number(port: t.Any) -> int:
 
 # --- encoding -----------------------------------------------------------------
 
-def _cbor_head(major: int, value: int) -> bytes:
-    if value < 24:
-        return bytes([(major << 5) | value])
-    for info, fmt, limit in ((24, ">B", 0xFF), (25, ">H", 0xFFFF), (26, ">I", 0xFFFFFFFF), (27, ">Q", 0xFFFFFFFFFFFFFFFF)):
-        if value <= limit:
-            return bytes([(major << 5) | info]) + struct.pack(fmt, value)
-    raise ValueError("integer %d does not fit in CBOR's 64-bit argument" % value)
-
-
-def _cbor_float(value: float) -> bytes:
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError("%r has no place in a profile" % value)
-    # Shortest form that keeps the value exact (RFC 8949 preferred serialisation).
-    for info, fmt in ((25, ">e"), (26, ">f")):
-        try:
-            packed = struct.pack(fmt, value)
-        except OverflowError:
-            continue
-        if struct.unpack(fmt, packed)[0] == value:
-            return bytes([0xE0 | info]) + packed
-    return b"\xfb" + struct.pack(">d", value)
-
-
-def encode_cbor(value: t.Any) -> bytes:
-    """Deterministic CBOR (RFC 8949 section 4.2.1) of JSON-shaped data, standard library only."""
-    if value is None:
-        return b"\xf6"
-    if value is True:
-        return b"\xf5"
-    if value is False:
-        return b"\xf4"
-    if isinstance(value, int):
-        return _cbor_head(0, value) if value >= 0 else _cbor_head(1, -1 - value)
-    if isinstance(value, float):
-        return _cbor_float(value)
-    if isinstance(value, str):
-        raw = value.encode("utf-8")
-        return _cbor_head(3, len(raw)) + raw
-    if isinstance(value, (bytes, bytearray)):
-        return _cbor_head(2, len(value)) + bytes(value)
-    if isinstance(value, (list, tuple)):
-        return _cbor_head(4, len(value)) + b"".join(encode_cbor(item) for item in value)
-    if isinstance(value, dict):
-        items = sorted((encode_cbor(k), encode_cbor(v)) for k, v in value.items())
-        keys = [key for key, value in items]
-        if len(set(keys)) != len(keys):
-            raise ValueError("duplicate map key after encoding")
-        return _cbor_head(5, len(items)) + b"".join(k + v for k, v in items)
-    raise ValueError("cannot encode %s as CBOR" % type(value).__name__)
-
-
 def encode_profile(profile: t.Mapping[str, t.Any], fmt: str) -> t.Tuple[bytes, int]:
     if fmt not in FORMATS:
         raise ValueError("format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
@@ -264,7 +213,8 @@ class ReportSettings(t.NamedTuple):
     renew: bool = True
     check_mode: bool = False
     ignore: t.Tuple[str, ...] = DEFAULT_IGNORE
-    oscore_context: t.Optional[str] = None
+    oscore_context: t.Optional[str] = None  # one context folder for every registry
+    oscore_credentials: t.Optional[str] = None  # a credentials file: one context per registry
 
 
 def _code_text(response: t.Any) -> str:
@@ -305,15 +255,16 @@ class _Client:
     context (a fresh socket) per attempt lets the retry go out at once.
     """
 
-    def __init__(self, registry: Registry, secctx: t.Any = None) -> None:
+    def __init__(self, registry: Registry, credentials: t.Optional[Credentials] = None) -> None:
         self.registry = registry
-        self.secctx = secctx
+        self.credentials = credentials
         self.context = None  # type: t.Any
 
     async def __aenter__(self) -> "_Client":
-        self.context = await aiocoap.Context.create_client_context()
-        if self.secctx is not None:
-            self.context.client_credentials["coap://%s/*" % self.registry.authority] = self.secctx
+        try:
+            self.context = await client_context(aiocoap, self.credentials, self.registry.authority)
+        except OscoreError as exc:
+            raise PermanentError("%s: %s" % (self.registry.url, exc)) from None
         return self
 
     async def __aexit__(self, *exc_info: t.Any) -> None:
@@ -367,7 +318,7 @@ Sleeper = t.Callable[[float], t.Awaitable[t.Any]]
 
 
 async def report_one(registry: Registry, profile: t.Mapping[str, t.Any], body: bytes, content_format: int,
-                     settings: ReportSettings, secctx: t.Any = None, sleep: Sleeper = asyncio.sleep,
+                     settings: ReportSettings, credentials: t.Optional[Credentials] = None, sleep: Sleeper = asyncio.sleep,
                      rng: t.Optional[random.Random] = None) -> Outcome:
     node = profile["node"]
     last_error = "not attempted"
@@ -379,7 +330,7 @@ async def report_one(registry: Registry, profile: t.Mapping[str, t.Any], body: b
         if attempt:
             await sleep(backoff_delay(attempt - 1, settings.backoff, settings.backoff_max, rng))
         try:
-            async with _Client(registry, secctx) as client:
+            async with _Client(registry, credentials) as client:
                 if first_look is None:
                     first_look = await _get_stored(client, node, settings.timeout)
                 found, before = first_look
@@ -409,29 +360,6 @@ async def report_one(registry: Registry, profile: t.Mapping[str, t.Any], body: b
                    "%s (gave up after %d attempts)" % (last_error, settings.retries + 1), None)
 
 
-def load_oscore_context(path: str) -> t.Any:
-    """aiocoap's file-based OSCORE security context (a folder with settings.json).
-
-    Loaded once and shared by every client context of a run: aiocoap locks
-    the folder while a context object holds it, and the sequence numbers it
-    hands out must never repeat."""
-    try:
-        from aiocoap import oscore
-    except ImportError as exc:
-        raise CoapError("OSCORE needs aiocoap's oscore extra (pip install 'aiocoap[oscore]'): %s" % exc) from None
-    try:
-        return oscore.FilesystemSecurityContext(path)
-    except Exception as exc:  # aiocoap raises LoadError, filelock's Timeout, OSError...
-        raise CoapError("OSCORE context %s: %s" % (path, str(exc) or type(exc).__name__)) from None
-
-
-def release_oscore_context(secctx: t.Any) -> None:
-    """Give up a context load_oscore_context made: aiocoap unlocks its folder for the next program."""
-    release = getattr(secctx, "_destroy", None)
-    if release is not None:
-        release()
-
-
 async def report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str], settings: ReportSettings,
                  sleep: Sleeper = asyncio.sleep, rng: t.Optional[random.Random] = None) -> t.List[Outcome]:
     """Report ``profile`` to every registry at once; one outcome per registry, in order."""
@@ -441,14 +369,22 @@ async def report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str], se
     if settings.lifetime is not None and not 1 <= settings.lifetime <= LIFETIME_MAX:
         raise ValueError("lifetime must be from 1 to %d seconds, got %r" % (LIFETIME_MAX, settings.lifetime))
     body, content_format = encode_profile(profile, settings.fmt)
-    secctx = load_oscore_context(settings.oscore_context) if settings.oscore_context else None
+    credentials = _load_credentials(settings.oscore_credentials, settings.oscore_context, parsed)
     try:
         return list(await asyncio.gather(*(
-            report_one(registry, profile, body, content_format, settings, secctx, sleep, rng) for registry in parsed
+            report_one(registry, profile, body, content_format, settings, credentials, sleep, rng) for registry in parsed
         )))
     finally:
-        if secctx is not None:
-            release_oscore_context(secctx)
+        if credentials is not None:
+            credentials.release()
+
+
+def _load_credentials(credentials: t.Optional[str], context: t.Optional[str],
+                      registries: t.Sequence[Registry]) -> t.Optional[Credentials]:
+    try:
+        return Credentials.load(credentials, context, [registry.authority for registry in registries])
+    except OscoreError as exc:
+        raise CoapError(str(exc)) from None
 
 
 def run_report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str],
@@ -459,19 +395,32 @@ def run_report(profile: t.Mapping[str, t.Any], registries: t.Sequence[str],
 # --- reading the registry (inventory) ---------------------------------------------
 
 async def fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5,
-                         sleep: Sleeper = asyncio.sleep) -> t.Dict[str, t.Any]:
-    """All live profiles (GET /profiles) as the registry's JSON object node -> profile."""
+                         sleep: Sleeper = asyncio.sleep, oscore_credentials: t.Optional[str] = None) -> t.Dict[str, t.Any]:
+    """All live profiles (GET /profiles) as the registry's JSON object node -> profile;
+    with ``oscore_credentials``, read under the registry's context from that file."""
     require_aiocoap()
     registry = parse_registry(url)
+    credentials = _load_credentials(oscore_credentials, None, [registry])
+    try:
+        return await _fetch_profiles(registry, timeout, retries, backoff, sleep, credentials)
+    finally:
+        if credentials is not None:
+            credentials.release()
+
+
+async def _fetch_profiles(registry: Registry, timeout: float, retries: int, backoff: float, sleep: Sleeper,
+                          credentials: t.Optional[Credentials]) -> t.Dict[str, t.Any]:
     last_error = "not attempted"
     for attempt in range(retries + 1):
         if attempt:
             await sleep(backoff_delay(attempt - 1, backoff, 8.0))
         try:
-            async with _Client(registry) as client:
+            async with _Client(registry, credentials) as client:
                 message = aiocoap.Message(code=aiocoap.GET, uri=registry.uri("profiles"))
                 message.opt.accept = CF_JSON
                 response = await client.request(message, timeout)
+        except PermanentError:
+            raise
         except CoapError as exc:
             last_error = str(exc)
             continue
@@ -487,8 +436,9 @@ async def fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2, back
     raise CoapError("%s (gave up after %d attempts)" % (last_error, retries + 1))
 
 
-def run_fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2) -> t.Dict[str, t.Any]:
-    return asyncio.run(fetch_profiles(url, timeout, retries))
+def run_fetch_profiles(url: str, timeout: float = 10.0, retries: int = 2,
+                       oscore_credentials: t.Optional[str] = None) -> t.Dict[str, t.Any]:
+    return asyncio.run(fetch_profiles(url, timeout, retries, oscore_credentials=oscore_credentials))
 
 
 def check_profile(profile: t.Any) -> t.Optional[str]:

@@ -104,9 +104,21 @@ options:
       - Folder of an aiocoap file-based OSCORE security context (C(settings.json)) that protects every request.
       - Needs aiocoap's C(oscore) extra on the node. The folder must be writable (aiocoap keeps its sequence number there)
         and must belong to this node alone; never copy a context.
+      - Mutually exclusive with O(oscore_credentials).
     type: path
+  oscore_credentials:
+    description:
+      - An aiocoap credentials file (JSON) naming one OSCORE security context per registry,
+        mapping each URI pattern C(coap://HOST:PORT/*) to an C(oscore) entry with the C(basedir) of its context;
+        a relative C(basedir) is taken from the file's folder.
+      - Every registry in O(registries) must have a context; a registry without one fails, it is never written unprotected.
+      - C(nanoedge.core.site) passes the file the C(nanoedge.core.registry) role provisions on the controller
+        for each worker (docs/user-guide.md, "Security").
+      - Needs aiocoap's C(oscore) extra; when a library of it is missing the module fails naming it.
+    type: path
+    version_added: 0.2.0
 requirements:
-  - aiocoap (on the node)
+  - aiocoap (on the node); aiocoap[oscore] (cbor2, cryptography, filelock) with O(oscore_context) or O(oscore_credentials)
 notes:
   - The comparison reads the registry's stored copy and compares content, because the registry's ETag is opaque.
   - When a registry refuses to show its copy (4.01 or 4.03, reads restricted to managers), there is nothing to compare
@@ -205,7 +217,7 @@ import typing as t  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
-from ansible_collections.nanoedge.core.plugins.module_utils import _coap  # noqa: E402
+from ansible_collections.nanoedge.core.plugins.module_utils import _coap, _oscore  # noqa: E402
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import ProfileError  # noqa: E402
 
 NAME = "nanoedge.core.coap_report"
@@ -223,6 +235,7 @@ def argument_spec() -> t.Dict[str, t.Any]:
         renew=dict(type="bool", default=True),
         ignore_changes=dict(type="list", elements="str", default=list(_coap.DEFAULT_IGNORE)),
         oscore_context=dict(type="path"),
+        oscore_credentials=dict(type="path"),
     )
 
 
@@ -263,7 +276,8 @@ def build_diff(profile: t.Dict[str, t.Any], outcomes: t.Sequence[_coap.Outcome])
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("oscore_context", "oscore_credentials")])
     params = module.params
     problem = check_params(params)
     if problem:
@@ -271,12 +285,17 @@ def main() -> None:
     if not _coap.HAS_AIOCOAP:
         module.fail_json(msg="%s: %s" % (NAME, missing_required_lib("aiocoap", reason="to speak CoAP to the registries")),
                          exception=_coap.AIOCOAP_IMPORT_ERROR)
+    missing = _oscore.oscore_missing() if params["oscore_context"] or params["oscore_credentials"] else []
+    if missing:
+        # never a fall-back to plain CoAP: the registries would refuse it, or worse, accept it
+        module.fail_json(msg="%s: %s" % (NAME, missing_required_lib(
+            "aiocoap[oscore] (missing: %s)" % ", ".join(missing), reason="to protect the reports with OSCORE")))
 
     profile = params["profile"]
     settings = _coap.ReportSettings(
         fmt=params["format"], lifetime=params["lifetime"], timeout=params["timeout"], retries=params["retries"],
         renew=params["renew"], check_mode=module.check_mode, ignore=tuple(params["ignore_changes"]),
-        oscore_context=params["oscore_context"],
+        oscore_context=params["oscore_context"], oscore_credentials=params["oscore_credentials"],
     )
     try:
         outcomes = _coap.run_report(profile, params["registries"], settings)

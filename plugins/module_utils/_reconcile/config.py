@@ -42,6 +42,8 @@ CONFIG_KEYS = {
     "retry_backoff": ((int, float), 30),
     "retry_backoff_max": ((int, float), 600),
     "oscore_context": (str, ""),
+    # aiocoap's credentials file: one OSCORE context per registry (this manager's and its peers')
+    "oscore_credentials": (str, ""),
     "environment": (dict, {}),
 }  # type: t.Dict[str, t.Tuple[t.Any, t.Any]]
 

@@ -12,9 +12,8 @@ import os
 import time
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._coap import (
-    CF_JSON, CoapError, aiocoap, load_oscore_context, release_oscore_context,
-)
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON, aiocoap, parse_registry
+from ansible_collections.nanoedge.core.plugins.module_utils._oscore import Credentials, OscoreError, client_context
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import ConfigError
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerprint import Fingerprint, fingerprint_of
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.waiting import next_or_stop, sleep_or_stop
@@ -45,11 +44,12 @@ class Watcher:
         self.request_timeout = config["request_timeout"]
         self.probe_timeout = config["probe_timeout"]
         self.oscore_context = config["oscore_context"]
+        self.oscore_credentials = config.get("oscore_credentials", "")
         self.stopping = stopping
         self.on_change = on_change
         self.on_outage = on_outage
         self.context: t.Any = None
-        self.secctx: t.Any = None
+        self.credentials: t.Optional[Credentials] = None
         # the live profiles as last read
         self.fingerprint: t.Optional[Fingerprint] = None
         self.last_change = 0.0
@@ -63,21 +63,22 @@ class Watcher:
     # -- the client context -------------------------------------------------------------
 
     async def open(self) -> None:
-        self.context = await aiocoap.Context.create_client_context()
-        if self.oscore_context:
-            try:
-                self.secctx = load_oscore_context(self.oscore_context)
-            except CoapError as exc:
-                raise ConfigError("oscore_context: %s" % exc) from None
-            # Managers read the registry as themselves; peers are only probed
-            # on /.well-known/core, which needs no identity.
-            self.context.client_credentials[self.registry + "/*"] = self.secctx
+        # Managers read the registries as themselves: their own one under its
+        # context (required), the peers' (probed) under theirs where the
+        # credentials name them.
+        authority = parse_registry(self.registry).authority
+        try:
+            self.credentials = Credentials.load(self.oscore_credentials, self.oscore_context, [authority])
+            self.context = await client_context(aiocoap, self.credentials, authority)
+        except OscoreError as exc:
+            key = "oscore_credentials" if self.oscore_credentials else "oscore_context"
+            raise ConfigError("%s: %s" % (key, exc)) from None
 
     async def close(self) -> None:
         if self.context is not None:
             await self.context.shutdown()
-        if self.secctx is not None:
-            release_oscore_context(self.secctx)
+        if self.credentials is not None:
+            self.credentials.release()
 
     def _profiles_request(self, observe: bool) -> t.Any:
         message = aiocoap.Message(code=aiocoap.GET, uri=self.registry + "/profiles")

@@ -59,8 +59,9 @@ class Registry:
         self.answers = answers
         self.asked: t.List[str] = []
 
-    def __call__(self, url: str, timeout: float = 10.0, retries: int = 2) -> t.Dict[str, t.Any]:
+    def __call__(self, url: str, timeout: float = 10.0, retries: int = 2, **credentials: str) -> t.Dict[str, t.Any]:
         self.asked.append(url)
+        self.credentials = credentials
         answer = self.answers[url]
         if isinstance(answer, str):
             raise _coap.CoapError(answer)
@@ -91,7 +92,7 @@ def test_hosts_and_groups(tmp_path, monkeypatch):
     assert registry.asked == ["coap://m1"]
     assert sorted(inventory.hosts) == ["w1", "w4"]
     expected = {"cap_bot": ["w1"], "cap_spo2_v1": ["w1"], "cap_pom": ["w4"], "power_dc": ["w1"], "power_ac": ["w4"],
-                "net_bluetooth": ["w1", "w4"], "net_wifi": ["w1", "w4"], "arch_aarch64": ["w1"], "arch_armv7l": ["w4"]}
+                "net_bluetooth": ["w1", "w4"], "net_wifi": ["w1", "w4"], "arch_arm64": ["w1"], "arch_arm_v7": ["w4"]}
     for group, hosts in expected.items():
         assert members(inventory, group) == hosts, group
     assert sorted(set(inventory.groups) - {"all", "ungrouped"}) == sorted(expected)
@@ -112,6 +113,23 @@ def test_first_registry_that_answers_wins(tmp_path, monkeypatch):
     inventory, registry = parse(tmp_path, monkeypatch, {"url": ["coap://m1", "coap://m2", "coap://m3"]}, answers)
     assert registry.asked == ["coap://m1", "coap://m2"]
     assert sorted(inventory.hosts) == ["w1", "w4"]
+
+
+def test_reads_with_oscore_credentials(tmp_path, monkeypatch):
+    config = {"url": "coap://m1", "oscore_credentials": str(tmp_path / "controller.json")}
+    _inventory, registry = parse(tmp_path, monkeypatch, config, {"coap://m1": ANSWER})
+    assert registry.credentials == {"oscore_credentials": str(tmp_path / "controller.json")}
+    _inventory, registry = parse(tmp_path, monkeypatch, {"url": "coap://m1"}, {"coap://m1": ANSWER})
+    assert registry.credentials == {}
+
+
+def test_oscore_without_its_library_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_plugin._oscore, "oscore_missing", lambda: ["cbor2", "lakers"])
+    config = {"url": "coap://m1", "oscore_credentials": str(tmp_path / "controller.json")}
+    with pytest.raises(AnsibleParserError) as info:
+        parse(tmp_path, monkeypatch, config, {"coap://m1": ANSWER})
+    assert str(info.value) == ("nanoedge.core.registry: oscore_credentials needs aiocoap's oscore extra on the "
+                               "controller, missing: cbor2, lakers (pip install 'aiocoap[oscore]')")
 
 
 def test_no_registry_answers(tmp_path, monkeypatch):
@@ -228,4 +246,4 @@ def test_group_name(prefix, value, expected):
 
 
 def test_groups_for_order():
-    assert groups_for(W1) == ["cap_bot", "cap_spo2_v1", "power_dc", "net_bluetooth", "net_wifi", "arch_aarch64"]
+    assert groups_for(W1) == ["cap_bot", "cap_spo2_v1", "power_dc", "net_bluetooth", "net_wifi", "arch_arm64"]

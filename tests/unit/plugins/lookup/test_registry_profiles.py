@@ -81,8 +81,8 @@ def test_a_malformed_url_is_not_an_outage():
 def test_lookup_options(monkeypatch):
     seen = {}
 
-    def fake(registries, timeout, retries):
-        seen.update(registries=registries, timeout=timeout, retries=retries)
+    def fake(registries, timeout, retries, fetch):
+        seen.update(registries=registries, timeout=timeout, retries=retries, fetch=fetch)
         return {"registry": registries[0], "profiles": {}, "skipped": [], "failed": []}
 
     monkeypatch.setattr(registry_profiles, "first_answer", fake)
@@ -90,7 +90,20 @@ def test_lookup_options(monkeypatch):
     lookup = lookup_loader.get("nanoedge.core.registry_profiles")
     result = lookup.run([M1], variables={}, registries=[M2], timeout=2.5, retries=0)
     assert result == [{"registry": M1, "profiles": {}, "skipped": [], "failed": []}]
-    assert seen == {"registries": [M1, M2], "timeout": 2.5, "retries": 0}
+    assert seen == {"registries": [M1, M2], "timeout": 2.5, "retries": 0, "fetch": registry_profiles._coap.run_fetch_profiles}
+    lookup.run([M1], variables={}, oscore_credentials="/etc/creds.json")
+    assert seen["fetch"].func is registry_profiles._coap.run_fetch_profiles
+    assert seen["fetch"].keywords == {"oscore_credentials": "/etc/creds.json"}
+
+
+def test_lookup_without_the_oscore_library_names_what_is_missing(monkeypatch):
+    monkeypatch.setattr(registry_profiles._coap, "HAS_AIOCOAP", True)
+    monkeypatch.setattr(registry_profiles._oscore, "oscore_missing", lambda: ["cryptography"])
+    lookup = lookup_loader.get("nanoedge.core.registry_profiles")
+    with pytest.raises(AnsibleLookupError) as error:
+        lookup.run([M1], variables={}, oscore_credentials="/etc/creds.json")
+    assert error.value.message == ("nanoedge.core.registry_profiles: oscore_credentials needs aiocoap's oscore extra on "
+                                   "the controller, missing: cryptography (pip install 'aiocoap[oscore]')")
 
 
 @pytest.mark.parametrize("terms, options, message", [

@@ -48,7 +48,7 @@ def test_config_defaults(tmp_path):
     config = agent.load_config(write_config(tmp_path, registries=["coap://m1"], lifetime=900))
     assert config == {"registries": ["coap://m1"], "lifetime": 900, "format": "json", "timeout": 5, "retries": 4,
                       "min_acks": 1, "node": "", "root": "/", "storage_path": "/", "capabilities": [], "labels": {},
-                      "device_catalog": [], "oscore_context": ""}
+                      "device_catalog": [], "oscore_context": "", "oscore_credentials": ""}
 
 
 def test_unreadable_config(tmp_path, capsys):

@@ -477,24 +477,3 @@ def test_backoff_grows_with_jitter_and_cap():
 def test_wire_numbers(name, number):
     """The numbers RFC 7252 assigns: every CoAP speaker of the collection takes them from _coap."""
     assert getattr(_coap, name) == number
-
-
-class _Context:
-    def __init__(self) -> None:
-        self.destroyed = 0
-
-    def _destroy(self) -> None:
-        self.destroyed += 1
-
-
-def test_release_oscore_context_unlocks_what_aiocoap_locked():
-    secctx = _Context()
-    _coap.release_oscore_context(secctx)
-    assert secctx.destroyed == 1
-    _coap.release_oscore_context(object())  # an aiocoap without _destroy: nothing to release
-
-
-def test_load_oscore_context_names_the_folder(tmp_path):
-    with pytest.raises(_coap.CoapError) as info:
-        _coap.load_oscore_context(str(tmp_path / "missing"))
-    assert str(info.value).startswith("OSCORE context %s: " % (tmp_path / "missing"))

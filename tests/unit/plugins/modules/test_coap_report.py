@@ -62,6 +62,24 @@ def test_settings_reach_the_client(capsys, monkeypatch):
     assert result["size"] == len(_coap.encode_cbor(PROFILE))
 
 
+def test_oscore_credentials_reach_the_client(capsys, monkeypatch):
+    seen: t.List[t.Any] = []
+    args = {"profile": PROFILE, "registries": [M1], "oscore_credentials": "/etc/nanoedge/w4.json"}
+    run_module(args, capsys, monkeypatch, [outcome(M1, "renewed")], seen)
+    assert seen[0][2] == _coap.ReportSettings(oscore_credentials="/etc/nanoedge/w4.json")
+
+
+@pytest.mark.parametrize("option", ["oscore_context", "oscore_credentials"])
+def test_oscore_without_its_library_fails_naming_it(capsys, monkeypatch, option):
+    monkeypatch.setattr(coap_report._oscore, "oscore_missing", lambda: ["cryptography", "filelock"])
+    seen: t.List[t.Any] = []
+    rc, result = run_module({"profile": PROFILE, "registries": [M1], option: "/etc/x"}, capsys, monkeypatch, seen=seen)
+    assert (rc, seen) == (1, [])
+    assert result["msg"].startswith("nanoedge.core.coap_report: Failed to import the required Python library "
+                                    "(aiocoap[oscore] (missing: cryptography, filelock)) on ")
+    assert " This is required to protect the reports with OSCORE. " in result["msg"]
+
+
 def test_defaults(capsys, monkeypatch):
     seen: t.List[t.Any] = []
     run_module({"profile": PROFILE, "registries": [M1]}, capsys, monkeypatch, [outcome(M1, "renewed")], seen)

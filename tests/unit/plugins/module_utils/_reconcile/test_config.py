@@ -18,7 +18,7 @@ def test_minimal_configuration_gets_every_default():
         "interval": 30, "debounce": 2, "flap_limit": 2, "flap_window": 30, "settle": 0, "probe_interval": 5,
         "probe_timeout": 2, "probe_failures": 2,
         "request_timeout": 10, "command_timeout": 600, "stop_grace": 30, "retry_backoff": 30,
-        "retry_backoff_max": 600, "oscore_context": "", "environment": {},
+        "retry_backoff_max": 600, "oscore_context": "", "oscore_credentials": "", "environment": {},
     }
 
 
