@@ -142,8 +142,10 @@ def test_gets_are_restricted_to_managers(secure_server, contexts):
         response = await client.get("/profiles/wa")
         assert response.code == Code.UNAUTHORIZED
         assert b"reading /profiles/wa needs OSCORE as one of the managers or as node 'wa'" in response.payload
-        # discovery stays open
-        assert (await client.get("/.well-known/core")).code == Code.CONTENT
+        # discovery lists the node names: managers only as well
+        response = await client.get("/.well-known/core")
+        assert response.code == Code.UNAUTHORIZED
+        assert b"/.well-known/core: reading /profiles needs OSCORE as one of the managers" in response.payload
 
     async def worker(client: Client) -> None:
         assert (await client.put("wb", profile("wb"))).code == Code.CREATED
@@ -159,6 +161,9 @@ def test_gets_are_restricted_to_managers(secure_server, contexts):
         assert response.code == Code.CONTENT
         assert response.payload == canonical(profile("wb"))
         assert await client.stored() == {"wb": profile("wb")}
+        response = await client.get("/.well-known/core")
+        assert response.code == Code.CONTENT
+        assert b"</profiles/wb>" in response.payload
 
     run_as("m1", contexts, url, allowed)
 

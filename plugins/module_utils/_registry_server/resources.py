@@ -42,14 +42,18 @@ def _diagnostic(code: Code, message: str, **options: t.Any) -> aiocoap.Message:
 
 
 def authenticated_identity(request: aiocoap.Message) -> t.Optional[str]:
-    """The OSCORE identity of the sender (``:name`` in the credentials map), or None."""
+    """The OSCORE identity of the sender (``:name`` in the credentials map), or None.
+
+    A context named ``name+tag`` speaks for ``name`` with keys of its own (the
+    controller reporting for a worker that also runs the agent: two holders
+    of one context would reuse its sequence numbers)."""
     try:
         claims = request.remote.authenticated_claims
     except Exception:
         return None
     for claim in claims or ():
         if isinstance(claim, str) and claim.startswith(":"):
-            return claim[1:]
+            return claim[1:].split("+", 1)[0]
     return None
 
 
@@ -395,7 +399,15 @@ class CollectionResource(ObservableResource):
 class WellKnownCore(WKCResource):
     """RFC 6690 link format, with an ETag like every other representation."""
 
+    # With security on, the node names it lists are for the managers' eyes only.
+    guard = None  # type: t.Optional[t.Callable[[aiocoap.Message, t.Optional[str]], None]]
+
     async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
+        try:
+            if self.guard is not None:
+                self.guard(request, None)
+        except BadInput as exc:
+            return _diagnostic(exc.code, "/.well-known/core: %s" % exc, **exc.options)
         response = await super().render_get(request)
         aiocoap.resource.hashing_etag(request, response)
         return response
@@ -413,7 +425,9 @@ class RegistrySite(Site):
         super().__init__()
         self.profiles = profiles
         self.collection = CollectionResource(profiles)
-        self.add_resource([".well-known", "core"], WellKnownCore(self.get_resources_as_linkheader, impl_info=None))
+        wkc = WellKnownCore(self.get_resources_as_linkheader, impl_info=None)
+        wkc.guard = profiles._check_read
+        self.add_resource([".well-known", "core"], wkc)
         self.add_resource(["profiles"], self.collection)
         self.add_resource(["profiles"], profiles)
 
