@@ -145,7 +145,6 @@ class Credentials:
         for secctx in {id(c): c for c in self.contexts.values()}.values():
             release_oscore_context(secctx)
 
-
     def apply(self, context: t.Any) -> None:
         """Protect every request ``context`` sends to a registry these credentials name."""
         for authority, secctx in self.contexts.items():
