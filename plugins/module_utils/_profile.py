@@ -25,15 +25,33 @@ DEVICE_KINDS = ("sensor", "actuator")
 DEVICE_BUSES = ("hat", "usb", "i2c", "w1", "declared")
 
 TOP_LEVEL_KEYS = (
-    "schema", "node", "collected_at", "arch", "model", "cpu", "memory_mb",
+    "schema", "node", "collected_at", "arch", "machine", "model", "cpu", "memory_mb",
     "storage_mb", "power", "network", "capabilities", "devices", "labels",
 )
+# Profiles made before the kernel's machine was reported have no "machine": registries still hold them.
+OPTIONAL_TOP_LEVEL_KEYS = ("machine",)
 CPU_KEYS = ("cores", "bogomips", "load1")
 MEMORY_KEYS = ("total", "available")
 STORAGE_KEYS = ("total", "free")
 POWER_KEYS = ("source", "battery_percent", "battery_health", "charging")
 DEVICE_REQUIRED_KEYS = ("capability", "kind", "name", "bus", "id")
 DEVICE_OPTIONAL_KEYS = ("serial", "path")
+
+
+# ``arch`` is the OCI platform images must be built for (``arm/v7``). Profiles of older versions, and nodes
+# whose userland could not be read, name the kernel's machine (``uname -m``) instead: this is the platform a
+# userland on such a kernel usually is. 32-bit ARM kernels name the CPU, not the userland (armv7l runs v6
+# userlands too), and a 64-bit kernel may run a 32-bit userland: only the userland itself tells for sure.
+MACHINE_PLATFORMS = {
+    "aarch64": "arm64", "armv8l": "arm/v7", "armv7l": "arm/v7", "armv6l": "arm/v6", "armv5tel": "arm/v5",
+    "armv5tejl": "arm/v5", "x86_64": "amd64", "i386": "386", "i486": "386", "i586": "386", "i686": "386",
+}
+
+
+def platform_of(arch: str) -> str:
+    """The OCI platform an ``arch`` names: a platform (``arm/v7``, ``arm64``, ``amd64``) as it is, a kernel
+    machine (``armv7l``, ``aarch64``, ``x86_64``) as its usual platform, anything else unchanged."""
+    return MACHINE_PLATFORMS.get(arch, arch)
 
 
 class ProfileError(ValueError):
@@ -99,7 +117,11 @@ def validate_profile(profile: t.Any, complete: bool = True) -> None:
     key that is there follows the same rules: the allocate filter takes
     hand-written nodes that give only what placement reads.
     """
-    _check_section(profile, "profile", TOP_LEVEL_KEYS, complete)
+    if complete:
+        _check_keys(profile, "profile", [k for k in TOP_LEVEL_KEYS if k not in OPTIONAL_TOP_LEVEL_KEYS],
+                    OPTIONAL_TOP_LEVEL_KEYS)
+    else:
+        _check_keys(profile, "profile", (), TOP_LEVEL_KEYS)
     for key in TOP_LEVEL_KEYS:
         if key in profile:
             _CHECKS[key](profile, complete)
@@ -213,6 +235,7 @@ _CHECKS = {
     "node": _check_node,
     "collected_at": _check_string("collected_at"),
     "arch": _check_string("arch"),
+    "machine": _check_string("machine"),
     "model": _check_string("model"),
     "cpu": _check_cpu,
     "memory_mb": _check_space("memory_mb", MEMORY_KEYS),
@@ -232,8 +255,10 @@ def placement_facets(profile: t.Any) -> t.Dict[str, t.Any]:
     """The part of a profile that placement depends on, in one canonical shape.
 
     ``{"capabilities": [...], "power": "ac" | "dc" | None, "network": [...],
-    "arch": str | None}``, lists sorted. Everything else in a profile (load,
-    free memory, timestamps, labels) moves on every report and is left out, so
+    "arch": str | None}``, lists sorted, ``arch`` the OCI platform (``platform_of``:
+    a profile of an older version that names the kernel's machine reads the
+    same). Everything else in a profile (load, free memory, timestamps,
+    labels) moves on every report and is left out, so
     two profiles with equal facets give the same inventory groups, the same
     Swarm node labels and the same reconcile fingerprint.
 
@@ -253,7 +278,8 @@ def placement_facets(profile: t.Any) -> t.Dict[str, t.Any]:
         _check_power_source(source)
     arch = profile.get("arch")
     _require(arch is None or isinstance(arch, str), "arch", "must be a string, got %r", arch)
-    return {"capabilities": sorted(capabilities), "power": source, "network": sorted(network), "arch": arch}
+    return {"capabilities": sorted(capabilities), "power": source, "network": sorted(network),
+            "arch": None if arch is None else platform_of(arch)}
 
 
 def _present(value: t.Any, empty: t.Any) -> t.Any:

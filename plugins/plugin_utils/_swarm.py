@@ -35,7 +35,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
 # Docker's restart policies of the container backend, as Swarm's restart conditions.
 RESTART_CONDITIONS = {"always": "any", "unless-stopped": "any", "on-failure": "on-failure", "no": "none"}
 _CONSTRAINT = re.compile(r"^node\.labels\.%s\s*==\s*(\S+)$" % re.escape(SWARM_NODE_LABEL))
-_ARCH = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ARCH = re.compile(r"^[A-Za-z0-9_./-]{1,64}$")  # an OCI platform: arm/v7, arm64, amd64
 
 
 class SwarmError(ValueError):
@@ -71,7 +71,7 @@ def node_labels(profile: t.Any, node: t.Any = None) -> t.Dict[str, str]:
     arch = facets["arch"]
     if arch:
         if not _ARCH.fullmatch(arch):
-            raise SwarmError("%s: arch %r is not a machine name" % (where, arch))
+            raise SwarmError("%s: arch %r is not a platform" % (where, arch))
         labels[SWARM_ARCH_LABEL] = arch
     return dict(sorted(labels.items()))
 

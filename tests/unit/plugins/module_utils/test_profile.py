@@ -13,6 +13,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
     PLACEMENT_FACETS,
     ProfileError,
     placement_facets,
+    platform_of,
     validate_profile,
 )
 from ansible_collections.nanoedge.core.tests.unit import healthcare
@@ -30,6 +31,30 @@ def changed(**changes: t.Any) -> t.Dict[str, t.Any]:
 
 def test_a_full_profile_is_valid() -> None:
     validate_profile(PROFILE)
+
+
+def test_the_kernels_machine_is_optional_but_a_string() -> None:
+    """Profiles of older versions have no machine: registries still hold them."""
+    validate_profile(changed(arch="arm/v7", machine="aarch64"))
+    assert "machine" not in PROFILE
+    with pytest.raises(ProfileError) as info:
+        validate_profile(changed(machine=8))
+    assert str(info.value) == "machine: must be a string, got 8"
+
+
+@pytest.mark.parametrize("arch, platform", [
+    ("arm/v7", "arm/v7"), ("arm64", "arm64"), ("amd64", "amd64"), ("arm/v6", "arm/v6"), ("riscv64", "riscv64"),
+    # what profiles of older versions hold: the kernel's machine
+    ("armv6l", "arm/v6"), ("armv7l", "arm/v7"), ("armv8l", "arm/v7"), ("aarch64", "arm64"), ("x86_64", "amd64"),
+    ("i686", "386"), ("armv5tel", "arm/v5"),
+    ("unknown", "unknown"), ("", ""),
+])
+def test_platform_of(arch: str, platform: str) -> None:
+    assert platform_of(arch) == platform
+
+
+def test_placement_reads_a_profile_of_an_older_version_as_its_platform() -> None:
+    assert placement_facets(changed(arch="aarch64"))["arch"] == placement_facets(changed(arch="arm64"))["arch"] == "arm64"
 
 
 @pytest.mark.parametrize("profile, message", [
@@ -86,7 +111,7 @@ def test_an_incomplete_profile_follows_the_same_rules(profile: t.Dict[str, t.Any
 
 def test_placement_facets_of_a_full_profile() -> None:
     assert placement_facets(PROFILE) == {
-        "capabilities": ["pom", "spo2.v1"], "power": "ac", "network": ["bluetooth", "wifi"], "arch": "armv7l"}
+        "capabilities": ["pom", "spo2.v1"], "power": "ac", "network": ["bluetooth", "wifi"], "arch": "arm/v7"}
     assert tuple(placement_facets(PROFILE)) == PLACEMENT_FACETS
 
 

@@ -49,13 +49,13 @@ def named(descriptions: t.List[t.Dict[str, t.Any]], name: str) -> t.Dict[str, t.
 
 def test_node_labels_of_the_paper_workers() -> None:
     labels = {name: node_labels(profile, name) for name, profile in workers().items()}
-    assert labels["w4"] == {"nanoedge.arch": "armv7l", "nanoedge.cap.pom": "true", "nanoedge.net.bluetooth": "true",
+    assert labels["w4"] == {"nanoedge.arch": "arm/v7", "nanoedge.cap.pom": "true", "nanoedge.net.bluetooth": "true",
                             "nanoedge.net.wifi": "true", "nanoedge.node": "w4", "nanoedge.power": "ac"}
     assert labels["w2"]["nanoedge.node"] == "w2"
     assert not [key for key in labels["w2"] if key.startswith("nanoedge.cap.")]
     assert {name: value["nanoedge.power"] for name, value in labels.items()} == {
         "w1": "ac", "w2": "dc", "w3": "ac", "w4": "ac", "w5": "dc"}
-    assert labels["w5"]["nanoedge.cap.dd"] == "true" and labels["w5"]["nanoedge.arch"] == "aarch64"
+    assert labels["w5"]["nanoedge.cap.dd"] == "true" and labels["w5"]["nanoedge.arch"] == "arm64"
 
 
 def test_node_name_defaults_to_the_profile() -> None:
@@ -82,7 +82,7 @@ def test_stale_labels(current: t.Any, expected: t.List[str]) -> None:
     ({"node": "w4"}, "W4!", "node 'W4!': the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
     ({"node": "w4\n"}, None, "node 'w4\\n': the node name must match ^[a-z0-9][a-z0-9._-]{0,62}$"),
     ({"node": "w4", "capabilities": ["pom\n"]}, None, "node 'w4': capabilities[0]: 'pom\\n' is not a valid name"),
-    ({"node": "w4", "arch": "armv7l\n"}, None, "node 'w4': arch 'armv7l\\n' is not a machine name"),
+    ({"node": "w4", "arch": "armv7l\n"}, None, "node 'w4': arch 'armv7l\\n' is not a platform"),
     ({"node": "w4", "capabilities": "pom"}, None, "node 'w4': capabilities: must be a list, got str"),
     ({"node": "w4", "capabilities": ["P O M"]}, None,
      "node 'w4': capabilities[0]: 'P O M' is not a valid name"),
@@ -90,7 +90,7 @@ def test_stale_labels(current: t.Any, expected: t.List[str]) -> None:
     ({"node": "w4", "network": ["carrier-pigeon"]}, None,
      "node 'w4': network[0]: must be one of bluetooth, cellular, ethernet, lora, thread, wban, wifi, zigbee, got 'carrier-pigeon'"),
     ({"node": "w4", "network": "wifi"}, None, "node 'w4': network: must be a list, got str"),
-    ({"node": "w4", "arch": "arm v7"}, None, "node 'w4': arch 'arm v7' is not a machine name"),
+    ({"node": "w4", "arch": "arm v7"}, None, "node 'w4': arch 'arm v7' is not a platform"),
 ])
 def test_node_labels_errors(profile: t.Any, node: t.Any, message: str) -> None:
     with pytest.raises(SwarmError) as info:

@@ -31,7 +31,7 @@ def test_fingerprint_leaves_out_what_moves_on_every_report():
                    memory_mb={"total": 926, "available": 12}, storage_mb={"total": 29820, "free": 1},
                    labels={"room": "ambulance"})
     assert fingerprint_of({"w4": PROFILE}) == fingerprint_of({"w4": drifted}) == ({"w4": {
-        "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "armv7l"}}, [])
+        "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "arm/v7"}}, [])
 
 
 def test_fingerprint_of_a_profile_without_capabilities_or_power():
