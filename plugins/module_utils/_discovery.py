@@ -11,7 +11,7 @@ simply absent (no battery, no HAT, no 1-Wire bus) is not a warning.
 The profile is assembled here from one module per part: ``_discovery_reader``
 (the file access and its warnings), ``_discovery_cpu``, ``_discovery_cgroups``
 (limits of a container or service), ``_discovery_memory`` (memory and storage),
-``_discovery_platform`` (arch, model), ``_discovery_power``,
+``_discovery_platform`` (arch, machine, model), ``_discovery_power``,
 ``_discovery_network`` and ``_discovery_devices``.
 
 Standard library only, Python >= 3.9: this runs on managed nodes.
@@ -30,7 +30,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._discovery_cpu impor
 from ansible_collections.nanoedge.core.plugins.module_utils._discovery_devices import devices
 from ansible_collections.nanoedge.core.plugins.module_utils._discovery_memory import memory_mb, storage_mb
 from ansible_collections.nanoedge.core.plugins.module_utils._discovery_network import network
-from ansible_collections.nanoedge.core.plugins.module_utils._discovery_platform import arch, device_tree_base, model
+from ansible_collections.nanoedge.core.plugins.module_utils._discovery_platform import arch, device_tree_base, machine, model
 from ansible_collections.nanoedge.core.plugins.module_utils._discovery_power import power
 from ansible_collections.nanoedge.core.plugins.module_utils._discovery_reader import Reader
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import (
@@ -101,13 +101,15 @@ def discover(*, catalog: Catalog, root: str = "/", storage_path: str = "/", node
     if cpu_limit is not None:
         cores = max(1, min(cores, cpu_limit))
     dt_base = device_tree_base(reader)
+    kernel_machine = machine(reader, blocks)
     found_devices = devices(reader, catalog, dt_base)
 
     profile = {
         "schema": SCHEMA_VERSION,
         "node": node_name,
         "collected_at": (clock or utc_now)(),
-        "arch": arch(reader, blocks),
+        "arch": arch(reader, blocks, kernel_machine),
+        "machine": kernel_machine,
         "model": model(reader, dt_base, blocks),
         "cpu": {"cores": cores, "bogomips": bogomips(reader, blocks), "load1": load1(reader)},
         "memory_mb": memory_mb(reader, cgroups),

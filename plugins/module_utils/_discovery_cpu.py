@@ -68,7 +68,9 @@ def cpuinfo_value(blocks: t.Sequence[t.Dict[str, str]], *keys: str) -> t.Optiona
 
 
 def bogomips(reader: Reader, blocks: t.Sequence[t.Dict[str, str]]) -> t.Optional[float]:
-    """The per-core BogoMIPS (x86 prints ``bogomips``, ARM ``BogoMIPS``); the mean when cores differ."""
+    """The per-core BogoMIPS (x86 prints ``bogomips``, ARM ``BogoMIPS``); the mean when cores differ.
+
+    None when the kernel prints none: some ARM kernels do not (it is not a malformed file)."""
     values: t.List[float] = []
     for block in blocks:
         raw = block.get("BogoMIPS", block.get("bogomips"))
@@ -80,19 +82,21 @@ def bogomips(reader: Reader, blocks: t.Sequence[t.Dict[str, str]]) -> t.Optional
             reader.warn("/proc/cpuinfo: malformed (BogoMIPS %r is not a finite number >= 0)" % raw[:40])
             return None
     if not values:
-        if blocks:
-            reader.warn("/proc/cpuinfo: malformed (no BogoMIPS line)")
         return None
     return round(sum(values) / len(values), 2)
 
 
 def online_cpus(reader: Reader, blocks: t.Sequence[t.Dict[str, str]]) -> int:
-    text = reader.text("/sys/devices/system/cpu/online")
-    if text is not None:
+    """The kernel's list of online CPUs, else of present ones; cpuinfo only when neither can be read,
+    as what it prints differs between kernels (uniprocessor ARM kernels print no ``processor`` line)."""
+    for path, required in (("/sys/devices/system/cpu/online", True), ("/sys/devices/system/cpu/present", False)):
+        text = reader.text(path, required=required)
+        if text is None:
+            continue
         try:
             return parse_cpu_list(text)
         except ValueError:
-            reader.warn("/sys/devices/system/cpu/online: malformed (%r is not a cpu list)" % text[:40])
+            reader.warn("%s: malformed (%r is not a cpu list)" % (path, text[:40]))
     processors = sum(1 for block in blocks if "processor" in block)
     if processors:
         return processors

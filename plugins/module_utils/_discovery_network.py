@@ -7,7 +7,6 @@ Standard library only, Python >= 3.9: this runs on managed nodes.
 
 from __future__ import annotations
 
-import os
 import re
 import typing as t
 
@@ -18,15 +17,19 @@ _HCI_RE = re.compile(r"^hci\d+$")
 
 
 def network(reader: Reader) -> t.List[str]:
+    """The kinds of link of the interfaces backed by hardware: those with a ``device`` (the hardware they
+    sit on, a link in sysfs).
+
+    Software interfaces have none: bridges, the host ends of veth pairs
+    (Docker, systemd-nspawn), tun/tap, WireGuard, dummy, VLANs. Most are
+    type 1 like Ethernet and would give a Wi-Fi-only Pi "ethernet". Wireless
+    interfaces (and Bluetooth) sit on their radio, so they have a device too.
+    """
     found: t.Set[str] = set()
     base = "/sys/class/net"
     for name in reader.listdir(base):
         folder = "%s/%s" % (base, name)
-        if reader.isdir(folder + "/bridge"):
-            continue  # a software bridge adds no link of its own
-        if reader.isdir(folder + "/brport") and not os.path.lexists(reader.path(folder + "/device")):
-            # nor do the virtual ports plugged into it: the host ends of container veth pairs and VM taps
-            # (type 1 like Ethernet) would otherwise give a Wi-Fi-only Pi running containers "ethernet"
+        if not reader.lexists(folder + "/device"):
             continue
         uevent = reader.text(folder + "/uevent", required=False) or ""
         devtype = ""

@@ -20,16 +20,19 @@ CHARGING_STATUS = {"Charging": True, "Discharging": False, "Not charging": False
 def power(reader: Reader) -> t.Dict[str, t.Any]:
     """Power source and battery state from /sys/class/power_supply.
 
-    ``source`` is ``dc`` when a battery is present and discharging, or when a
-    battery is present, no AC/USB/mains supply reports online and the battery
-    is not charging (charging proves external power even where the board does
-    not expose its supply, as on most UPS HATs); otherwise ``ac``.
+    ``source``: without a battery, ``ac``. With an AC/USB/mains supply exposed
+    that reports ``online``, that decides: ``ac`` when one is online, else
+    ``dc``. With only a battery exposed (most UPS HATs and fuel gauges),
+    ``dc`` exactly while it is ``Discharging``: in the kernel's power-supply
+    semantics ``Charging``, ``Not charging`` and ``Full`` all mean external
+    power is there. A battery whose status is ``Unknown`` (or missing or
+    malformed) gives ``ac``, with a warning.
     ``charging`` is true for status Charging, false for Discharging,
     Not charging and Full, null when unknown or without a battery.
     """
     base = "/sys/class/power_supply"
     battery: t.Optional[str] = None
-    external_online = False
+    external_online: t.Optional[bool] = None  # None: no external supply tells
     for name in reader.listdir(base):
         folder = "%s/%s" % (base, name)
         kind = reader.text(folder + "/type")
@@ -45,8 +48,9 @@ def power(reader: Reader) -> t.Dict[str, t.Any]:
                 continue
             battery = folder
         elif kind in EXTERNAL_SUPPLY_TYPES or kind.startswith("USB_"):
-            if reader.integer(folder + "/online", required=False) == 1:
-                external_online = True
+            online = reader.integer(folder + "/online", required=False)
+            if online is not None:
+                external_online = bool(external_online) or online == 1
     if battery is None:
         return {"source": "ac", "battery_percent": None, "battery_health": None, "charging": None}
     status = reader.text(battery + "/status", required=False)
@@ -54,9 +58,13 @@ def power(reader: Reader) -> t.Dict[str, t.Any]:
         reader.warn("%s/status: malformed (unknown status %r)" % (battery, status[:40]))
         status = None
     charging = CHARGING_STATUS.get(status or "")
-    if status == "Discharging" or (not external_online and status != "Charging"):
-        source = "dc"
+    if external_online is not None:
+        source = "ac" if external_online else "dc"
+    elif status in CHARGING_STATUS:
+        source = "dc" if status == "Discharging" else "ac"
     else:
+        reader.warn("%s/status: %s, and no external supply is exposed: power.source assumed ac"
+                    % (battery, "Unknown" if status == "Unknown" else "not known"))
         source = "ac"
     return {"source": source, "battery_percent": _battery_percent(reader, battery),
             "battery_health": _battery_health(reader, battery), "charging": charging}

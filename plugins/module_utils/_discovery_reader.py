@@ -38,6 +38,10 @@ class Reader:
     def exists(self, path: str) -> bool:
         return os.path.exists(self.path(path))
 
+    def lexists(self, path: str) -> bool:
+        """Whether the entry is there, a link to what a recorded tree left out included."""
+        return os.path.lexists(self.path(path))
+
     def isdir(self, path: str) -> bool:
         return os.path.isdir(self.path(path))
 
@@ -71,6 +75,15 @@ class Reader:
             return raw.decode("utf-8").rstrip("\0\n\r\t ")
         except UnicodeDecodeError:
             self.warn("%s: malformed (not UTF-8 text)" % path)
+            return None
+
+    def head(self, path: str, size: int) -> t.Optional[bytes]:
+        """The first ``size`` bytes of a file (fewer when it is shorter); None, without a warning, when it
+        cannot be read: the caller says what it could not learn."""
+        try:
+            with open(self.path(path), "rb") as handle:
+                return handle.read(size)
+        except OSError:
             return None
 
     def integer(self, path: str, *, required: bool = True) -> t.Optional[int]:

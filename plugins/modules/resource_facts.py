@@ -74,8 +74,12 @@ options:
     default: {}
 notes:
   - The profile never reports more memory available than its total, and never more free storage than its total.
-  - C(power.source) is V(dc) when a battery is present and discharging, or when a battery is present, no AC, USB or
-    mains supply reports online and the battery is not charging; otherwise V(ac).
+  - C(power.source) is V(ac) without a battery. With an AC, USB or mains supply exposed, its C(online) decides (V(ac)
+    when one is online, else V(dc)). With only a battery exposed (most UPS HATs and fuel gauges), V(dc) exactly while
+    the battery is C(Discharging), as C(Charging), C(Not charging) and C(Full) mean external power is there. A
+    battery status C(Unknown) gives V(ac) with a warning.
+  - C(network) lists the interfaces backed by hardware (with a C(device) in sysfs, as Ethernet ports, radios and
+    modems have); bridges, veth pairs, tun/tap, WireGuard, dummy and Docker's interfaces are left out.
   - C(power.charging) is V(true) for battery status C(Charging), V(false) for C(Discharging), C(Not charging) and
     C(Full), and V(null) when unknown or without a battery.
   - Shipped catalog entries use identifiers that identify one kind of device. Generic USB-serial bridges (FTDI, CP210x,
@@ -141,10 +145,18 @@ ansible_facts:
           type: str
           sample: "2026-11-26T02:30:00Z"
         arch:
-          description: The machine architecture as C(uname -m) prints it.
+          description:
+            - The OCI platform images for this node must be built for (V(arm/v6), V(arm/v7), V(arm64), V(amd64)),
+              the userland's, from the ELF header of the running Python or of C(/bin/sh).
+            - A 32-bit Raspberry Pi OS on a 64-bit kernel is V(arm/v7), whatever the kernel says.
           returned: always
           type: str
-          sample: armv7l
+          sample: arm/v7
+        machine:
+          description: The kernel's machine, as C(uname -m) prints it.
+          returned: always
+          type: str
+          sample: aarch64
         model:
           description: The board model from the device tree, else the CPU model from C(/proc/cpuinfo).
           returned: always

@@ -66,10 +66,10 @@ def run(root: t.Union[str, Path], **kwargs: t.Any) -> t.Tuple[t.Dict[str, t.Any]
     return profile, warnings
 
 
-def profile(node: str, arch: str, model: str, cpu: t.Dict[str, t.Any], memory: t.Dict[str, int],
+def profile(node: str, arch: str, machine: str, model: str, cpu: t.Dict[str, t.Any], memory: t.Dict[str, int],
             **rest: t.Any) -> t.Dict[str, t.Any]:
     result = {
-        "schema": 1, "node": node, "collected_at": NOW, "arch": arch, "model": model, "cpu": cpu,
+        "schema": 1, "node": node, "collected_at": NOW, "arch": arch, "machine": machine, "model": model, "cpu": cpu,
         "memory_mb": memory, "storage_mb": {"total": 29824, "free": 21033}, "power": AC,
         "network": ["bluetooth", "ethernet", "wifi"], "capabilities": [], "devices": [], "labels": {},
     }
@@ -79,19 +79,19 @@ def profile(node: str, arch: str, model: str, cpu: t.Dict[str, t.Any], memory: t
 
 BOARDS = {
     "pi-zero-w": profile(
-        "w1", "armv6l", "Raspberry Pi Zero W Rev 1.1",
+        "w1", "arm/v6", "armv6l", "Raspberry Pi Zero W Rev 1.1",
         {"cores": 1, "bogomips": 997.08, "load1": 0.08}, {"total": 429, "available": 338},
         network=["bluetooth", "wifi"], capabilities=["bot"],
         devices=[{"capability": "bot", "kind": "sensor", "name": "Maxim DS18B20 temperature probe", "bus": "w1",
                   "id": "28-0316a2795cff", "serial": "0316a2795cff"}],
     ),
     "pi-3b": profile(
-        "w3", "armv7l", "Raspberry Pi 3 Model B Rev 1.2",
+        "w3", "arm/v7", "armv7l", "Raspberry Pi 3 Model B Rev 1.2",
         {"cores": 4, "bogomips": 38.4, "load1": 0.52}, {"total": 926, "available": 695},
         capabilities=["env", "imu"], devices=SENSE_HAT,
     ),
     "pi-3b-plus": profile(
-        "w4", "armv7l", "Raspberry Pi 3 Model B Plus Rev 1.3",
+        "w4", "arm/v7", "armv7l", "Raspberry Pi 3 Model B Plus Rev 1.3",
         {"cores": 4, "bogomips": 89.6, "load1": 0.31}, {"total": 926, "available": 640},
         capabilities=["hr", "pom"],
         devices=[
@@ -102,7 +102,7 @@ BOARDS = {
         ],
     ),
     "pi-4b": profile(
-        "w5", "aarch64", "Raspberry Pi 4 Model B Rev 1.4",
+        "w5", "arm64", "aarch64", "Raspberry Pi 4 Model B Rev 1.4",
         {"cores": 4, "bogomips": 108.0, "load1": 1.07}, {"total": 3791, "available": 3343},
         power={"source": "dc", "battery_percent": 41, "battery_health": 0.93, "charging": False},
         capabilities=["dd", "ups"],
@@ -114,15 +114,15 @@ BOARDS = {
         ],
     ),
     # docker run --cpus 1.5 --memory 512m on a 2-core x86 host, with a Pi's
-    # device tree and Sense HAT mounted on /sys/firmware
+    # device tree and Sense HAT mounted on /sys/firmware; its eth0 is the container's end of a veth pair
     "container-cgroup-v1": profile(
-        "5f2c7d1e9a0b", "x86_64", "Raspberry Pi 3 Model B Plus Rev 1.3",
+        "5f2c7d1e9a0b", "amd64", "x86_64", "Raspberry Pi 3 Model B Plus Rev 1.3",
         {"cores": 1, "bogomips": 5200.0, "load1": 0.77}, {"total": 512, "available": 432},
-        network=["ethernet"], capabilities=["env", "imu"], devices=SENSE_HAT,
+        network=[], capabilities=["env", "imu"], devices=SENSE_HAT,
     ),
     # a systemd service with CPUQuota=250% and MemoryMax=256M on a Pi 4B
     "service-cgroup-v2": profile(
-        "w2", "aarch64", "Raspberry Pi 4 Model B Rev 1.4",
+        "w2", "arm64", "aarch64", "Raspberry Pi 4 Model B Rev 1.4",
         {"cores": 2, "bogomips": 108.0, "load1": 0.12}, {"total": 256, "available": 206},
     ),
 }
@@ -156,8 +156,9 @@ def test_declared_capabilities_and_labels():
 def test_malformed_sources_are_skipped_and_named():
     got, warnings = run(FIXTURES / "malformed")
     assert got == profile(
-        "broken", "armv7l", "unknown", {"cores": 2, "bogomips": None, "load1": None}, {"total": 0, "available": 0},
-        power={"source": "dc", "battery_percent": None, "battery_health": None, "charging": None}, network=[],
+        "broken", "arm/v7", "armv7l", "unknown", {"cores": 2, "bogomips": None, "load1": None},
+        {"total": 0, "available": 0},
+        power={"source": "ac", "battery_percent": None, "battery_health": None, "charging": None}, network=[],
     )
     assert warnings == [
         "/sys/devices/system/cpu/online: malformed ('zero' is not a cpu list)",
@@ -165,13 +166,15 @@ def test_malformed_sources_are_skipped_and_named():
         "/proc/device-tree/hat/product: malformed (empty)",
         "/sys/bus/usb/devices/1-1: malformed (USB id 'zz12:0001')",
         "/sys/bus/i2c/devices/1-0057/name: malformed (not UTF-8 text)",
+        "arch: /bin/sh is missing or has no ELF header; assumed from the kernel's machine",
         "/proc/device-tree/model: malformed (not UTF-8 text)",
-        "model: no device-tree model and no Model or model name line in /proc/cpuinfo",
+        "model: no device-tree model and no Model, model name or Processor line in /proc/cpuinfo",
         "/proc/cpuinfo: malformed (BogoMIPS 'fast' is not a finite number >= 0)",
         "/proc/loadavg: malformed ('')",
         "/proc/meminfo: malformed (no MemTotal line)",
         "/sys/fs/cgroup/memory.max: malformed ('256M')",
         "/sys/class/power_supply/BAT0/status: malformed (unknown status 'Exploding')",
+        "/sys/class/power_supply/BAT0/status: not known, and no external supply is exposed: power.source assumed ac",
         "/sys/class/power_supply/BAT0/capacity: malformed (150 is not a percentage)",
         "/sys/class/net/eth0/type: malformed (expected an integer, got 'ether')",
     ]
@@ -180,15 +183,17 @@ def test_malformed_sources_are_skipped_and_named():
 def test_missing_sources_are_skipped_and_named():
     got, warnings = run(FIXTURES / "missing", node="empty")
     assert got == profile(
-        "empty", "unknown", "unknown", {"cores": 1, "bogomips": None, "load1": None}, {"total": 0, "available": 0},
+        "empty", "unknown", "unknown", "unknown", {"cores": 1, "bogomips": None, "load1": None},
+        {"total": 0, "available": 0},
         network=[],
     )
     assert warnings == [
         "/proc/cpuinfo: missing",
         "/sys/devices/system/cpu/online: missing",
         "cpu.cores: no source gave a CPU count, assuming 1",
-        "arch: /proc/sys/kernel/arch is missing and /proc/cpuinfo does not tell",
-        "model: no device-tree model and no Model or model name line in /proc/cpuinfo",
+        "machine: /proc/sys/kernel/arch is missing and /proc/cpuinfo does not tell",
+        "arch: /bin/sh is missing or has no ELF header; assumed from the kernel's machine",
+        "model: no device-tree model and no Model, model name or Processor line in /proc/cpuinfo",
         "/proc/loadavg: missing",
         "/proc/meminfo: missing",
     ]
@@ -229,16 +234,17 @@ def test_storage_rounds_down_to_whole_mib():
     # a UPS HAT exposes only its battery: charging proves external power
     ("ups-charging", {"source": "ac", "battery_percent": 76, "battery_health": 0.93, "charging": True}, []),
     ("ups-discharging", {"source": "dc", "battery_percent": 41, "battery_health": 0.93, "charging": False}, []),
-    # full and idle, no supply reported online: cannot prove external power
-    ("ups-full", {"source": "dc", "battery_percent": 100, "battery_health": 0.93, "charging": False}, []),
+    # full and idle: in the kernel's power-supply semantics, on external power
+    ("ups-full", {"source": "ac", "battery_percent": 100, "battery_health": 0.93, "charging": False}, []),
     ("laptop-ac", {"source": "ac", "battery_percent": 80, "battery_health": 0.9, "charging": False}, []),
     ("laptop-unplugged", {"source": "dc", "battery_percent": 50, "battery_health": 0.9, "charging": None}, []),
     ("mains-only", AC, []),
     ("mouse-battery", AC, []),
     ("battery-removed", AC, []),
-    ("malformed", {"source": "dc", "battery_percent": None, "battery_health": None, "charging": None}, [
+    ("malformed", {"source": "ac", "battery_percent": None, "battery_health": None, "charging": None}, [
         "/sys/class/power_supply/ucsi-source-psy-0/type: missing",
         "/sys/class/power_supply/BAT0/status: malformed (unknown status 'Exploding')",
+        "/sys/class/power_supply/BAT0/status: not known, and no external supply is exposed: power.source assumed ac",
         "/sys/class/power_supply/BAT0/capacity: malformed (150 is not a percentage)",
         "/sys/class/power_supply/BAT0/energy_full: malformed (expected an integer, got 'lots')",
     ]),
@@ -400,9 +406,9 @@ def test_hat_read_from_sys_firmware_when_proc_device_tree_is_absent():
     assert [d["bus"] for d in got["devices"]] == ["hat", "hat"]
 
 
-def test_arch_on_the_real_root_comes_from_the_kernel():
+def test_machine_on_the_real_root_comes_from_the_kernel():
     # kernel.arch and uname agree; which one is read depends on the kernel's age
-    assert _discovery_platform.arch(Reader("/"), []) == os.uname().machine
+    assert _discovery_platform.machine(Reader("/"), []) == os.uname().machine
 
 
 def test_bridges_are_not_network_types(tmp_path):
@@ -417,7 +423,15 @@ def test_network_devtype(tmp_path, devtype, expected):
     (tmp_path / "sys/class/net/x0").mkdir(parents=True)
     (tmp_path / "sys/class/net/x0/type").write_text("1\n")
     (tmp_path / "sys/class/net/x0/uevent").write_text("DEVTYPE=%s\nINTERFACE=x0\n" % devtype)
+    (tmp_path / "sys/class/net/x0/device").mkdir()
     assert _discovery_network.network(Reader(str(tmp_path))) == expected
+
+
+def test_a_wireless_interface_without_a_device_is_virtual(tmp_path):
+    """Every interface counts only with a device under it, radios included."""
+    (tmp_path / "sys/class/net/wlan9/wireless").mkdir(parents=True)
+    (tmp_path / "sys/class/net/wlan9/uevent").write_text("DEVTYPE=wlan\nINTERFACE=wlan9\n")
+    assert _discovery_network.network(Reader(str(tmp_path))) == []
 
 
 def test_usb_interfaces_are_not_devices(tmp_path):
@@ -636,6 +650,8 @@ def test_virtual_bridge_ports_are_not_ethernet(tmp_path):
 def test_physical_port_in_a_bridge_is_still_ethernet(tmp_path):
     tree = copy_board(tmp_path, "pi-3b")
     (tree / "sys/class/net/eth0/brport").mkdir()
+    # on a Pi, device is a link into /sys/devices, which a recorded tree leaves out
+    shutil.rmtree(tree / "sys/class/net/eth0/device")
     (tree / "sys/class/net/eth0/device").symlink_to("../../../devices/platform/soc/3f980000.usb/usb1/1-1/1-1.1")
     assert run(tree)[0]["network"] == ["bluetooth", "ethernet", "wifi"]
 
