@@ -81,6 +81,13 @@ options:
         anything else is bind-mounted.
     type: dict
     default: {}
+  platform:
+    description:
+      - The node's platform, the C(arch) of its profile (V(arm/v7), V(arm64), V(amd64)).
+      - Each service then runs its image's platform for that node (a V(arm/v7) node also runs V(arm/v6) and
+        V(arm/v5) images), and an image without one is an error. Empty leaves the choice to the node's engine.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
 seealso:
@@ -123,6 +130,10 @@ _value:
       description: The image reference pinned by digest, as the node pulls it.
       type: str
       sample: 172.30.0.1:5000/nanoedge/spo2@sha256:d79e813a7b3113f8347966e041aaf8379106534e94027e82e556ae8ac7cbc937
+    platform:
+      description: The platform of the image the node runs (O(platform) chose it among the image's), or V(null).
+      type: str
+      sample: linux/arm/v7
     container_name:
       description: The container name (also the systemd unit name without C(.service)).
       type: str
@@ -229,11 +240,11 @@ FILTER = "nanoedge.core.deployments"
 def deployments_filter(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
                        backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
                        name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
-                       path_types: t.Any = None) -> t.List[t.Dict[str, t.Any]]:
+                       path_types: t.Any = None, platform: t.Any = "") -> t.List[t.Dict[str, t.Any]]:
     try:
         return deployments(plan, services, node, specs=specs, addresses=addresses, backend=backend,
                            backends=backends, pull_registry=pull_registry, name_prefix=name_prefix,
-                           install_dir=install_dir, path_types=path_types)
+                           install_dir=install_dir, path_types=path_types, platform=platform)
     except DeploymentError as exc:
         raise AnsibleFilterError("%s: %s" % (FILTER, exc)) from exc
 

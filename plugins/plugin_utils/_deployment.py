@@ -29,7 +29,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
     SERVICE_LABEL,
     URI_LABEL,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, platform_of
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import (
     IMAGE_HOME,
     IMAGE_LIBRARIES,
@@ -42,6 +42,11 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description
 BACKENDS = ("container", "baremetal", "swarm")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _UNIT_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+# What a node of a platform runs besides images of its own: 32-bit ARM runs the older variants' code, and
+# indexes name arm64 with or without its variant.
+_ALSO_RUNS = {"arm/v7": ("arm/v6", "arm/v5"), "arm/v6": ("arm/v5",), "arm64": ("arm64/v8",)}
 
 
 class DeploymentError(ValueError):
@@ -83,6 +88,22 @@ def tag_reference(image: str, pull_registry: str = "") -> str:
     last = name.rsplit("/", 1)[-1]
     tag = last.split(":", 1)[1] if ":" in last else "latest"
     return image_reference(name, "", pull_registry)[:-1] + ":" + tag
+
+
+def image_platform(name: str, node: str, arch: t.Any, platforms: t.Any) -> t.Optional[str]:
+    """The platform of the image (one of ``platforms``, as step 3 lists them: ``linux/arm/v7``) that a node of
+    platform ``arch`` (its profile's) runs; None when either is not known: the node's engine picks, as it would.
+
+    A node whose platform the image does not have is an error here, before any node pulls it."""
+    known = [p for p in platforms or () if isinstance(p, str) and p.startswith("linux/")]
+    if not arch or not known:
+        return None
+    own = platform_of(str(arch))
+    for candidate in (own,) + _ALSO_RUNS.get(own, ()):
+        if "linux/" + candidate in known:
+            return "linux/" + candidate
+    raise DeploymentError("service %r: its image has no platform that node %r (%s) runs; it has %s"
+                          % (name, node, own, ", ".join(sorted(known))))
 
 
 def check_spec(name: str, spec: t.Any, requires: t.Any = None) -> t.Dict[str, t.Any]:
@@ -201,8 +222,9 @@ def _bare_metal(service: t.Mapping[str, t.Any], checked: t.Mapping[str, t.Any], 
 def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.Any],
              described: t.Mapping[str, t.Dict[str, t.Any]], addresses: t.Mapping[str, str], backend: str,
              pull_registry: str = "", name_prefix: str = "nanoedge-svc-", install_dir: str = "/opt/nanoedge",
-             path_types: t.Optional[t.Mapping[str, str]] = None) -> t.Dict[str, t.Any]:
-    """One backend-neutral deployment description (see the module docstring); ``described``: every service's."""
+             path_types: t.Optional[t.Mapping[str, str]] = None, platform: str = "") -> t.Dict[str, t.Any]:
+    """One backend-neutral deployment description (see the module docstring); ``described``: every service's;
+    ``platform``: the node's (its profile's ``arch``), empty when not known."""
     name = service.get("name")
     if not isinstance(name, str) or not _UNIT_SAFE.fullmatch(name):
         raise DeploymentError("service name %r: must match %s (it names a container and a unit)"
@@ -248,6 +270,7 @@ def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.A
         "description": checked["description"],
         "image": image_reference(image, digest, pull_registry),
         "digest": digest,
+        "platform": image_platform(name, node, platform, service.get("platforms")),
         "container_name": unit,
         "unit_name": unit + ".service",
         "labels": labels,
@@ -290,12 +313,15 @@ def _check_arguments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any, ad
 def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
                 backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
                 name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
-                path_types: t.Any = None) -> t.List[t.Dict[str, t.Any]]:
+                path_types: t.Any = None, platform: t.Any = "") -> t.List[t.Dict[str, t.Any]]:
     """The descriptions of every service the plan places on ``node``, in placement order.
 
     Each service is described by its profile's ``description`` (what step 3 returned); ``specs`` may give
     another description for some services, for images that carry none."""
     specs, addresses, backends = specs or {}, addresses or {}, backends or {}
+    if not isinstance(platform, str):
+        raise DeploymentError("platform must be the node's platform as a string (arm/v7), got %s"
+                              % type(platform).__name__)
     _check_arguments(plan, services, node, specs, addresses, backends, name_prefix)
     by_name = {s["name"]: s for s in services}
     placed = plan["by_node"].get(node) or []
@@ -307,5 +333,5 @@ def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, 
     producers = {p for name in placed for p in described[name]["consumes"] if p in by_name and p not in described}
     described.update({name: description_of(by_name[name], specs) for name in sorted(producers)})
     return [describe(by_name[name], node, plan, described, addresses, str(backends.get(name, backend)),
-                     str(pull_registry or ""), name_prefix, str(install_dir), path_types)
+                     str(pull_registry or ""), name_prefix, str(install_dir), path_types, platform)
             for name in placed]

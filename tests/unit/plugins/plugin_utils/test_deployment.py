@@ -12,6 +12,7 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
     DeploymentError,
     check_spec,
     deployments,
+    image_platform,
     image_reference,
     path_type,
     split_image,
@@ -286,3 +287,48 @@ def test_check_spec_of_nothing() -> None:
 ])
 def test_tag_reference(image, pull_registry, expected) -> None:
     assert tag_reference(image, pull_registry) == expected
+
+
+@pytest.mark.parametrize("arch, platforms, expected", [
+    ("arm/v7", ["linux/amd64", "linux/arm/v7", "linux/arm64"], "linux/arm/v7"),
+    # a 32-bit userland on a 64-bit kernel: the arm64 image does not run there, the arm/v7 one does
+    ("arm/v7", ["linux/arm/v6", "linux/arm64"], "linux/arm/v6"),
+    ("arm/v6", ["linux/arm/v5", "linux/arm/v7"], "linux/arm/v5"),
+    ("arm64", ["linux/amd64", "linux/arm64/v8"], "linux/arm64/v8"),
+    ("amd64", ["linux/amd64"], "linux/amd64"),
+    # a profile of an older version names the kernel's machine
+    ("armv7l", ["linux/arm/v7"], "linux/arm/v7"),
+    ("aarch64", ["linux/arm64"], "linux/arm64"),
+    # not known: the node's engine picks
+    ("", ["linux/arm/v7"], None),
+    ("arm/v7", [], None),
+    ("arm/v7", None, None),
+    ("arm/v7", ["unknown"], None),
+])
+def test_image_platform(arch: str, platforms: t.Any, expected: t.Optional[str]) -> None:
+    assert image_platform("spo2", "w4", arch, platforms) == expected
+
+
+@pytest.mark.parametrize("arch, platforms, message", [
+    ("arm/v7", ["linux/amd64", "linux/arm64"],
+     "service 'spo2': its image has no platform that node 'w4' (arm/v7) runs; it has linux/amd64, linux/arm64"),
+    ("arm/v6", ["linux/arm/v7"], "service 'spo2': its image has no platform that node 'w4' (arm/v6) runs; it has linux/arm/v7"),
+])
+def test_an_image_without_the_nodes_platform_is_refused(arch: str, platforms: t.List[str], message: str) -> None:
+    with pytest.raises(DeploymentError) as info:
+        image_platform("spo2", "w4", arch, platforms)
+    assert str(info.value) == message
+
+
+def test_each_service_runs_its_images_platform_for_the_node() -> None:
+    multi = [dict(service, platforms=["linux/amd64", "linux/arm/v7", "linux/arm64"]) for service in services()]
+    got = deployments(PLAN, multi, "w4", addresses=ADDRESSES, platform="arm/v7")
+    assert [(d["name"], d["platform"]) for d in got] == [
+        ("hr", "linux/arm/v7"), ("hrv", "linux/arm/v7"), ("spo2", "linux/arm/v7")]
+    assert [d["platform"] for d in deployments(PLAN, multi, "w4", addresses=ADDRESSES)] == [None, None, None]
+
+
+def test_platform_must_be_a_string() -> None:
+    with pytest.raises(DeploymentError) as info:
+        deployments(PLAN, services(), "w4", addresses=ADDRESSES, platform=["arm/v7"])
+    assert str(info.value) == "platform must be the node's platform as a string (arm/v7), got list"
