@@ -17,6 +17,10 @@ description:
   - Profiles that do not follow the profile schema, or are filed under another node's name, are skipped
     with a warning.
   - The configuration file name must end in C(registry.nanoedge.yml) or C(registry.nanoedge.yaml).
+  - A profile is self-reported data, written by the node (or by anyone the registry lets write). Do not take
+    connection variables (C(ansible_host), C(ansible_port), C(ansible_user), ...) from it with O(compose): a node
+    could then send the controller's connections, and the credentials they carry, to any address. Keep the nodes'
+    addresses in a static inventory next to this source; use the profile for groups and facts.
 author:
   - nanoedge.core contributors (!UNKNOWN)
 requirements:
@@ -77,12 +81,13 @@ url:
   - coap://10.0.0.1
   - coap://10.0.0.2
 ---
-# registry.nanoedge.yml: with connection details and extra groups
+# registry.nanoedge.yml: with variables and extra groups from the profiles. The connection
+# details (ansible_host ...) stay in a static inventory: a profile is what the node says of itself.
 plugin: nanoedge.core.registry
 url: coap://manager1.local:5683
 compose:
-  ansible_host: nanoedge_profile.labels.address | default(inventory_hostname)
   nanoedge_cores: nanoedge_profile.cpu.cores
+  nanoedge_room: nanoedge_profile.labels.room | default('unknown')
 groups:
   battery_low: nanoedge_profile.power.battery_percent is not none and nanoedge_profile.power.battery_percent < 20
 keyed_groups:
