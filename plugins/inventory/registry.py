@@ -18,8 +18,8 @@ description:
     with a warning.
   - The configuration file name must end in C(registry.nanoedge.yml) or C(registry.nanoedge.yaml).
   - A profile is self-reported data, written by the node (or by anyone the registry lets write). Do not take
-    connection variables (C(ansible_host), C(ansible_port), C(ansible_user), ...) from it with O(compose): a node
-    could then send the controller's connections, and the credentials they carry, to any address. Keep the nodes'
+    connection variables (C(ansible_host), C(ansible_port), C(ansible_user), ...) from it with O(compose), or a node
+    could send the controller's connections, and the credentials they carry, to any address. Keep the nodes'
     addresses in a static inventory next to this source; use the profile for groups and facts.
 author:
   - nanoedge.core contributors (!UNKNOWN)
