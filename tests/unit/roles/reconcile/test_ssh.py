@@ -93,9 +93,8 @@ def test_a_node_without_a_key_stops_the_role() -> None:
     (["203.0.113.7", "10.1.*"], {"all_ipv4_addresses": ["172.30.0.11"]},
      'from="203.0.113.7,10.1.*",no-agent-forwarding,no-port-forwarding,no-X11-forwarding'),
 ])
-def test_the_nodes_accept_the_key_from_the_managers_addresses_only(key_from: t.List[str],
-                                                                    ansible_facts: t.Dict[str, t.Any],
-                                                                    options: str) -> None:
+def test_the_nodes_accept_the_key_from_the_managers_addresses_only(
+        key_from: t.List[str], ansible_facts: t.Dict[str, t.Any], options: str) -> None:
     authorize = task("Let the manager log in to the nodes")
     variables = {"nanoedge_reconcile_key_from": key_from, "ansible_facts": ansible_facts}
     variables["_nanoedge_reconcile_from"] = render(authorize["vars"]["_nanoedge_reconcile_from"], **variables)
