@@ -6,7 +6,8 @@ Starts the real registry on loopback and measures, each against a baseline taken
 
 - its memory (VmRSS from /proc/PID/status) after 20,000 unfinished block-wise uploads (block 0 of a
   PUT, more to come, never continued), sent from 100 loopback addresses (127.0.0.2 and up), against
-  the same registry idle;
+  the same registry idle and against as many GETs (aiocoap keeps every request with its answer for
+  EXCHANGE_LIFETIME, 247 s, to answer duplicates: that share is the same for any request);
 - its memory after 5,000 observation requests on ``/profiles`` from those addresses, how many were
   accepted as observations, and the bytes of notifications one PUT then sends, against idle;
 - the time to encode ``/profiles`` (CBOR and JSON) after a change at 10,000 profiles, in process,
@@ -194,6 +195,12 @@ def upload_datagrams(count: int) -> t.Iterator[bytes]:
                       (OPT_BLOCK1, bytes([0x0E]))], block)  # block 0, more, 1024 bytes
 
 
+def get_datagrams(count: int) -> t.Iterator[bytes]:
+    for index in range(count):
+        yield encode(1, index & 0xFFFF, struct.pack("!I", index),
+                     [(OPT_URI_PATH, b"profiles"), (OPT_URI_PATH, ("g%05d" % index).encode())])
+
+
 def observe_datagrams(count: int) -> t.Iterator[bytes]:
     for index in range(count):
         yield encode(1, index & 0xFFFF, struct.pack("!I", index), [(OPT_OBSERVE, b""), (OPT_URI_PATH, b"profiles")])
@@ -205,15 +212,16 @@ def put_datagram(node: str, seq: int) -> bytes:
                                        (OPT_CONTENT_FORMAT, bytes([50]))], body)
 
 
-def measure_uploads(workdir: Path, extra: t.Sequence[str], count: int) -> t.Dict[str, t.Any]:
-    (workdir / "uploads").mkdir()
-    server = Server(workdir / "uploads", extra)
+def measure_requests(workdir: Path, extra: t.Sequence[str], datagrams: t.Iterable[bytes], name: str,
+                     ) -> t.Dict[str, t.Any]:
+    (workdir / name).mkdir()
+    server = Server(workdir / name, extra)
     try:
         time.sleep(0.5)
         idle = server.rss_kib()
         peers = Peers(server.port)
         started = time.perf_counter()
-        peers.send_all(upload_datagrams(count))
+        peers.send_all(datagrams)
         elapsed = time.perf_counter() - started
         loaded = server.rss_kib()
         peers.close()
@@ -258,10 +266,11 @@ async def _encode_times(workdir: Path, entries: int, repeats: int) -> t.Dict[str
     values = [sample_profile("n%05d" % i) for i in range(entries)]
     await asyncio.gather(*(registry.put(v["node"], v, canonical_json(v), 3600) for v in values))
     times: t.Dict[str, t.List[float]] = {"cbor": [], "json": [], "baseline": []}
+    registry.collection(CF_CBOR)  # what a first reader pays once after a start
     for seq in range(1, repeats + 1):
-        changed = sample_profile("n00000", seq)
-        await registry.put("n00000", changed, canonical_json(changed), 3600)
-        for name, content_format in (("cbor", CF_CBOR), ("json", CF_JSON)):
+        for turn, (name, content_format) in enumerate((("cbor", CF_CBOR), ("json", CF_JSON))):
+            changed = sample_profile("n%05d" % seq, 2 * seq + turn)  # a change: the next reader pays for it
+            await registry.put(changed["node"], changed, canonical_json(changed), 3600)
             started = time.perf_counter()
             registry.collection(content_format)
             times[name].append(time.perf_counter() - started)
@@ -286,15 +295,20 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="nanoedge-bench-limits-") as tmp:
         workdir = Path(tmp)
-        uploads = measure_uploads(workdir, args.server_arg, args.uploads)
+        uploads = measure_requests(workdir, args.server_arg, upload_datagrams(args.uploads), "uploads")
+        # the baseline: as many GETs of unknown nodes, what aiocoap keeps of any request for 247 s
+        gets = measure_requests(workdir, args.server_arg, get_datagrams(args.uploads), "gets")
         observers = measure_observers(workdir, args.server_arg, args.observers)
         encode_times = asyncio.run(_encode_times(workdir, args.entries, args.repeats))
 
     print("uploads: %d unfinished block-wise uploads from %d addresses in %.1f s, answers %s"
           % (args.uploads, len(ADDRESSES), uploads["seconds"], uploads["codes"]))
-    print("uploads: registry RSS %.1f MiB (idle baseline %.1f MiB): %.2fx idle, %.2f kB per upload sent"
-          % (uploads["loaded_kib"] / 1024, uploads["idle_kib"] / 1024, uploads["loaded_kib"] / uploads["idle_kib"],
-             1.024 * (uploads["loaded_kib"] - uploads["idle_kib"]) / args.uploads))
+    grown, grown_gets = (1024 * (run["loaded_kib"] - run["idle_kib"]) for run in (uploads, gets))
+    print("uploads: registry RSS %.1f MiB (idle %.1f MiB), %.2f kB more per upload sent; baseline %d GETs: RSS %.1f"
+          " MiB, %.2f kB per GET; the uploads' own share: %.2f kB each, %.2fx the baseline"
+          % (uploads["loaded_kib"] / 1024, uploads["idle_kib"] / 1024, grown / 1000 / args.uploads, args.uploads,
+             gets["loaded_kib"] / 1024, grown_gets / 1000 / args.uploads, (grown - grown_gets) / 1000 / args.uploads,
+             grown / max(1, grown_gets)))
     print("observers: %d observe requests on /profiles, %d accepted (answers %s)"
           % (args.observers, observers["observing"], observers["codes"]))
     print("observers: registry RSS %.1f MiB (idle baseline %.1f MiB): %.2fx idle; one PUT then sent %d bytes"

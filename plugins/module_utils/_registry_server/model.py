@@ -92,6 +92,11 @@ class Registry:
         self.version = 0
         self._collection_cache: t.Dict[int, t.Tuple[bytes, bytes]] = {}
         self._collection_version = -1
+        # Each node's key as it appears in either form, and the order of the
+        # nodes in either form; the order only changes when a node comes or goes.
+        self._json_keys: t.Dict[str, bytes] = {}
+        self._cbor_keys: t.Dict[str, bytes] = {}
+        self._orders: t.Dict[int, t.List[str]] = {}
         self.listeners: t.List[t.Callable[[str], None]] = []
 
     def load(self) -> None:
@@ -103,8 +108,12 @@ class Registry:
             heapq.heappush(self._expiry_heap, (expires_at, node))
         LOG.info("loaded %d live profile(s) from %s", len(live), self.store.path)
 
-    def _changed(self, node: str) -> None:
+    def _changed(self, node: str, membership: bool = False) -> None:
         self.version += 1
+        if membership:
+            self._orders.clear()
+            self._json_keys.pop(node, None)
+            self._cbor_keys.pop(node, None)
         for listener in self.listeners:
             listener(node)
 
@@ -119,7 +128,7 @@ class Registry:
             del self.entries[node]
             LOG.info("expired node=%s lease ended %.3f s ago", node, now - expires_at)
             self.committer.enqueue(("expire", node, expires_at))
-            self._changed(node)
+            self._changed(node, membership=True)
 
     def get(self, node: str) -> t.Optional[Entry]:
         self.expire_due()
@@ -150,7 +159,7 @@ class Registry:
         else:
             LOG.debug("stored node=%s lt=%d size=%d etag=%s", node, lifetime, len(body), etag.hex())
         if previous is None or previous.etag != etag:
-            self._changed(node)
+            self._changed(node, membership=created)
         return created, entry
 
     def _check_room(self, node: str, now: float) -> None:
@@ -171,7 +180,7 @@ class Registry:
         existed = self.entries.pop(node, None) is not None
         if existed:
             LOG.info("deleted node=%s", node)
-            self._changed(node)
+            self._changed(node, membership=True)
         return existed
 
     def collection(self, content_format: int) -> t.Tuple[bytes, bytes]:
@@ -186,15 +195,34 @@ class Registry:
         if self._collection_version != self.version:
             self._collection_cache.clear()
             self._collection_version = self.version
+        entries = self.entries
         if CF_JSON not in self._collection_cache:
-            canonical = b"{" + b",".join(
-                canonical_json(node) + b":" + self.entries[node].body for node in sorted(self.entries)
-            ) + b"}"
+            keys = self._keys(CF_JSON)
+            canonical = b"{" + b",".join(keys[node] + entries[node].body for node in self._order(CF_JSON)) + b"}"
             self._collection_cache[CF_JSON] = (canonical, etag_of(canonical))
         etag = self._collection_cache[CF_JSON][1]
         if content_format == CF_CBOR:
-            keyed = sorted((_canonical_cbor_order(cbor2.dumps(node)), node) for node in self.entries)
-            payload = _cbor_map_header(len(keyed)) + b"".join(
-                order[1] + self.entries[node].cbor for order, node in keyed)
+            keys = self._keys(CF_CBOR)
+            payload = _cbor_map_header(len(entries)) + b"".join(
+                keys[node] + entries[node].cbor for node in self._order(CF_CBOR))
             self._collection_cache[CF_CBOR] = (payload, etag)
         return self._collection_cache[content_format]
+
+    def _keys(self, content_format: int) -> t.Dict[str, bytes]:
+        """Node -> its encoded key in ``content_format`` (for JSON with the colon), for every live node."""
+        keys = self._cbor_keys if content_format == CF_CBOR else self._json_keys
+        if len(keys) != len(self.entries):  # nodes gone are dropped from keys, so only new ones are missing
+            for node in self.entries.keys() - keys.keys():
+                keys[node] = cbor2.dumps(node) if content_format == CF_CBOR else canonical_json(node) + b":"
+        return keys
+
+    def _order(self, content_format: int) -> t.List[str]:
+        order = self._orders.get(content_format)
+        if order is None:
+            if content_format == CF_CBOR:
+                keys = self._cbor_keys
+                order = sorted(self.entries, key=lambda node: _canonical_cbor_order(keys[node]))
+            else:
+                order = sorted(self.entries)
+            self._orders[content_format] = order
+        return order

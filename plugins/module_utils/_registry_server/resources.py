@@ -160,6 +160,12 @@ class ProfilesResource(ObservableResource, PathCapable):
         except Exception:  # the registry must keep serving whatever arrives
             LOG.exception("unexpected error while handling %s %s", request.code, request.opt.uri_path)
             return _diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
+        finally:
+            # aiocoap keeps every answered request with its response for
+            # EXCHANGE_LIFETIME (247 s) to answer duplicates; its body has been
+            # copied or decoded by now, so it need not stay that long.
+            if request.code == Code.PUT:
+                request.payload = b""
 
     async def _render(self, request: aiocoap.Message) -> aiocoap.Message:
         path = request.opt.uri_path

@@ -143,6 +143,9 @@ class Committer:
         self._pending: t.List[t.Tuple[t.Tuple[t.Any, ...], t.Optional[asyncio.Future]]] = []
         self._wakeup = asyncio.Event()
         self._task: t.Optional[asyncio.Task] = None
+        # A batch being written: cancelling the task would not stop its thread,
+        # and closing the database under it crashes the process.
+        self._applying = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="registry-committer")
@@ -165,7 +168,11 @@ class Committer:
             if not batch:
                 continue
             try:
-                await asyncio.to_thread(self.store.apply, [item[0] for item in batch])
+                self._applying = True
+                try:
+                    await asyncio.to_thread(self.store.apply, [item[0] for item in batch])
+                finally:
+                    self._applying = False
             except Exception as exc:
                 LOG.error("storage failure, %d write(s) not stored: %s", len(batch), exc)
                 for _op, future in batch:
@@ -177,7 +184,7 @@ class Committer:
                         future.set_result(None)
 
     async def stop(self) -> None:
-        while self._pending:
+        while self._pending or self._applying:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()

@@ -204,3 +204,19 @@ def test_new_nodes_being_committed_count_against_the_cap(small):
     results = small.run(three_at_once())
     assert [type(r).__name__ for r in results] == ["tuple", "tuple", "RegistryFull"]
     assert set(small.registry.entries) == {"a", "b"}
+
+
+def test_nodes_coming_and_going_keep_both_forms_in_order(world, clock):
+    def expect(profiles: t.Dict[str, t.Any]) -> None:
+        assert world.registry.collection(CF_JSON)[0] == canonical_json(profiles)
+        assert world.registry.collection(CF_CBOR)[0] == cbor2.dumps(profiles, canonical=True)
+
+    world.put("bb", {"node": "bb"}, 60)
+    world.put("a", {"node": "a"}, 10)
+    expect({"a": {"node": "a"}, "bb": {"node": "bb"}})
+    world.run(world.registry.delete("bb"))
+    world.put("ccc", {"node": "ccc"}, 60)
+    expect({"a": {"node": "a"}, "ccc": {"node": "ccc"}})
+    clock.now = 1010.0  # "a" expires, "bb" comes back
+    world.put("bb", {"node": "bb", "x": 2}, 60)
+    expect({"bb": {"node": "bb", "x": 2}, "ccc": {"node": "ccc"}})
