@@ -28,10 +28,13 @@ identities may GET (and observe) everything, an authenticated worker only
 ``/profiles/{its own node}`` (so a reporter can compare before writing);
 ``/profiles``, other nodes' profiles and unprotected GETs get 4.01.
 
-Modules: ``codec`` (decoding what is PUT, the ETag), ``store`` (SQLite),
-``model`` (leases and the collection), ``resources`` (CoAP), ``server``
-(sockets and the serving loop), ``cli`` (the command line), ``aiocoap_dep``
-(the libraries beyond the standard library).
+Modules: ``codec`` (decoding what is PUT, the ETag), ``wellformed`` (the
+bounded check of a body before it is decoded), ``store`` (SQLite, the lock
+and the check at start), ``model`` (leases and the collection),
+``resources`` (CoAP), ``server`` (sockets and the serving loop),
+``watchdog`` (systemd notification, restarting a stalled loop), ``cli``
+(the command line), ``aiocoap_dep`` (the libraries beyond the standard
+library).
 """
 
 from __future__ import annotations
