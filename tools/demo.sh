@@ -45,13 +45,14 @@ fetch_wheels() {
     arch=$(uname -m)
     mkdir -p "$WHEELS"
     if ! compgen -G "$WHEELS/aiocoap-$aiocoap-*.whl" >/dev/null || ! compgen -G "$WHEELS/cbor2-$cbor2-*.whl" >/dev/null \
-            || ! compgen -G "$WHEELS/ansible_core-$core-*.whl" >/dev/null; then
-        log "downloading the wheels the nodes install (aiocoap $aiocoap, cbor2 $cbor2, ansible-core $core and its dependencies)"
+            || ! compgen -G "$WHEELS/ansible_core-$core-*.whl" >/dev/null \
+            || ! compgen -G "$WHEELS/lakers_python-*.whl" >/dev/null || ! compgen -G "$WHEELS/filelock-*.whl" >/dev/null; then
+        log "downloading the wheels the nodes install (aiocoap[oscore] $aiocoap, cbor2 $cbor2, ansible-core $core and its dependencies)"
         "$BIN/pip" download -q --disable-pip-version-check --only-binary :all: \
             --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
             --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux_2_28_$arch" \
             --platform "manylinux_2_34_$arch" --platform any \
-            -d "$WHEELS" "aiocoap==$aiocoap" "cbor2==$cbor2" "ansible-core==$core"
+            -d "$WHEELS" "aiocoap[oscore]==$aiocoap" "cbor2==$cbor2" "ansible-core==$core"
     fi
 }
 

@@ -32,6 +32,7 @@ PLAYBOOK = """
       nanoedge_agent_capabilities: [dd]
       nanoedge_agent_systemd: false
       nanoedge_agent_pip_wheels_dir: "{wheels}"
+      nanoedge_agent_security: false
 """
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 

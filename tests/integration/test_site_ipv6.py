@@ -35,6 +35,8 @@ def site_inventory(port: int, unique: str) -> str:
         },
         "vars": {
             "nanoedge_registry_port": port,
+            # a plain registry: the opt-out path (security is the registry role's, not tested here)
+            "nanoedge_security": False,
             # no images: the plan places nothing, the point is where the profiles come from
             "nanoedge_services_repositories": ["nanoedge-ipv6-%s/*" % unique],
         },
