@@ -142,7 +142,7 @@ def arm_variant(blocks: t.Sequence[t.Dict[str, str]], kernel_machine: str) -> st
     # ARM1176 cores (Pi 1, Zero) print "CPU architecture: 7": their name says v6
     if "ARMv6" in name or "(v6l)" in name or kernel_machine == "armv6l":
         return "v6"
-    found = _LEADING_DIGITS_RE.match(cpuinfo_value(blocks, "CPU architecture") or "")
+    found = _LEADING_DIGITS_RE.search(cpuinfo_value(blocks, "CPU architecture") or "")
     if found and int(found.group(1)) <= 6:
         return "v%d" % max(5, int(found.group(1)))
     return "v7"
