@@ -62,9 +62,8 @@ def test_the_shared_reference_bomb_is_refused_at_once(seeded):
     started = time.monotonic()
     code, payload = exchange(seeded.port, datagram)
     elapsed = time.monotonic() - started
-    assert (code, payload) == (int(Code.BAD_REQUEST), PREFIX + b"malformed CBOR: tag 28 (shared value) is not"
-                                                                     b" accepted (a profile uses no CBOR tags but"
-                                                                     b" bignums 2 and 3)")
+    diagnostic = b"malformed CBOR: tag 28 (shared value) is not accepted (a profile uses no CBOR tags but bignums 2 and 3)"
+    assert (code, payload) == (int(Code.BAD_REQUEST), PREFIX + diagnostic)
     assert elapsed < 1.0
     print("bomb of %d bytes refused in %.1f ms" % (len(bomb), elapsed * 1000))
 
@@ -148,7 +147,7 @@ def test_the_registry_tells_systemd_it_is_ready_and_feeds_the_watchdog(tmp_path,
         monkeypatch.delenv("WATCHDOG_PID", raising=False)
         srv = RegistryServer(tmp_path / "registry.sqlite").start()
         try:
-            states = [manager.recv(256) for _ in range(4)]
+            states = [manager.recv(256) for _state in range(4)]
             assert states == [b"READY=1", b"WATCHDOG=1", b"WATCHDOG=1", b"WATCHDOG=1"]
             assert "systemd watchdog: WATCHDOG=1 every 0.2 s" in srv.log_text()
         finally:

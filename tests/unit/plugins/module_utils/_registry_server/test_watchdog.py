@@ -108,7 +108,7 @@ def test_start_watchdogs_feeds_systemd_from_the_loop(listener, monkeypatch):
         task.cancel()
 
     asyncio.run(run())
-    received = [sock.recv(256) for _ in range(3)]
+    received = [sock.recv(256) for _state in range(3)]
     assert received == [b"READY=1", b"WATCHDOG=1", b"WATCHDOG=1"]
 
 
