@@ -5,10 +5,7 @@
 Strategies
 ----------
 ``first_fit`` is the paper's Algorithm 1 exactly: services in the given order,
-for each the first node in the given order that satisfies it. The search
-runs on an index over the nodes (``_allocate_index``), so its cost depends
-on the numbers of services and nodes, not on how many distinct requirements
-there are; the answer is the one a scan of every node from the first gives.
+for each the first node in the given order that satisfies it.
 
 ``best_fit`` and ``spread`` take services by priority (highest first) and pick,
 among the nodes that fit, the one with the least (``best_fit``) or the most
@@ -16,45 +13,37 @@ among the nodes that fit, the one with the least (``best_fit``) or the most
 cpu, memory and storage of what is left divided by the largest node's figure;
 since every candidate loses the same amount when the service is placed, this
 ranks nodes identically before and after the placement. Ties go to the node
-that comes first. The same index finds that node by branch and bound.
+that comes first.
+
+Every strategy finds its node in one of two ways with the same answer (the one
+a scan of every node gives): with one heap of candidates per distinct
+requirement (``_allocate_heaps``) when there are few of them, else with an
+index over the nodes (``_allocate_index``) whose cost does not depend on how
+many distinct requirements there are.
 """
 
 from __future__ import annotations
 
 import typing as t
 
+# the heaps' entries (distinct requirements x nodes) per service or node up to which they beat the index
+HEAP_BUDGET = 8
+
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import Cause, capacity_cause, cause_text
-from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_index import Eligible, NodeIndex, pools
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heaps import run_heaps
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_index import NodeIndex
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     AllocationError,
     Node,
     Service,
-    Signature,
+    battery_ok,
     from_milli,
     milli_down,
+    statically_fits,
 )
 
 
 # --------------------------------------------------------------------------- state
-
-def statically_fits(signature: Signature, node: Node) -> bool:
-    """The requirements that no placement can change: capabilities, power, battery, network."""
-    capabilities, power, network, min_battery = signature
-    if capabilities and not node.capabilities.issuperset(capabilities):
-        return False
-    if power and power != node.power:
-        return False
-    if min_battery and not _battery_ok(min_battery, node):
-        return False
-    return not network or network in node.network
-
-
-def _battery_ok(min_battery: int, node: Node) -> bool:
-    # A mains-powered node is never "nearly empty"; a DC node must report its level.
-    if node.power == "ac":
-        return True
-    return node.battery is not None and milli_down(node.battery) >= min_battery
-
 
 class State:
     """Remaining capacity and hosted services per node; only ever decreases."""
@@ -111,7 +100,7 @@ class State:
             return self._capacity("memory", service.memory, index, self.memory[index], node.memory)
         if service.power and service.power != node.power:
             return {"code": "power", "needs": service.power, "has": node.power}
-        if service.min_battery and not _battery_ok(service.min_battery, node):
+        if service.min_battery and not battery_ok(service.min_battery, node):
             level = None if node.battery is None else from_milli(milli_down(node.battery))
             return {"code": "battery", "needs": from_milli(service.min_battery), "has": level}
         if service.network and service.network not in node.network:
@@ -167,28 +156,25 @@ def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> No
         return
     score = _scorer(strategy, state)
     ranked = score is not _first_fit_score
-    index = NodeIndex(state.cpu, state.memory, state.storage, score if ranked else None)
-    by_signature = pools(pending, Eligible(state.nodes))
+    requirements = len({service.key for service in pending})
+    if requirements * len(state.nodes) <= HEAP_BUDGET * (len(pending) + len(state.nodes)):
+        # few distinct requirements: their heaps are cheaper than the index
+        run_heaps(pending, state, score, ranked)
+        return
+    index = NodeIndex(state.nodes, pending, state.cpu, state.memory, state.storage, score if ranked else None)
     floor = _floor(strategy, state)
     for service in pending:
-        pool = by_signature[service.signature]
         wanted = service.replicas - state.placed_count(service)
         taken = set(state.assigned.get(service.name, ()))
-        start = 0
-        while wanted and pool.bits:
-            if ranked:
-                where = index.best(pool, service.demand, floor(service), taken)
-            else:
-                where = index.first(pool, service.demand, start)
-                if where in taken:
-                    start = where + 1
-                    continue
+        while wanted and not index.hopeless(service):
+            where = index.best(service, floor(service), taken) if ranked else index.first(service, taken)
             if where < 0:
+                if not taken:
+                    index.fail(service)
                 break
             state.place(service, where)
             index.update(where)
             taken.add(where)
-            start = where + 1
             wanted -= 1
 
 

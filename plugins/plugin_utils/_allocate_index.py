@@ -1,49 +1,75 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """An index over the nodes, in their order, that answers the heuristics' one question:
-which node takes this service (first, with the least or with the most capacity left)?
+which node takes this service (the first, the one with the least or with the most capacity left)?
 
-A segment tree over the node order keeps, per subtree, the most cpu, memory
-and storage any of its nodes has left and, for best_fit and spread, the
-least score (see ``_allocate_heuristics``); a placement updates one leaf and
-its ancestors. The requirements no placement changes (capabilities, power,
-network, battery) are bitsets over the node order, one per node feature,
-AND-ed once per distinct signature. A search descends only into subtrees that
-hold an eligible node and whose maxima cover the demand, so its cost does not
-depend on how many distinct requirements the services have.
-
-Because capacity only ever decreases, a subtree that cannot take the smallest
-demand of any service of a signature never will: its nodes leave that
-signature's bitset for good (what the former per-requirement heaps did per node).
+Each node's remaining cpu, memory and storage is kept as a level (one byte):
+how many of the services' distinct demands (at most 255 of them, quantiles
+beyond) it reaches. A node with room for a demand reaches the demand's level,
+so ``bytearray.translate`` and ``int.from_bytes`` turn "level at least L" into
+a bitset over the node order (one bit every eight) in one pass at C speed, and
+AND-ing those with the bitset of the nodes that satisfy the service's static
+requirements (capabilities, power, network, battery) leaves the candidates.
+Candidates are checked exactly in node order (a few share a level with the
+demand without reaching it), so the answer is the one a scan of every node
+gives; a search costs a few passes over the node bytes, whatever the number of
+distinct requirements. best_fit and spread keep each node's score as a level
+too and look, by bisection, for the lowest level that holds a candidate.
 """
 
 from __future__ import annotations
 
+import bisect
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import Node, Service, Signature, milli_down
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import Node, Service, Signature, statically_fits
 
+Demand = t.Tuple[int, int, int]
 Score = t.Callable[[int], float]
-_NONE = -1
+NONE = -1
+_LEVELS = 256
+# per level L, the translation that maps a byte to 1 when it is at least (AT_LEAST) or at most (AT_MOST) L
+AT_LEAST = [bytes(1 if value >= level else 0 for value in range(_LEVELS)) for level in range(_LEVELS)]
+AT_MOST = [bytes(1 if value <= level else 0 for value in range(_LEVELS)) for level in range(_LEVELS)]
+_INVERT = bytes(_LEVELS - 1 - value for value in range(_LEVELS))
+# nodes per chunk: a chunk whose best levels are below the demand's is skipped without looking at its nodes
+CHUNK = 256
+
+
+def bits_of(flags: t.Union[bytes, bytearray]) -> int:
+    """One byte per node (0 or 1) to a bitset with node i at bit 8 * i."""
+    return int.from_bytes(flags, "little")
+
+
+def nodes_of(bits: int) -> t.Iterator[int]:
+    """The nodes of a bitset, in order."""
+    while bits:
+        low = bits & -bits
+        yield (low.bit_length() - 1) >> 3
+        bits ^= low
 
 
 class Eligible:
-    """The nodes that satisfy each signature statically, as bitsets over the node order."""
+    """The nodes that satisfy each signature statically, as bitsets (node i at bit 8 * i)."""
 
     def __init__(self, nodes: t.Sequence[Node]) -> None:
-        self.nodes = nodes
-        self.all = (1 << len(nodes)) - 1
-        self._feature: t.Dict[t.Tuple[str, str], int] = {}
+        self.count = len(nodes)
+        self.all = bits_of(b"\x01" * len(nodes))
+        flags: t.Dict[t.Tuple[str, str], bytearray] = {}
         for node in nodes:
-            bit = 1 << node.index
             for feature in [("capability", name) for name in node.capabilities] + \
                     [("network", name) for name in node.network] + [("power", node.power)]:
-                self._feature[feature] = self._feature.get(feature, 0) | bit
-        self._battery: t.Dict[int, int] = {}
+                flags.setdefault(feature, bytearray(len(nodes)))[node.index] = 1
+        self._feature = {feature: bits_of(value) for feature, value in flags.items()}
+        # whole percents, mains power above all: "at least the service's whole percent" is a superset of the
+        # nodes whose battery satisfies it, and candidates are checked exactly
+        self._battery = bytearray(_LEVELS - 1 if node.power == "ac" else
+                                  (0 if node.battery is None else min(_LEVELS - 2, int(node.battery)))
+                                  for node in nodes)
         self._cache: t.Dict[Signature, int] = {}
 
     def of(self, signature: Signature) -> int:
-        """The bitset of the nodes that satisfy ``signature`` (capabilities, power, network, battery)."""
+        """The nodes that may satisfy ``signature`` (capabilities, power, network exactly; battery roughly)."""
         found = self._cache.get(signature)
         if found is None:
             found = self._cache[signature] = self._compute(signature)
@@ -59,152 +85,189 @@ class Eligible:
         if network:
             bits &= self._feature.get(("network", network), 0)
         if min_battery:
-            bits &= self.battery(min_battery)
+            bits &= bits_of(self._battery.translate(AT_LEAST[min(_LEVELS - 2, min_battery // 1000000)]))
         return bits
 
-    def battery(self, min_battery: int) -> int:
-        # A mains-powered node is never "nearly empty"; a DC node must report its level.
-        found = self._battery.get(min_battery)
-        if found is None:
-            found = 0
-            for node in self.nodes:
-                if node.power == "ac" or (node.battery is not None and milli_down(node.battery) >= min_battery):
-                    found |= 1 << node.index
-            self._battery[min_battery] = found
-        return found
-
     def feature(self, kind: str, name: str) -> int:
+        """The nodes with one capability, network or power source."""
         return self._feature.get((kind, name), 0)
 
 
-class NodeIndex:
-    """Per-subtree maxima of what the nodes have left (and least score), updated in place."""
-
-    def __init__(self, cpu: t.List[int], memory: t.List[int], storage: t.List[int],
-                 score: t.Optional[Score] = None) -> None:
-        count = len(cpu)
-        size = 1
-        while size < count:
-            size *= 2
-        self.size = size
-        self.cpu, self.memory, self.storage = cpu, memory, storage
-        self.score = score
-        self.max_cpu = [_NONE] * (2 * size)
-        self.max_memory = [_NONE] * (2 * size)
-        self.max_storage = [_NONE] * (2 * size)
-        self.least = [float("inf")] * (2 * size)
-        self.max_cpu[size:size + count] = cpu
-        self.max_memory[size:size + count] = memory
-        self.max_storage[size:size + count] = storage
-        if score is not None:
-            self.least[size:size + count] = [score(index) for index in range(count)]
-        for k in range(size - 1, 0, -1):
-            self._pull(k)
-        # the width mask of each depth, to test a subtree's range of a bitset
-        self.masks = [(1 << (size >> depth)) - 1 for depth in range(size.bit_length())]
-
-    def _pull(self, k: int) -> None:
-        left, right = 2 * k, 2 * k + 1
-        max_cpu, max_memory, max_storage, least = self.max_cpu, self.max_memory, self.max_storage, self.least
-        max_cpu[k] = max(max_cpu[left], max_cpu[right])
-        max_memory[k] = max(max_memory[left], max_memory[right])
-        max_storage[k] = max(max_storage[left], max_storage[right])
-        least[k] = min(least[left], least[right])
-
-    def update(self, index: int) -> None:
-        """Node ``index`` took a service: its leaf and every ancestor follow."""
-        k = self.size + index
-        self.max_cpu[k] = self.cpu[index]
-        self.max_memory[k] = self.memory[index]
-        self.max_storage[k] = self.storage[index]
-        if self.score is not None:
-            self.least[k] = self.score(index)
-        k //= 2
-        while k:
-            self._pull(k)
-            k //= 2
-
-    def first(self, pool: "Pool", demand: t.Tuple[int, int, int], start: int = 0) -> int:
-        """The first node at or after ``start`` in ``pool`` with room for ``demand``, or -1."""
-        need_cpu, need_memory, need_storage = demand
-        max_cpu, max_memory, max_storage, masks, size = self.max_cpu, self.max_memory, self.max_storage, \
-            self.masks, self.size
-        stack = [1]
-        while stack:
-            k = stack.pop()
-            depth = k.bit_length() - 1
-            width = size >> depth
-            low = (k - (1 << depth)) * width
-            if low + width <= start or not (pool.bits >> low) & masks[depth]:
-                continue
-            if max_cpu[k] < need_cpu or max_memory[k] < need_memory or max_storage[k] < need_storage:
-                pool.drop(self, k, low, masks[depth])
-                continue
-            if k >= size:
-                return low
-            stack.append(2 * k + 1)
-            stack.append(2 * k)
-        return _NONE
-
-    def best(self, pool: "Pool", demand: t.Tuple[int, int, int], floor: float, taken: t.Container[int]) -> int:
-        """The node in ``pool`` with room for ``demand`` and the least score (the first on ties), or -1.
-
-        ``floor`` is a score no node with room for ``demand`` can be under (for pruning).
-        """
-        need_cpu, need_memory, need_storage = demand
-        max_cpu, max_memory, max_storage, least, masks, size = self.max_cpu, self.max_memory, \
-            self.max_storage, self.least, self.masks, self.size
-        best_score, best_index = float("inf"), _NONE
-        stack = [1]
-        while stack:
-            k = stack.pop()
-            depth = k.bit_length() - 1
-            width = size >> depth
-            low = (k - (1 << depth)) * width
-            bound = least[k] if least[k] > floor else floor
-            if bound > best_score or (bound == best_score and low >= best_index) \
-                    or not (pool.bits >> low) & masks[depth]:
-                continue
-            if max_cpu[k] < need_cpu or max_memory[k] < need_memory or max_storage[k] < need_storage:
-                pool.drop(self, k, low, masks[depth])
-                continue
-            if k >= size:
-                if low not in taken:
-                    best_score, best_index = least[k], low
-                continue
-            left, right = 2 * k, 2 * k + 1
-            # the more promising child last, so that it is searched first
-            if least[right] < least[left]:
-                stack.append(left)
-                stack.append(right)
-            else:
-                stack.append(right)
-                stack.append(left)
-        return best_index
+def _bounds(values: t.Iterable[int]) -> t.List[int]:
+    """At most 255 increasing demands (all of them, or quantiles): the level of x is how many are <= x."""
+    distinct = sorted(set(values) - {0})
+    if len(distinct) < _LEVELS:
+        return distinct
+    step = len(distinct) / (_LEVELS - 1)
+    return sorted({distinct[int(rank * step)] for rank in range(_LEVELS - 1)})
 
 
 class Pool:
-    """The nodes that may still take a service of one signature: a bitset that only shrinks."""
+    """The nodes that have one set of capabilities, in the node order: their remaining capacity (and
+    score) as levels, in chunks, updated in place. Positions are places in ``members``."""
 
-    __slots__ = ("bits", "smallest")
+    def __init__(self, members: t.List[int], index: "NodeIndex") -> None:
+        self.members = members
+        self.owner = index
+        self.levels = [bytearray(bisect.bisect_right(index.bounds[kind], index.resources[kind][node])
+                                 for node in members) for kind in range(3)]
+        self.chunks = [(low, min(low + CHUNK, len(members))) for low in range(0, len(members), CHUNK)]
+        # per chunk, the highest level of each resource: a chunk below the demand's level is skipped whole
+        self.top = [[max(levels[low:high]) for low, high in self.chunks] for levels in self.levels]
+        if index.score is not None:
+            self.values = [index.score(node) for node in members]
+            self.scores = bytearray(index.score_level(value) for value in self.values)
+            # per chunk, the least score of its nodes: no candidate there scores less
+            self.least = [min(self.values[low:high]) for low, high in self.chunks]
+        self._chunked: t.Dict[Signature, t.List[int]] = {}
 
-    def __init__(self, bits: int, smallest: t.Tuple[int, int, int]) -> None:
-        self.bits = bits
-        # the least cpu, memory and storage any service of the signature asks for
-        self.smallest = smallest
+    def update(self, position: int) -> None:
+        """The node at ``position`` took a service."""
+        owner, node = self.owner, self.members[position]
+        chunk = position // CHUNK
+        low, high = self.chunks[chunk]
+        for kind in range(3):
+            levels = self.levels[kind]
+            levels[position] = bisect.bisect_right(owner.bounds[kind], owner.resources[kind][node])
+            self.top[kind][chunk] = max(levels[low:high])
+        if owner.score is not None:
+            value = self.values[position] = owner.score(node)
+            self.scores[position] = owner.score_level(value)
+            self.least[chunk] = min(self.values[low:high])
 
-    def drop(self, index: NodeIndex, k: int, low: int, mask: int) -> None:
-        """Forget subtree ``k`` for good when it cannot take even the smallest demand of the signature."""
-        cpu, memory, storage = self.smallest
-        if index.max_cpu[k] < cpu or index.max_memory[k] < memory or index.max_storage[k] < storage:
-            self.bits &= ~(mask << low)
+    def _eligible(self, signature: Signature) -> t.List[int]:
+        """The signature's nodes, as one bitset per chunk (position ``low + i`` at bit 8 * i)."""
+        found = self._chunked.get(signature)
+        if found is None:
+            flags = self.owner.eligible.of(signature).to_bytes(len(self.owner.nodes), "little")
+            if len(self.members) != len(flags):
+                flags = bytes(map(flags.__getitem__, self.members))
+            found = self._chunked[signature] = [bits_of(flags[low:high]) for low, high in self.chunks]
+        return found
+
+    def _open(self, service: Service, need: t.Sequence[int]) -> t.Iterator[t.Tuple[int, int]]:
+        """(chunk, its eligible nodes) for the chunks whose best levels reach the demand's."""
+        top_cpu, top_memory, top_storage = self.top
+        need_cpu, need_memory, need_storage = need
+        for chunk, bits in enumerate(self._eligible(service.signature)):
+            if bits and top_cpu[chunk] >= need_cpu and top_memory[chunk] >= need_memory \
+                    and top_storage[chunk] >= need_storage:
+                yield chunk, bits
+
+    def _candidates(self, chunk: int, bits: int, need: t.Sequence[int]) -> int:
+        """The chunk's nodes that may take the service: a superset of those that can."""
+        low, high = self.chunks[chunk]
+        for kind in range(3):
+            if need[kind] and bits:
+                bits &= bits_of(self.levels[kind][low:high].translate(AT_LEAST[need[kind]]))
+        return bits
+
+    def first(self, service: Service, taken: t.Container[int]) -> int:
+        """The first node that can take the service and is not in ``taken``, or -1."""
+        need, fits, members = self.owner.need(service), self.owner.fits, self.members
+        for chunk, bits in self._open(service, need):
+            low = self.chunks[chunk][0]
+            for offset in nodes_of(self._candidates(chunk, bits, need)):
+                node = members[low + offset]
+                if node not in taken and fits(service, node):
+                    return node
+        return NONE
+
+    def best(self, service: Service, floor: float, taken: t.Container[int]) -> int:
+        """The node that can take the service, not in ``taken``, with the least score (the first on ties), or -1.
+
+        No node with room for the service scores under ``floor``.
+        """
+        need, fits, members, score = self.owner.need(service), self.owner.fits, self.members, self.owner.score
+        assert score is not None
+        best_score, best_node = float("inf"), NONE
+        for bound, chunk, bits in sorted((max(self.least[chunk], floor), chunk, bits)
+                                         for chunk, bits in self._open(service, need)):
+            low, high = self.chunks[chunk]
+            # no node of this chunk (nor of the next ones) scores less, and on a tie it comes later
+            if bound > best_score or (bound == best_score and members[low] > best_node):
+                break
+            bits = self._candidates(chunk, bits, need)
+            scores = self.scores[low:high]
+            while bits:
+                # the lowest score level among the chunk's candidates: (255 - level) at their bytes, the most
+                level = _LEVELS - 1 - max((bits_of(scores.translate(_INVERT)) & bits * 255).to_bytes(
+                    high - low, "little"))
+                at_level = bits & bits_of(scores.translate(AT_MOST[level]))
+                found = [(score(members[low + offset]), members[low + offset]) for offset in nodes_of(at_level)
+                         if members[low + offset] not in taken and fits(service, members[low + offset])]
+                if found:
+                    best_score, best_node = min([(best_score, best_node)] + found)
+                    break
+                bits ^= at_level
+        return best_node
 
 
-def pools(services: t.Iterable[Service], eligible: Eligible) -> t.Dict[Signature, Pool]:
-    """One pool per signature of ``services``, with the smallest demand among them."""
-    smallest: t.Dict[Signature, t.Tuple[int, int, int]] = {}
-    for service in services:
-        found = smallest.get(service.signature)
-        smallest[service.signature] = service.demand if found is None else (
-            min(found[0], service.cpu), min(found[1], service.memory), min(found[2], service.storage))
-    return {signature: Pool(eligible.of(signature), demand) for signature, demand in smallest.items()}
+class NodeIndex:
+    """One pool per set of capabilities the services ask for, kept in step with the state's capacity."""
+
+    def __init__(self, nodes: t.Sequence[Node], services: t.Sequence[Service], cpu: t.List[int],
+                 memory: t.List[int], storage: t.List[int], score: t.Optional[Score] = None) -> None:
+        self.nodes = nodes
+        self.resources = (cpu, memory, storage)
+        self.bounds = [_bounds(service.demand[kind] for service in services) for kind in range(3)]
+        self.score = score
+        if score is not None:
+            values = [score(index) for index in range(len(nodes))]
+            # scores only move towards 0 (less left: best_fit's fall, spread's negative ones rise)
+            self.span = (min(values + [0.0]), max(values + [0.0]))
+        self.eligible = Eligible(nodes)
+        self.pools: t.Dict[t.Tuple[str, ...], Pool] = {}
+        self.holders: t.List[t.List[t.Tuple[Pool, int]]] = [[] for node in nodes]
+        for capabilities in sorted({service.capabilities for service in services}):
+            wanted = set(capabilities)
+            members = [node.index for node in nodes if node.capabilities.issuperset(wanted)]
+            pool = self.pools[capabilities] = Pool(members, self)
+            for position, node in enumerate(members):
+                self.holders[node].append((pool, position))
+        self.failed: t.Dict[Signature, t.List[Demand]] = {}
+
+    def score_level(self, value: float) -> int:
+        """A score's level: linear, so that it never decreases with the score."""
+        low, high = self.span
+        if high <= low:
+            return 0
+        return max(0, min(_LEVELS - 1, int((value - low) * ((_LEVELS - 1) / (high - low)))))
+
+    def need(self, service: Service) -> t.List[int]:
+        """The levels of the service's demand: a node with room for it is at least there."""
+        return [bisect.bisect_right(self.bounds[kind], service.demand[kind]) for kind in range(3)]
+
+    def update(self, index: int) -> None:
+        """Node ``index`` took a service."""
+        for pool, position in self.holders[index]:
+            pool.update(position)
+
+    def fits(self, service: Service, index: int) -> bool:
+        cpu, memory, storage = self.resources
+        return cpu[index] >= service.cpu and memory[index] >= service.memory and storage[index] >= service.storage \
+            and statically_fits(service.signature, self.nodes[index])
+
+    def first(self, service: Service, taken: t.Container[int]) -> int:
+        """The first node that can take the service and is not in ``taken``, or -1."""
+        return self.pools[service.capabilities].first(service, taken)
+
+    def best(self, service: Service, floor: float, taken: t.Container[int]) -> int:
+        """The node that can take the service, not in ``taken``, with the least score (the first on ties), or -1."""
+        return self.pools[service.capabilities].best(service, floor, taken)
+
+    def hopeless(self, service: Service) -> bool:
+        """Whether no node had room, with the service's signature, for less than its demand (nor has now)."""
+        cpu, memory, storage = service.demand
+        for failed_cpu, failed_memory, failed_storage in self.failed.get(service.signature, ()):
+            if failed_cpu <= cpu and failed_memory <= memory and failed_storage <= storage:
+                return True
+        return False
+
+    def fail(self, service: Service) -> None:
+        """No node had room for the service: keep its demand among the least such ones of its signature."""
+        cpu, memory, storage = service.demand
+        failed = [other for other in self.failed.get(service.signature, ())
+                  if not (cpu <= other[0] and memory <= other[1] and storage <= other[2])]
+        failed.append(service.demand)
+        self.failed[service.signature] = failed

@@ -96,6 +96,25 @@ def from_milli(value: int) -> t.Union[int, float]:
     return value / _SCALE
 
 
+def statically_fits(signature: Signature, node: Node) -> bool:
+    """The requirements that no placement can change: capabilities, power, battery, network."""
+    capabilities, power, network, min_battery = signature
+    if capabilities and not node.capabilities.issuperset(capabilities):
+        return False
+    if power and power != node.power:
+        return False
+    if min_battery and not battery_ok(min_battery, node):
+        return False
+    return not network or network in node.network
+
+
+def battery_ok(min_battery: int, node: Node) -> bool:
+    # A mains-powered node is never "nearly empty"; a DC node must report its level.
+    if node.power == "ac":
+        return True
+    return node.battery is not None and milli_down(node.battery) >= min_battery
+
+
 def _is_number(value: t.Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
