@@ -208,8 +208,8 @@ def observe_datagrams(count: int) -> t.Iterator[bytes]:
 
 def put_datagram(node: str, seq: int) -> bytes:
     body = json.dumps(sample_profile(node, seq)).encode()
-    return encode(3, 0xFF00 + seq, b"put" + bytes([seq]), [(OPT_URI_PATH, b"profiles"), (OPT_URI_PATH, node.encode()),
-                                       (OPT_CONTENT_FORMAT, bytes([50]))], body)
+    options = [(OPT_URI_PATH, b"profiles"), (OPT_URI_PATH, node.encode()), (OPT_CONTENT_FORMAT, bytes([50]))]
+    return encode(3, 0xFF00 + seq, b"put" + bytes([seq]), options, body)
 
 
 def measure_requests(workdir: Path, extra: t.Sequence[str], datagrams: t.Iterable[bytes], name: str,

@@ -28,14 +28,14 @@ class Clock:
 def test_a_bucket_allows_a_burst_then_the_rate():
     clock = Clock()
     limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
-    assert [limiter.admit("10.0.0.1") for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert [limiter.admit("10.0.0.1") for _request in range(4)] == [0.0, 0.0, 0.0, 0.5]
     clock.now += 0.25  # half a token
     assert limiter.admit("10.0.0.1") == pytest.approx(0.25)
     clock.now += 0.25
     assert limiter.admit("10.0.0.1") == 0.0
     assert limiter.admit("10.0.0.2") == 0.0  # another peer has its own bucket
     clock.now += 100.0  # refills up to the burst, no further
-    assert [limiter.admit("10.0.0.1") for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert [limiter.admit("10.0.0.1") for _request in range(4)] == [0.0, 0.0, 0.0, 0.5]
 
 
 def test_full_buckets_are_forgotten_and_their_number_is_bounded():
@@ -54,7 +54,7 @@ def test_full_buckets_are_forgotten_and_their_number_is_bounded():
 def test_rate_zero_switches_the_limit_off():
     limiter = RateLimiter(rate=0.0, burst=1, clock=Clock())
     assert not limiter.enabled
-    assert {limiter.admit("p") for _ in range(100)} == {0.0}
+    assert {limiter.admit("p") for _request in range(100)} == {0.0}
     assert len(limiter) == 0
 
 
@@ -139,8 +139,8 @@ def test_the_command_line_defaults_are_the_limits():
     (["--rate-burst", "0"], "--rate-burst must be positive, got 0"),
     (["--upload-memory-per-peer", "100000"],
      "--upload-memory-per-peer must be at least --max-body + 4096 (266240), got 100000"),
-    (["--max-body", "1000", "--upload-memory", "5000"], "--upload-memory must be at least --max-body + 4096 (5096),"
-                                                       " got 5000"),
+    (["--max-body", "1000", "--upload-memory", "5000"],
+     "--upload-memory must be at least --max-body + 4096 (5096), got 5000"),
 ])
 def test_limits_that_cannot_work_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit):
