@@ -698,9 +698,9 @@ def test_reads_a_secured_registry_as_its_manager_identity(tmp_path, daemons):
     ({"registry": "coap://127.0.0.1", "command": ["true"], "state_dir": "relative"},
      "state_dir must be an absolute path, got 'relative'"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "retries": 3}, "unknown key(s) retries (known: command, command_timeout, debounce, environment,"
-     " interval, keep_runs, lock_file, log_dir, managers, oscore_context, plan_file, probe_failures, probe_interval,"
-     " probe_timeout, registry, request_timeout, retry_backoff, retry_backoff_max, self, settle, state_dir,"
-     " stop_grace, tail_lines)"),
+     " flap_limit, flap_window, interval, keep_runs, lock_file, log_dir, managers, oscore_context, oscore_credentials,"
+     " plan_file, probe_failures, probe_interval, probe_timeout, registry, request_timeout, retry_backoff,"
+     " retry_backoff_max, self, settle, state_dir, stop_grace, tail_lines)"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "settle": -1}, "settle must be >= 0, got -1"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "retry_backoff": 10, "retry_backoff_max": 5},
      "retry_backoff_max must be >= retry_backoff (10), got 5"),
