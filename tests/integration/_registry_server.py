@@ -260,3 +260,20 @@ def encode(mtype: int, code: int, mid: int, token: bytes, options: t.Sequence[t.
 
 def uint(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+
+
+def payload_of(datagram: bytes) -> bytes:
+    """The payload of a CoAP datagram: after the options, which may hold 0xff bytes themselves."""
+    pos = 4 + (datagram[0] & 0x0F)
+    while pos < len(datagram) and datagram[pos] != 0xFF:
+        first = datagram[pos]
+        pos += 1
+        for nibble in (first >> 4, first & 0x0F):
+            pos += {13: 1, 14: 2}.get(nibble, 0)
+        length = first & 0x0F
+        if length == 13:
+            length = datagram[pos - 1] + 13
+        elif length == 14:
+            length = int.from_bytes(datagram[pos - 2:pos], "big") + 269
+        pos += length
+    return datagram[pos + 1:]

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _registry_server import RegistryServer, canonical, encode, profile, run_client, uint
+from _registry_server import RegistryServer, canonical, encode, payload_of, profile, run_client, uint
 from ansible_collections.nanoedge.core.tests.unit.plugins.module_utils._registry_server.test_codec_fuzz import (
     cbor_documents, json_documents,
 )
@@ -50,6 +50,12 @@ class Peer:
     def ask(self, code: int, options: t.Sequence[t.Tuple[int, bytes]], payload: bytes = b"") -> t.Optional[int]:
         """The answer's code, 0 for a reset, None for silence (a datagram
         the registry drops as unparsable)."""
+        answer = self.exchange(code, options, payload)
+        return None if answer is None else answer[0]
+
+    def exchange(self, code: int, options: t.Sequence[t.Tuple[int, bytes]],
+                 payload: bytes = b"") -> t.Optional[t.Tuple[int, bytes]]:
+        """(code, raw answer datagram) as for ``ask``."""
         self.mid = (self.mid + 1) & 0xFFFF
         token = self.mid.to_bytes(2, "big")
         self.sock.send(encode(CON, code, self.mid, token, options, payload))
@@ -62,12 +68,12 @@ class Peer:
                 return None
             mtype, answer_code, mid = (answer[0] >> 4) & 3, answer[1], int.from_bytes(answer[2:4], "big")
             if mtype == RST and mid == self.mid:
-                return 0
+                return 0, answer
             if answer[4:4 + (answer[0] & 0x0F)] != token or answer_code == 0:
                 continue  # an empty ACK (the answer follows), or a late answer to an earlier request
             if mtype == CON:  # a separate response: acknowledge it
                 self.sock.send(bytes([0x60, 0]) + answer[2:4])
-            return answer_code
+            return answer_code, answer
         return None
 
 
@@ -86,8 +92,12 @@ def live(tmp_path_factory):
 
 
 def collection(peer: Peer) -> bytes:
-    """The stored collection, read with aiocoap (it may be block-wise)."""
-    return run_client("coap://127.0.0.1:%d" % peer.sock.getpeername()[1], lambda c: c.get("/profiles")).payload
+    """The stored collection as one datagram answers it, over the same
+    socket (no new client per read). Only the control collection needs to
+    be compared whole, and it fits in one block."""
+    answer = peer.exchange(GET, [(OPT_URI_PATH, b"profiles")])
+    assert answer is not None and answer[0] == (2 << 5) | 5, answer
+    return payload_of(answer[1])
 
 
 def check_answer(code: t.Optional[int], allowed: t.Callable[[int], bool]) -> None:

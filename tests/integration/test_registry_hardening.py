@@ -16,8 +16,8 @@ import typing as t
 import pytest
 from aiocoap.numbers.codes import Code
 
-from _registry_server import (SERVER_MODULE, Client, RegistryServer, canonical, encode, profile, run_client,
-                              server_environment)
+from _registry_server import (SERVER_MODULE, Client, RegistryServer, canonical, encode, payload_of, profile,
+                              run_client, server_environment)
 
 CON = 0
 GET, PUT = 1, 3
@@ -40,9 +40,7 @@ def exchange(port: int, datagram: bytes, timeout: float = 5.0) -> t.Tuple[int, b
         sock.settimeout(timeout)
         sock.sendto(datagram, ("127.0.0.1", port))
         answer = sock.recv(65536)
-    token_length = answer[0] & 0x0F
-    payload = answer.split(b"\xff", 1)[1] if b"\xff" in answer[4 + token_length:] else b""
-    return answer[1], payload
+    return answer[1], payload_of(answer)
 
 
 @pytest.fixture()
