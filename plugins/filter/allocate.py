@@ -72,9 +72,10 @@ extends_documentation_fragment:
   - nanoedge.core.attributes.filter
 notes:
   - Quantities are compared in millionths; requirements are rounded up and capacities down.
-  - For each service that cannot be placed (or misses replicas) RV(unplaced) gives, per node, the first reason
-    it does not fit, in the order the paper checks them (capability, cores, memory, power, battery, network,
-    storage). The P(nanoedge.core.explain#filter) filter gives the whole service by node table.
+  - For each service that cannot be placed (or misses replicas) RV(unplaced) counts the nodes by the first reason
+    they do not fit, in the order the paper checks them (capability, cores, memory, power, battery, network,
+    storage), and, in clusters of up to 50 nodes, gives that reason per node. The result grows with services +
+    nodes. The P(nanoedge.core.explain#filter) filter gives the service by node table, for named services too.
 seealso:
   - plugin: nanoedge.core.explain
     plugin_type: filter
@@ -186,12 +187,24 @@ _value:
           description: The service name.
           type: str
           sample: xray
+        summary:
+          description: The counts as one line, for people.
+          type: str
+          sample: "0/3 nodes fit: 1 missing capability xr, 1 not enough memory (needs 2048 MB), 1 not enough cpu (needs 2 cores)"
+        counts:
+          description:
+            - Why, for programs that must not read English; one entry per cause C(code) (see RV(unplaced[].causes);
+              per set of C(missing) capabilities for V(capability)) with C(count), how many nodes fail first with
+              it, checked against what is left on them after the placement, and the service's figures involved
+              (C(needs), C(missing), C(service)). The counts add up to the number of nodes.
+          type: list
+          elements: dict
+          sample: [{"code": "capability", "missing": ["xr"], "count": 1}, {"code": "memory", "needs": 2048, "count": 1},
+                   {"code": "cpu", "needs": 2, "count": 1}]
         reasons:
           description:
-            - Node name to the first reason that node cannot take the service, checked against what is left on
-              it after the placement.
-            - In very large results (more than a million reasons in all), services with the same requirements
-              that fail on the same nodes share one dictionary.
+            - Only with at most 50 nodes. Node name to the first reason that node cannot take the service, checked
+              against what is left on it after the placement.
           type: dict
           sample: {"w1": "missing capability xr", "w2": "needs 2048 MB memory, has 512",
                    "w4": "needs 2 cores, 1 left after spo2, hrv"}
@@ -204,7 +217,7 @@ _value:
               and when other services took the room C(after), the first five of them, and C(more), how many
               others), V(power) or V(network) (C(needs), what the node C(has)), V(battery) (C(needs) in percent,
               the node's level C(has), V(null) when unknown) or V(fits) (the node could take it).
-            - In very large results these lists are shared like RV(unplaced[].reasons).
+            - Only with at most 50 nodes, like RV(unplaced[].reasons).
           type: list
           elements: dict
           sample: [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]},
@@ -214,7 +227,9 @@ _value:
           description: How many replicas of the service are not placed (V(1) for a service without replicas).
           type: int
           sample: 1
-      sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"},
+      sample: [{"service": "xray", "summary": "0/1 nodes fit: 1 missing capability xr",
+                "counts": [{"code": "capability", "missing": ["xr"], "count": 1}],
+                "reasons": {"w1": "missing capability xr"},
                 "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}], "missing": 1}]
     remaining:
       description: Every node to the CPU cores, memory (MB) and storage (MB) left after the placement.

@@ -42,6 +42,12 @@ options:
     description: Check each service against each node's whole profile instead of against the allocation.
     type: bool
     default: false
+  names:
+    description:
+      - Only these services (by name) get a row. The way to see, node by node, why a service of a large
+        cluster is unplaced; past 50 nodes P(nanoedge.core.allocate#filter) gives only counts per cause.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
 seealso:
@@ -82,6 +88,10 @@ EXAMPLES = r"""
     msg: "{{ services | nanoedge.core.explain(nodes, strategy='spread') | to_nice_yaml }}"
   when: ansible_check_mode
 
+- name: Node by node, why two services of a large cluster stay unplaced
+  ansible.builtin.debug:
+    msg: "{{ services | nanoedge.core.explain(nodes, names=['spo2', 'xray']) }}"
+
 - name: Which nodes could run each service at all
   ansible.builtin.debug:
     msg: "{{ services | nanoedge.core.explain(nodes, static=true) }}"
@@ -90,8 +100,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - Service name (in the given order) to a dictionary of node name (in the given order) to V(placed),
-      V(fits) or the first reason the node cannot run the service.
+    - Service name (in the given order; with O(names) only those) to a dictionary of node name (in the given
+      order) to V(placed), V(fits) or the first reason the node cannot run the service.
   type: dict
   sample:
     spo2: {w1: missing capability pom, w4: placed}
@@ -110,14 +120,16 @@ FILTER = "nanoedge.core.explain"
 
 
 def explain_filter(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
-                   time_limit: t.Any = DEFAULT_TIME_LIMIT, static: t.Any = False) -> t.Dict[str, t.Dict[str, str]]:
+                   time_limit: t.Any = DEFAULT_TIME_LIMIT, static: t.Any = False,
+                   names: t.Any = None) -> t.Dict[str, t.Dict[str, str]]:
     if isinstance(static, str):
         static = static.lower()
     if not isinstance(static, (str, int, float)) or (static not in BOOLEANS_TRUE and static not in BOOLEANS_FALSE):
         raise AnsibleFilterError("%s: static must be a boolean, got %r" % (FILTER, static))
     as_static = static in BOOLEANS_TRUE
     try:
-        return explain(services, nodes, strategy=strategy, current=current, time_limit=time_limit, static=as_static)
+        return explain(services, nodes, strategy=strategy, current=current, time_limit=time_limit, static=as_static,
+                       names=names)
     except AllocationError as exc:
         raise AnsibleFilterError("%s: %s" % (FILTER, exc)) from exc
 

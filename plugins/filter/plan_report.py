@@ -83,7 +83,9 @@ _value:
       description: As the allocation returned it.
       type: list
       elements: dict
-      sample: [{"service": "xray", "reasons": {"w1": "missing capability xr"},
+      sample: [{"service": "xray", "summary": "0/1 nodes fit: 1 missing capability xr",
+                "counts": [{"code": "capability", "missing": ["xr"], "count": 1}],
+                "reasons": {"w1": "missing capability xr"},
                 "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}], "missing": 1}]
     remaining:
       description: As the allocation returned it.

@@ -10,7 +10,8 @@ author: nanoedge.core contributors
 description:
   - Draws the plan document of P(nanoedge.core.plan_report#filter) as one card per node with its power source
     and battery, bars for the CPU cores, memory and storage the plan uses of what the node offers, its
-    capabilities and the services placed on it, and a list of the unplaced services with their reasons.
+    capabilities and the services placed on it, and a list of the unplaced services with their reasons (past 50
+    nodes, the nodes counted per reason).
   - The SVG has no external references (no fonts, scripts or images), so it can be attached to a CI run or
     opened in any browser.
 options:

@@ -9,8 +9,8 @@ version_added: 0.1.0
 author: nanoedge.core contributors
 description:
   - Renders the plan document of P(nanoedge.core.plan_report#filter) as a table with one line per placed service
-    (service, node, why that node) and one per unplaced service with the reason each node gave, followed by
-    a summary line. Critical services are marked with C(*).
+    (service, node, why that node) and one per unplaced service with the reason each node gave (past 50 nodes,
+    the nodes counted per reason), followed by a summary line. Critical services are marked with C(*).
   - Returns a list of lines, which C(ansible.builtin.debug) prints one per line.
 options:
   _input:

@@ -27,8 +27,9 @@ CARRIED_KEYS = ("replica_nodes", "placed", "moves")
 OPTIMAL_KEY = "optimal"
 # What the plan file adds: why each service runs where it does, and what the run was based on.
 PLAN_KEYS = ("why", "critical", "critical_unplaced", "registry", "current", "services", "nodes")
-# One entry of ``unplaced``.
-UNPLACED_KEYS = ("service", "reasons", "causes", "missing")
+# One entry of ``unplaced``; ``reasons`` and ``causes`` (per node) only for clusters of up to DETAIL_NODES nodes.
+UNPLACED_KEYS = ("service", "missing", "summary", "counts", "reasons", "causes")
+DETAIL_NODES = 50
 # One entry of ``moves`` (the plan file adds ``why``).
 MOVE_KEYS = ("service", "from", "to")
 # One entry of the plan file's ``services`` and ``nodes``.
@@ -88,18 +89,56 @@ def capacity_cause(code: str, needs: t.Union[int, float], has: t.Union[int, floa
     return cause
 
 
-def unplaced_summary(entry: t.Mapping[str, t.Any]) -> str:
-    """One line for an unplaced service, from its structured ``causes``.
+def counts_text(counts: t.Sequence[t.Mapping[str, t.Any]]) -> str:
+    """``0/5000 nodes fit: 4,980 missing capability pom, 20 not enough memory (needs 512 MB)``."""
+    if not counts:
+        return "no live node"
+    total = sum(count["count"] for count in counts)
+    fits = sum(count["count"] for count in counts if count["code"] == "fits")
+    parts = ["{:,} {}".format(count["count"], count_text(count)) for count in counts if count["code"] != "fits"]
+    return "%d/%d nodes fit: %s" % (fits, total, ", ".join(parts)) if parts else "%d/%d nodes fit" % (fits, total)
 
-    ``no live node has capability pom`` (or ``capabilities a, b``) when every
-    node lacks the same capabilities, ``every node: <cause>`` when all share
-    another cause, else ``node: cause; ...`` by node name; ``no live node``
-    when there were no nodes. An entry's own ``reason`` wins; an entry without
-    readable causes is summed up from its ``reasons`` texts as they are.
+
+def count_text(count: t.Mapping[str, t.Any]) -> str:
+    """One count without its number: ``missing capability pom``, ``not enough memory (needs 512 MB)``."""
+    code = count["code"]
+    if code == "replica":
+        return "already run a replica"
+    if code == "capability":
+        missing = count["missing"]
+        return "missing capabilit%s %s" % ("y" if len(missing) == 1 else "ies", ", ".join(missing))
+    if code == "cpu":
+        return "not enough cpu (needs %s core%s)" % (count["needs"], "" if count["needs"] == 1 else "s")
+    if code in ("memory", "storage"):
+        return "not enough %s (needs %s MB)" % (code, count["needs"])
+    if code == "power":
+        return "not on %s power" % count["needs"]
+    if code == "battery":
+        return "battery under %s%% or unknown" % count["needs"]
+    if code == "network":
+        return "without %s network" % count["needs"]
+    raise ValueError("unknown cause code %r (known: %s)" % (code, ", ".join(CAUSE_CODES)))
+
+
+def unplaced_summary(entry: t.Mapping[str, t.Any]) -> str:
+    """One line for an unplaced service, from its structured ``counts`` (or, in older plan files, ``causes``).
+
+    From ``counts``: ``0/5 nodes fit: 4 missing capability pom, 1 not enough
+    memory (needs 512 MB)``. From ``causes``: ``no live node has capability pom``
+    (or ``capabilities a, b``) when every node lacks the same capabilities,
+    ``every node: <cause>`` when all share another cause, else
+    ``node: cause; ...`` by node name. ``no live node`` when there were no
+    nodes. An entry's own ``reason`` wins; an entry without readable codes is
+    summed up from its ``reasons`` texts as they are.
     """
     reason = entry.get("reason")
     if isinstance(reason, str) and reason:
         return reason
+    try:
+        if entry.get("counts") is not None:
+            return counts_text(entry["counts"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        pass
     try:
         return _summary_of_causes(entry.get("causes"))
     except (AttributeError, KeyError, TypeError, ValueError):

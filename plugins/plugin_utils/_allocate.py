@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._plan import DEFAULT_STRATEGY, Cause, cause_text
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
+    DEFAULT_STRATEGY,
+    DETAIL_NODES,
+    Cause,
+    cause_text,
+    counts_text,
+)
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_explain import Counter
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics import (
     State,
     keep_current,
@@ -24,7 +31,6 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     AllocationError,
-    Key,
     Node,
     Service,
     check_strategy,
@@ -41,7 +47,6 @@ __all__ = ["DEFAULT_TIME_LIMIT", "FITS", "PLACED", "AllocationError", "Plan", "a
 
 DEFAULT_TIME_LIMIT = 10.0
 FITS = "fits"
-SHARE_REASONS_ABOVE = 1000000
 PLACED = "placed"
 
 
@@ -94,12 +99,9 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
     placements: t.Dict[str, str] = {}
     replica_nodes: t.Dict[str, t.List[str]] = {}
     unplaced: t.List[t.Dict[str, t.Any]] = []
-    shared: t.Dict[t.Tuple[Key, t.Tuple[int, ...]], t.Tuple[t.Dict[str, str], t.List[Cause]]] = {}
-    # Separate copies read best (YAML dumps of shared dicts show anchors), but tens of thousands of copies of
-    # thousands of entries would take gigabytes; past SHARE_REASONS_ABOVE entries identical ones are shared.
-    unplaced_count = sum(1 for service in outcome.services
-                         if len(state.assigned.get(service.name, ())) < service.replicas)
-    share = unplaced_count * len(names) > SHARE_REASONS_ABOVE
+    # per-node detail only where it is small: the result and the plan file grow with services + nodes
+    detail = len(names) <= DETAIL_NODES
+    counter = None
     for service in outcome.services:
         where = state.assigned.get(service.name, [])
         if where:
@@ -107,15 +109,13 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
             replica_nodes[service.name] = [names[index] for index in where]
         missing = service.replicas - len(where)
         if missing:
-            # Services with the same requirements that failed on the same nodes get the same explanation.
-            cache_key = (service.key, tuple(where))
-            explained = shared.get(cache_key)
-            if explained is None:
-                explained = shared[cache_key] = _explained(state, service, names)
-            elif not share:
-                explained = (dict(explained[0]), [dict(cause, nodes=list(cause["nodes"])) for cause in explained[1]])
-            reasons, causes = explained
-            unplaced.append({"service": service.name, "reasons": reasons, "causes": causes, "missing": missing})
+            if counter is None:
+                counter = Counter(outcome.nodes, state.cpu, state.memory, state.storage)
+            counts = counter.counts(service, where)
+            entry = {"service": service.name, "missing": missing, "summary": counts_text(counts), "counts": counts}
+            if detail:
+                entry["reasons"], entry["causes"] = _explained(state, service, names)
+            unplaced.append(entry)
     result: t.Dict[str, t.Any] = {
         "strategy": outcome.strategy,
         "placements": placements,
@@ -166,11 +166,13 @@ def _moves(services: t.Sequence[Service], current: t.Mapping[str, t.Sequence[str
 
 
 def explain(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, current: t.Any = None,
-            time_limit: t.Any = DEFAULT_TIME_LIMIT, static: bool = False) -> t.Dict[str, t.Dict[str, str]]:
-    """The full service x node matrix: ``placed``, ``fits`` or the first reason it does not fit.
+            time_limit: t.Any = DEFAULT_TIME_LIMIT, static: bool = False,
+            names: t.Any = None) -> t.Dict[str, t.Dict[str, str]]:
+    """The service x node matrix: ``placed``, ``fits`` or the first reason it does not fit.
 
     With ``static`` each service is checked against each node's whole profile,
     as if nothing else ran there; otherwise against the plan ``strategy`` makes.
+    With ``names`` only those services get a row (the per-node detail of a large plan, on request).
     """
     if static:
         check_strategy(strategy)
@@ -178,15 +180,31 @@ def explain(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, c
         parsed_nodes = parse_nodes(nodes)
         parse_current(current)
         check_time_limit(time_limit)
+        wanted = _wanted(names, parsed_services)
         empty = State(parsed_nodes)
         return {service.name: {node.name: empty.reason(service, node.index) or FITS for node in parsed_nodes}
-                for service in parsed_services}
+                for service in parsed_services if service.name in wanted}
+    wanted = _wanted(names, parse_services(services))
     outcome = plan(services, nodes, strategy, current, time_limit)
     state = outcome.state
     matrix: t.Dict[str, t.Dict[str, str]] = {}
     for service in outcome.services:
+        if service.name not in wanted:
+            continue
         where = state.assigned.get(service.name, ())
         matrix[service.name] = {
             node.name: PLACED if node.index in where else (state.reason(service, node.index) or FITS)
             for node in outcome.nodes}
     return matrix
+
+
+def _wanted(names: t.Any, services: t.Sequence[Service]) -> t.Set[str]:
+    known = [service.name for service in services]
+    if names is None:
+        return set(known)
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        raise AllocationError("names must be a list of service names, got %r" % (names,))
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise AllocationError("names: unknown service(s) %s" % ", ".join(unknown))
+    return set(names)

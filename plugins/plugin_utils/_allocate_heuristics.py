@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import typing as t
 
-# the heaps' entries (distinct requirements x nodes) per service or node up to which they beat the index
-HEAP_BUDGET = 8
-
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import Cause, capacity_cause, cause_text
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heaps import run_heaps
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_index import NodeIndex
@@ -41,6 +38,10 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model impo
     milli_down,
     statically_fits,
 )
+
+
+# the heaps' entries (distinct requirements x nodes) per service or node up to which they beat the index
+HEAP_BUDGET = 8
 
 
 # --------------------------------------------------------------------------- state

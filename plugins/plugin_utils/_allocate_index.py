@@ -34,6 +34,8 @@ AT_MOST = [bytes(1 if value <= level else 0 for value in range(_LEVELS)) for lev
 _INVERT = bytes(_LEVELS - 1 - value for value in range(_LEVELS))
 # nodes per chunk: a chunk whose best levels are below the demand's is skipped without looking at its nodes
 CHUNK = 256
+# demands that get a level of their own; past that many, quantiles of them (a level is one byte)
+MAX_BOUNDS = _LEVELS - 1
 
 
 def bits_of(flags: t.Union[bytes, bytearray]) -> int:
@@ -96,10 +98,10 @@ class Eligible:
 def _bounds(values: t.Iterable[int]) -> t.List[int]:
     """At most 255 increasing demands (all of them, or quantiles): the level of x is how many are <= x."""
     distinct = sorted(set(values) - {0})
-    if len(distinct) < _LEVELS:
+    if len(distinct) <= MAX_BOUNDS:
         return distinct
-    step = len(distinct) / (_LEVELS - 1)
-    return sorted({distinct[int(rank * step)] for rank in range(_LEVELS - 1)})
+    step = len(distinct) / MAX_BOUNDS
+    return sorted({distinct[int(rank * step)] for rank in range(MAX_BOUNDS)})
 
 
 class Pool:

@@ -14,9 +14,13 @@ from xml.sax.saxutils import escape
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
     CARRIED_KEYS,
     DEFAULT_STRATEGY,
+    DETAIL_NODES,
     PLAN_NODE_FIELDS,
     PLAN_SERVICE_FIELDS,
     RESULT_KEYS,
+    cause_text,
+    count_text,
+    unplaced_summary,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
     FITS,
@@ -57,6 +61,34 @@ def _group(reasons: t.Iterable[t.Tuple[str, str]]) -> str:
     return "; ".join("%s: %s" % (", ".join(nodes), reason) for reason, nodes in grouped.items())
 
 
+def _reasons(entry: t.Mapping[str, t.Any]) -> t.Dict[str, str]:
+    """Node to the text of its cause, from an unplaced entry's structured ``causes``, in node order."""
+    pairs = [(str(node), cause_text(cause)) for cause in entry.get("causes") or [] for node in cause["nodes"]]
+    order = list(entry.get("reasons") or {})
+    return dict(sorted(pairs, key=lambda pair: order.index(pair[0]) if pair[0] in order else len(order)))
+
+
+def _unplaced_text(entry: t.Mapping[str, t.Any]) -> str:
+    """The nodes grouped by cause where the entry has them per node, else the counts."""
+    reasons = _reasons(entry)
+    return _group(reasons.items()) if reasons else unplaced_summary(entry)
+
+
+def _brief(entry: t.Mapping[str, t.Any]) -> str:
+    """``no node fits: 4,980 missing capability pom and 1 other cause``: the largest count (the rest is in
+    the entry's ``counts``, which a large plan file must not repeat)."""
+    try:
+        counts = [count for count in entry["counts"] if count["code"] != "fits"]
+        if not counts:
+            return "no node fits: " + unplaced_summary(entry)
+        largest = max(counts, key=lambda count: count["count"])
+        more = len(counts) - 1
+        return "no node fits: {:,} {}{}".format(largest["count"], count_text(largest), " and %d other cause%s" % (
+            more, "" if more == 1 else "s") if more else "")
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return "no node fits: " + unplaced_summary(entry)
+
+
 def _needs(requires: t.Mapping[str, t.Any]) -> str:
     parts = list(requires.get("capabilities") or [])
     if requires.get("power"):
@@ -71,8 +103,10 @@ def why(plan: t.Mapping[str, t.Any], services: t.Sequence[t.Mapping[str, t.Any]]
     """Service name to why it runs where the plan put it (or why nowhere)."""
     node_list = _node_list(nodes)
     strategy = plan.get("strategy", DEFAULT_STRATEGY)
+    # the per-node detail only where it is small: the plan file grows with services + nodes
+    detail = len(node_list) <= DETAIL_NODES
     try:
-        matrix = explain(list(services), node_list, strategy=strategy, current=current or None)
+        matrix = explain(list(services), node_list, strategy=strategy, current=current or None) if detail else {}
         kept = parse_current(current) if current else {}
     except AllocationError as exc:
         raise ReportError(str(exc)) from exc
@@ -85,7 +119,11 @@ def why(plan: t.Mapping[str, t.Any], services: t.Sequence[t.Mapping[str, t.Any]]
         cells = matrix.get(name, {})
         where = placements.get(name) or []
         if not where:
-            reasons = unplaced.get(name, {}).get("reasons") or {n: c for n, c in cells.items() if c not in (FITS, PLACED)}
+            entry = unplaced.get(name, {})
+            if not detail and entry:
+                result[name] = _brief(entry)
+                continue
+            reasons = _reasons(entry) or {n: c for n, c in cells.items() if c not in (FITS, PLACED)}
             result[name] = "no node fits: " + (_group(reasons.items()) if reasons else "no nodes")
             continue
         first = where[0]
@@ -111,8 +149,13 @@ def explain_moves(moves: t.Sequence[t.Mapping[str, t.Any]], services: t.Sequence
                   node_list: t.Sequence[t.Mapping[str, t.Any]], strategy: str) -> t.List[t.Dict[str, t.Any]]:
     """Each move of the plan with why its service left its node: the node is gone, or no longer fits it."""
     live = {profile["node"] for profile in node_list}
+    # only the moved services against the nodes they left: static cells do not depend on anything else
+    moved = {move.get("service") for move in moves}
+    sources = {move.get("from") for move in moves}
     try:
-        matrix = explain(list(services), list(node_list), strategy=strategy, static=True)
+        matrix = explain([service for service in services if service.get("name") in moved],
+                         [profile for profile in node_list if profile.get("node") in sources],
+                         strategy=strategy, static=True)
     except AllocationError as exc:
         raise ReportError(str(exc)) from exc
     result = []
@@ -191,8 +234,7 @@ def plan_table(document: t.Mapping[str, t.Any]) -> t.List[str]:
     if document["unplaced"]:
         lines.append("")
         lines.extend(_columns([("UNPLACED", "REASONS")] + [
-            (entry["service"] + (" *" if entry["service"] in critical else ""),
-             _group((entry.get("reasons") or {}).items()) or "no nodes")
+            (entry["service"] + (" *" if entry["service"] in critical else ""), _unplaced_text(entry))
             for entry in document["unplaced"]]))
     if document.get("moves"):
         lines.append("")
@@ -314,7 +356,7 @@ def plan_svg(document: t.Mapping[str, t.Any], title: str = "nanoedge cluster", c
         parts.append(_text(_MARGIN, y, "unplaced", 13, "bold"))
         for entry in unplaced:
             y += 20
-            reasons = _group((entry.get("reasons") or {}).items()) or "no nodes"
+            reasons = _unplaced_text(entry)
             parts.append('<rect x="%g" y="%g" width="%g" height="16" rx="4" fill="%s"/>'
                          % (_MARGIN, y - 12, width - 2 * _MARGIN, _COLOURS["bad"]))
             parts.append(_text(_MARGIN + 6, y, "%s: %s" % (entry["service"], reasons)[:160], 11))

@@ -116,6 +116,10 @@ def test_the_requirement_defaults() -> None:
     assert {key: json.loads(value) for key, value in defaults.items()} == _requirements.REQUIREMENT_DEFAULTS
 
 
+def test_the_detail_limit() -> None:
+    assert "at most %d nodes (`DETAIL_NODES`)" % _plan.DETAIL_NODES in TEXT
+
+
 def test_the_default_strategy() -> None:
     assert "`%s` (default)" % _plan.DEFAULT_STRATEGY in TEXT
 

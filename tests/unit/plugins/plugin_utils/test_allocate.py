@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.nanoedge.core.plugins.module_utils._plan import cause_text
-from ansible_collections.nanoedge.core.plugins.plugin_utils import _allocate
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import cause_text, counts_text
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import (
     AllocationError,
     allocate,
@@ -72,7 +71,9 @@ def test_healthcare_matches_reference_transcription():
 def test_healthcare_second_oximeter_service_too_many_explained():
     services = healthcare.services() + [svc("ecg", capabilities=["pom"], cpu=2)]
     result = allocate(services, healthcare.workers())
-    assert result["unplaced"] == [{"service": "ecg", "missing": 1, "reasons": {
+    assert result["unplaced"] == [{"service": "ecg", "missing": 1, "counts": [
+        {"code": "capability", "missing": ["pom"], "count": 4}, {"code": "cpu", "needs": 2, "count": 1}],
+        "summary": "0/5 nodes fit: 4 missing capability pom, 1 not enough cpu (needs 2 cores)", "reasons": {
         "w1": "missing capability pom", "w2": "missing capability pom", "w3": "missing capability pom",
         "w4": "needs 2 cores, 1 left after spo2, hrv, hr", "w5": "missing capability pom"}, "causes": [
         {"code": "capability", "missing": ["pom"], "nodes": ["w1", "w2", "w3", "w5"]},
@@ -125,8 +126,10 @@ def test_healthcare_second_oximeter_service_too_many_explained():
 def test_each_requirement_kind_blocks_with_its_reason(requires, target, reason, cause):
     result = allocate([svc("s", **requires)], [target])
     assert result["placements"] == {}
+    counted = {key: value for key, value in cause.items() if key in ("code", "missing", "needs")}
     assert result["unplaced"] == [{"service": "s", "reasons": {"w1": reason}, "causes": [dict(cause, nodes=["w1"])],
-                                   "missing": 1}]
+                                   "missing": 1, "counts": [dict(counted, count=1)],
+                                   "summary": counts_text([dict(counted, count=1)])}]
     assert cause_text(cause) == reason
 
 
@@ -162,26 +165,26 @@ def test_reason_names_the_services_that_used_the_capacity():
     result = allocate(services, [node("w1", cores=4, memory=700)])
     assert result["unplaced"] == [
         {"service": "big", "reasons": {"w1": "needs 2 cores, 1 left after spo2, hrv"}, "missing": 1,
+         "counts": [{"code": "cpu", "needs": 2, "count": 1}], "summary": "0/1 nodes fit: 1 not enough cpu (needs 2 cores)",
          "causes": [{"code": "cpu", "needs": 2, "has": 1, "after": ["spo2", "hrv"], "nodes": ["w1"]}]},
         {"service": "fat", "reasons": {"w1": "needs 500 MB memory, 100 left after spo2, hrv"}, "missing": 1,
+         "counts": [{"code": "memory", "needs": 500, "count": 1}],
+         "summary": "0/1 nodes fit: 1 not enough memory (needs 500 MB)",
          "causes": [{"code": "memory", "needs": 500, "has": 100, "after": ["spo2", "hrv"], "nodes": ["w1"]}]},
         {"service": "disk", "reasons": {"w1": "needs 20000 MB storage, has 10000"}, "missing": 1,
+         "counts": [{"code": "storage", "needs": 20000, "count": 1}],
+         "summary": "0/1 nodes fit: 1 not enough storage (needs 20000 MB)",
          "causes": [{"code": "storage", "needs": 20000, "has": 10000, "nodes": ["w1"]}]},
     ]
 
 
-def test_identical_explanations_are_separate_dicts(monkeypatch):
+def test_identical_explanations_are_separate_dicts():
     first, second = allocate([svc("a", cpu=9), svc("b", cpu=9)], [node("w1")])["unplaced"]
     assert first["reasons"] == second["reasons"] == {"w1": "needs 9 cores, has 4"}
     assert first["reasons"] is not second["reasons"]
     assert first["causes"] == second["causes"] == [{"code": "cpu", "needs": 9, "has": 4, "nodes": ["w1"]}]
     assert first["causes"] is not second["causes"] and first["causes"][0] is not second["causes"][0]
     assert first["causes"][0]["nodes"] is not second["causes"][0]["nodes"]
-    # huge results share them instead of holding thousands of copies
-    monkeypatch.setattr(_allocate, "SHARE_REASONS_ABOVE", 1)
-    first, second = allocate([svc("a", cpu=9), svc("b", cpu=9)], [node("w1")])["unplaced"]
-    assert first["reasons"] is second["reasons"]
-    assert first["causes"] is second["causes"]
 
 
 def test_reason_lists_at_most_five_services():
@@ -251,7 +254,8 @@ def test_inputs_are_not_mutated():
 def test_empty_input():
     assert allocate([], []) == {"strategy": "first_fit", "placements": {}, "by_node": {}, "unplaced": [],
                                 "remaining": {}, "replica_nodes": {}, "placed": 0, "moves": []}
-    assert allocate([svc("a")], [])["unplaced"] == [{"service": "a", "reasons": {}, "causes": [], "missing": 1}]
+    assert allocate([svc("a")], [])["unplaced"] == [{"service": "a", "reasons": {}, "causes": [], "missing": 1,
+                                                     "counts": [], "summary": "no live node"}]
 
 
 # --------------------------------------------------------------------------- strategies and ties
@@ -333,7 +337,9 @@ def test_missing_replicas_are_reported():
     nodes = [node("w1", cores=8), node("w2", cores=1)]
     result = allocate([svc("web", cpu=2, replicas=3)], nodes)
     assert result["replica_nodes"] == {"web": ["w1"]}
-    assert result["unplaced"] == [{"service": "web", "missing": 2, "reasons": {
+    assert result["unplaced"] == [{"service": "web", "missing": 2, "counts": [
+        {"code": "replica", "service": "web", "count": 1}, {"code": "cpu", "needs": 2, "count": 1}],
+        "summary": "0/2 nodes fit: 1 already run a replica, 1 not enough cpu (needs 2 cores)", "reasons": {
         "w1": "already runs a replica of web", "w2": "needs 2 cores, has 1"}, "causes": [
         {"code": "replica", "service": "web", "nodes": ["w1"]}, {"code": "cpu", "needs": 2, "has": 1, "nodes": ["w2"]}]}]
 

@@ -86,6 +86,8 @@ def test_optimal_with_nothing_to_decide():
     assert result["optimal"]["proven"] is True
     assert result["optimal"]["bound"] == 0
     assert result["unplaced"] == [{"service": "a", "reasons": {"w1": "missing capability xr"}, "missing": 1,
+                                   "counts": [{"code": "capability", "missing": ["xr"], "count": 1}],
+                                   "summary": "0/1 nodes fit: 1 missing capability xr",
                                    "causes": [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]}]}]
 
 

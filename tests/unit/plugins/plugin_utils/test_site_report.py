@@ -58,7 +58,7 @@ def test_document_has_exactly_the_plan_keys():
     assert sorted(doc["unplaced"][0]) == sorted(UNPLACED_KEYS)
     assert doc["unplaced"][0]["causes"] == [
         {"code": "capability", "missing": ["xr"], "nodes": ["w1", "w2", "w3", "w4", "w5"]}]
-    assert unplaced_summary(doc["unplaced"][0]) == "no live node has capability xr"
+    assert unplaced_summary(doc["unplaced"][0]) == "0/5 nodes fit: 5 missing capability xr"
     assert sorted(doc["services"]["spo2"]) == sorted(PLAN_SERVICE_FIELDS)
     assert sorted(doc["nodes"]["w4"]) == sorted(PLAN_NODE_FIELDS)
 
