@@ -31,6 +31,7 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     AllocationError,
+    Key,
     Node,
     Service,
     check_strategy,
@@ -102,6 +103,8 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
     # per-node detail only where it is small: the result and the plan file grow with services + nodes
     detail = len(names) <= DETAIL_NODES
     counter = None
+    # services with the same requirements and no replica placed have the same counts
+    counted: t.Dict[Key, t.Tuple[t.List[t.Dict[str, t.Any]], str]] = {}
     for service in outcome.services:
         where = state.assigned.get(service.name, [])
         if where:
@@ -111,8 +114,15 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
         if missing:
             if counter is None:
                 counter = Counter(outcome.nodes, state.cpu, state.memory, state.storage)
-            counts = counter.counts(service, where)
-            entry = {"service": service.name, "missing": missing, "summary": counts_text(counts), "counts": counts}
+            known = None if where else counted.get(service.key)
+            if known is None:
+                counts = counter.counts(service, where)
+                known = (counts, counts_text(counts))
+                if not where:
+                    counted[service.key] = known
+            # separate copies: YAML dumps of shared dicts show anchors
+            entry = {"service": service.name, "missing": missing, "summary": known[1],
+                     "counts": [dict(count) for count in known[0]]}
             if detail:
                 entry["reasons"], entry["causes"] = _explained(state, service, names)
             unplaced.append(entry)
@@ -184,8 +194,8 @@ def explain(services: t.Any, nodes: t.Any, strategy: t.Any = DEFAULT_STRATEGY, c
         empty = State(parsed_nodes)
         return {service.name: {node.name: empty.reason(service, node.index) or FITS for node in parsed_nodes}
                 for service in parsed_services if service.name in wanted}
-    wanted = _wanted(names, parse_services(services))
     outcome = plan(services, nodes, strategy, current, time_limit)
+    wanted = _wanted(names, outcome.services)
     state = outcome.state
     matrix: t.Dict[str, t.Dict[str, str]] = {}
     for service in outcome.services:

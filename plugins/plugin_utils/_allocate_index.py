@@ -3,18 +3,20 @@
 """An index over the nodes, in their order, that answers the heuristics' one question:
 which node takes this service (the first, the one with the least or with the most capacity left)?
 
-Each node's remaining cpu, memory and storage is kept as a level (one byte):
-how many of the services' distinct demands (at most 255 of them, quantiles
-beyond) it reaches. A node with room for a demand reaches the demand's level,
-so ``bytearray.translate`` and ``int.from_bytes`` turn "level at least L" into
-a bitset over the node order (one bit every eight) in one pass at C speed, and
-AND-ing those with the bitset of the nodes that satisfy the service's static
-requirements (capabilities, power, network, battery) leaves the candidates.
-Candidates are checked exactly in node order (a few share a level with the
-demand without reaching it), so the answer is the one a scan of every node
-gives; a search costs a few passes over the node bytes, whatever the number of
-distinct requirements. best_fit and spread keep each node's score as a level
-too and look, by bisection, for the lowest level that holds a candidate.
+One pool per set of capabilities the services ask for holds the nodes that
+have them, in the node order, cut into chunks of 256. Each node's remaining
+cpu, memory and storage is kept as a level (one byte): how many of the
+services' distinct demands (at most 255 of them, quantiles beyond) it
+reaches, so a node with room for a demand reaches the demand's level. Per
+chunk the highest levels let a search skip it whole; inside a chunk
+``bytearray.translate`` and ``int.from_bytes`` turn "level at least L" into a
+bitset (one bit every eight) at C speed, and AND-ing those with the bitset of
+the nodes that satisfy the service's power, network and battery leaves the
+candidates. Candidates are checked exactly in node order (a few share a level
+with the demand without reaching it), so the answer is the one a scan of every
+node gives, whatever the number of distinct requirements. best_fit and spread
+also keep each node's score, and its level: chunks are taken by their least
+score and, inside one, the candidates of the lowest level are compared exactly.
 """
 
 from __future__ import annotations
@@ -89,10 +91,6 @@ class Eligible:
         if min_battery:
             bits &= bits_of(self._battery.translate(AT_LEAST[min(_LEVELS - 2, min_battery // 1000000)]))
         return bits
-
-    def feature(self, kind: str, name: str) -> int:
-        """The nodes with one capability, network or power source."""
-        return self._feature.get((kind, name), 0)
 
 
 def _bounds(values: t.Iterable[int]) -> t.List[int]:

@@ -191,6 +191,8 @@ def parse_services(services: t.Any) -> t.List[Service]:
         raise AllocationError("services must be a list of dicts, got %s" % _type_name(services))
     result: t.List[Service] = []
     seen: t.Set[str] = set()
+    # replicas and templates repeat the same requirements: each distinct one is normalised once
+    normalized: t.Dict[t.Any, t.Dict[str, t.Any]] = {}
     for index, item in enumerate(services):
         where = "services[%d]" % index
         if not isinstance(item, Mapping):
@@ -203,21 +205,47 @@ def parse_services(services: t.Any) -> t.List[Service]:
         if name in seen:
             raise AllocationError("service %r is listed twice" % name)
         seen.add(name)
-        result.append(_parse_service(item, name, index))
+        result.append(_parse_service(item, name, index, normalized))
     return result
 
 
-def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int) -> Service:
+def _frozen(raw: t.Any) -> t.Any:
+    """A hashable copy of a requirements dict that tells types apart (1, 1.0 and True), or None."""
+    if type(raw) is not dict:
+        return None
+    key = []
+    for name, value in raw.items():
+        kind = type(value)
+        if kind is list or kind is tuple:
+            if not all(type(item) is str for item in value):
+                return None
+            value = tuple(value)
+        elif kind not in _SCALARS:
+            return None
+        key.append((name, kind, value))
+    return tuple(key)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int,
+                   normalized: t.Dict[t.Any, t.Dict[str, t.Any]]) -> Service:
     who = "service %r" % name
     if "requires" not in item:
         raise AllocationError("%s: missing key requires" % who)
     raw = item["requires"]
     if raw is not None and not isinstance(raw, Mapping):
         raise AllocationError("%s: requires must be a dict, got %s" % (who, _type_name(raw)))
-    try:
-        requires = normalize_requirements(dict(raw) if raw is not None else None)
-    except RequirementError as exc:
-        raise AllocationError("%s requires %s" % (who, exc)) from exc
+    key = _frozen(raw)
+    requires = normalized.get(key) if key is not None else None
+    if requires is None:
+        try:
+            requires = normalize_requirements(dict(raw) if raw is not None else None)
+        except RequirementError as exc:
+            raise AllocationError("%s requires %s" % (who, exc)) from exc
+        if key is not None:
+            normalized[key] = requires
     priority = item.get("priority", 0)
     if priority is None:
         priority = 0
