@@ -211,13 +211,14 @@ def parse_services(services: t.Any) -> t.List[Service]:
 
 def _frozen(raw: t.Any) -> t.Any:
     """A hashable copy of a requirements dict that tells types apart (1, 1.0 and True), or None."""
-    if type(raw) is not dict:
+    # exact types, not isinstance: a subclass may compare equal and still normalise differently
+    if type(raw) is not dict:  # pylint: disable=unidiomatic-typecheck
         return None
     key = []
     for name, value in raw.items():
         kind = type(value)
         if kind is list or kind is tuple:
-            if not all(type(item) is str for item in value):
+            if not all(type(item) is str for item in value):  # pylint: disable=unidiomatic-typecheck
                 return None
             value = tuple(value)
         elif kind not in _SCALARS:
