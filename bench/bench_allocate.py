@@ -175,8 +175,8 @@ def run_workload(workload: str, nodes_count: int, services_count: int, naive: bo
     nodes, services = make_workload(workload, nodes_count, services_count)
     big = nodes_count >= 5000
     print("\n%s: %d nodes x %d services" % (workload, nodes_count, services_count))
-    print("  %-18s %8s %8s %8s %10s %10s %9s" % ("strategy", "seconds", "placed", "unplaced", "result MB",
-                                                  "peak MB", "plan MB"))
+    print("  %-18s %8s %8s %8s %10s %10s %9s" % (
+        "strategy", "seconds", "placed", "unplaced", "result MB", "peak MB", "plan MB"))
     ok = True
     results = {}
     for strategy in ("first_fit", "best_fit", "spread"):
@@ -184,8 +184,8 @@ def run_workload(workload: str, nodes_count: int, services_count: int, naive: bo
         results[strategy] = (seconds, result)
         peak = peak_mb(lambda strategy=strategy: allocate(services, nodes, strategy=strategy))
         plan = json_mb(plan_report(result, services, nodes)) if strategy == "first_fit" else float("nan")
-        print("  %-18s %8.3f %8d %8d %10.2f %10.1f %9.2f" % (strategy, seconds, result["placed"],
-                                                              len(result["unplaced"]), json_mb(result), peak, plan))
+        print("  %-18s %8.3f %8d %8d %10.2f %10.1f %9.2f" % (
+            strategy, seconds, result["placed"], len(result["unplaced"]), json_mb(result), peak, plan))
         if big and (seconds > 2.0 or peak > 1000 or plan > 20):
             print("  GOAL MISSED: %s over 2 s, 1 GB of memory or a 20 MB plan file" % strategy)
             ok = False

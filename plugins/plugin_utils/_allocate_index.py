@@ -179,7 +179,8 @@ class Pool:
         No node with room for the service scores under ``floor``.
         """
         need, fits, members, score = self.owner.need(service), self.owner.fits, self.members, self.owner.score
-        assert score is not None
+        if score is None:
+            raise AssertionError("best() is for the scored strategies (best_fit, spread)")
         best_score, best_node = float("inf"), NONE
         for bound, chunk, bits in sorted((max(self.least[chunk], floor), chunk, bits)
                                          for chunk, bits in self._open(service, need)):

@@ -41,8 +41,9 @@ def test_without_them_the_package_imports_and_the_server_names_what_is_missing(t
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.run([sys.executable, "-c", WITHOUT_LIBRARIES, str(tmp_path / "registry.sqlite")],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert proc.stdout.split() == ["__main__", "aiocoap_dep", "cli", "codec", "limits", "model", "resources", "server",
-                                 "store", "uploads", "watchdog", "wellformed"]
+    assert proc.stdout.split() == [
+        "__main__", "aiocoap_dep", "cli", "codec", "limits", "model", "resources", "server", "store", "uploads",
+        "watchdog", "wellformed"]
     assert (proc.returncode, proc.stderr) == (1, (
         "nanoedge.core.registry: the Python library aiocoap is missing for %s (ModuleNotFoundError: No module named"
         " 'aiocoap'); the nanoedge.core.registry role installs it in the registry's virtual environment\n"
