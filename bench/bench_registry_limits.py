@@ -23,12 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +33,11 @@ import typing as t
 from pathlib import Path
 
 import cbor2
+# Run as a script: this folder is on sys.path.
+from bench_registry import Server as RegistryServer  # pylint: disable=import-error
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS_PATH = ROOT.parents[2]
-SERVER_MODULE = "ansible_collections.nanoedge.core.plugins.module_utils._registry_server"
 ADDRESSES = ["127.0.0.%d" % i for i in range(2, 102)]
 WINDOW = 200
 OPT_OBSERVE, OPT_URI_PATH, OPT_CONTENT_FORMAT, OPT_BLOCK1 = 6, 11, 12, 27
@@ -95,30 +93,11 @@ def has_observe(datagram: bytes) -> bool:
     return False
 
 
-class Server:
+class Server(RegistryServer):
+    """The registry process of bench_registry.py, with its memory."""
+
     def __init__(self, workdir: Path, extra: t.Sequence[str]) -> None:
-        if ROOT.parent.parent.name != "ansible_collections":
-            raise SystemExit("run the benchmark from the ansible_collections/nanoedge/core layout (make bench)")
-        self.log = workdir / "registry.log"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(COLLECTIONS_PATH)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", SERVER_MODULE, "--bind", "127.0.0.1", "--port", "0", "--db",
-                 str(workdir / "registry.sqlite"), *extra],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            match = re.search(r"ready on udp \[[^\]]+\]:(\d+)", self.log.read_text())
-            if match:
-                self.port = int(match.group(1))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        raise SystemExit("registry did not start:\n" + self.log.read_text())
+        super().__init__(workdir, *extra)
 
     def rss_kib(self) -> int:
         with open("/proc/%d/status" % self.proc.pid) as status:
@@ -126,10 +105,6 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise SystemExit("no VmRSS for the registry")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
 
 
 class Peers:
