@@ -7,6 +7,9 @@
     python tools/testbed.py down
     python tools/testbed.py plug w2 sys/bus/w1 --from w1   # move w1's temperature probe to w2
     python tools/testbed.py unplug w2 sys/bus/w1
+    python tools/testbed.py cut m1 m2 w1 w2 w3   # drop m1's traffic with m2, w1, w2, w3 (tools/testbed_network.py)
+    python tools/testbed.py heal                 # every cut ends
+    python tools/testbed.py blip w3 --seconds 2  # w3 is off the network for 2 s
 
 Reads testbed/cluster.yml (see testbed/README.md). ``up`` builds the node
 image when it is missing, creates the Docker network, starts a second,
@@ -38,6 +41,7 @@ from testbed_cluster import (  # pylint: disable=import-error
     ensure_network, log, node_ready, pull_on_nodes, registry_answers, start_gateway_registry, start_node,
     stop_gateway_registry, wait_ready,
 )
+from testbed_network import blip, cut, heal  # pylint: disable=import-error
 
 
 # ------------------------------------------------------------------- commands
@@ -168,6 +172,14 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     unplug_parser = sub.add_parser("unplug", help="remove a device from a running node")
     unplug_parser.add_argument("host")
     unplug_parser.add_argument("path")
+    cut_parser = sub.add_parser("cut", help="drop all traffic between a node and the others named, both ways")
+    cut_parser.add_argument("host")
+    cut_parser.add_argument("peers", nargs="+")
+    heal_parser = sub.add_parser("heal", help="end the cuts of the nodes named (default: all)")
+    heal_parser.add_argument("hosts", nargs="*")
+    blip_parser = sub.add_parser("blip", help="take a node off the network for a few seconds")
+    blip_parser.add_argument("host")
+    blip_parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
     only = [h.strip() for h in args.only.split(",") if h.strip()] if args.only else None
     try:
@@ -184,6 +196,12 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
             plug(cluster, args.host, args.path, args.source)
         elif args.command == "unplug":
             unplug(cluster, args.host, args.path)
+        elif args.command == "cut":
+            cut(cluster, args.host, args.peers)
+        elif args.command == "heal":
+            heal(cluster, args.hosts)
+        elif args.command == "blip":
+            blip(cluster, args.host, args.seconds)
     except TestbedError as exc:
         log("error: %s" % exc)
         return 1

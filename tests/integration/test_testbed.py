@@ -205,6 +205,42 @@ def test_up_again_changes_nothing(testbed):
     assert {n["host"]: n["engine"] for n in document["nodes"]} == dict.fromkeys(WORKERS, "ok")
 
 
+_PROBE = ("import socket, sys\n"
+          "try:\n"
+          "    socket.create_connection((sys.argv[1], 9), timeout=1.5)\n"
+          "except ConnectionRefusedError:\n"
+          "    print('reached')\n"
+          "except OSError as exc:\n"
+          "    print(type(exc).__name__)\n")
+
+
+def _reaches(testbed, host: str, peer: str) -> bool:
+    """Whether ``host`` reaches ``peer`` (a closed port answers with a reset; a cut one with nothing)."""
+    answer = testbed.docker.out("exec", testbed.prefix + host, "python3", "-c", _PROBE, testbed.address(peer))
+    return answer.strip() == "reached"
+
+
+def test_cut_heal_and_blip(testbed):
+    assert _reaches(testbed, "w1", "w2") and _reaches(testbed, "w2", "w1")
+    proc = testbed.run("cut", "w1", "w2")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert not _reaches(testbed, "w1", "w2") and not _reaches(testbed, "w2", "w1")
+    assert _reaches(testbed, "w1", "w3") and _reaches(testbed, "w3", "w2")
+    proc = testbed.run("cut", "w1", "w3")  # a second cut adds to the first
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert not _reaches(testbed, "w1", "w2") and not _reaches(testbed, "w1", "w3")
+    proc = testbed.run("heal")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert _reaches(testbed, "w1", "w2") and _reaches(testbed, "w1", "w3")
+    blip = subprocess.Popen([*TESTBED, *testbed.args, "blip", "w2", "--seconds", "4"], cwd=str(COLLECTION_ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    assert not _reaches(testbed, "w3", "w2")
+    _out, err = blip.communicate(timeout=30)
+    assert blip.returncode == 0 and b"blip: w2 was off the network for 4." in err, err.decode()
+    assert _reaches(testbed, "w3", "w2")
+
+
 def _coap_get(uri: str) -> t.Optional[t.Dict[str, t.Any]]:
     client = shutil.which("coap-client-notls") or shutil.which("coap-client-openssl")
     assert client, "libcoap3-bin is not installed"
