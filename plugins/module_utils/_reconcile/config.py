@@ -25,17 +25,21 @@ CONFIG_KEYS = {
     "keep_runs": (int, 20),
     "tail_lines": (int, 20),
     "interval": ((int, float), 30),
-    "debounce": ((int, float), 2),
+    # seconds from the last change of the live profiles to a run (a burst of reports makes one run)
+    "debounce": ((int, float), 0.5),
     # a node that changes more than flap_limit times within flap_window seconds is held until it is
     # stable for flap_window seconds (damping.py); a window of 0 turns this off
     "flap_limit": (int, 2),
     "flap_window": ((int, float), 30),
     # after the daemon starts, no run for this long: the manager's own registry may have been down with
     # it and holds profiles from before until the workers report again
+    # (a manager after the first also stands for leadership only after it, so that at a cold start the
+    # preferred manager wins the lease)
     "settle": ((int, float), 0),
-    "probe_interval": ((int, float), 5),
-    "probe_timeout": ((int, float), 2),
-    "probe_failures": (int, 2),
+    # leadership (docs/contracts.md, "The CoAP API"): every lease_poll seconds PUT /leadership on the own
+    # registry, standing as a candidate for lease_ttl seconds
+    "lease_poll": ((int, float), 1.0),
+    "lease_ttl": ((int, float), 3.0),
     "request_timeout": ((int, float), 10),
     "command_timeout": ((int, float), 600),
     "stop_grace": ((int, float), 30),
@@ -47,12 +51,17 @@ CONFIG_KEYS = {
     "environment": (dict, {}),
 }  # type: t.Dict[str, t.Tuple[t.Any, t.Any]]
 
+# Keys of the probe election the lease replaced: accepted so that an older configuration still loads,
+# and ignored (the daemon logs them once at start).
+OBSOLETE_KEYS = ("probe_interval", "probe_timeout", "probe_failures")
+MAX_LEASE_TTL = 60.0
+
 TYPE_NAMES = {
     str: "a string", list: "a list", dict: "an object", int: "an integer",
     (int, float): "a number", (int, str): "an index or a URI",
 }  # type: t.Dict[t.Any, str]
 
-POSITIVE_NUMBERS = ("interval", "debounce", "probe_interval", "probe_timeout", "request_timeout",
+POSITIVE_NUMBERS = ("interval", "debounce", "lease_poll", "lease_ttl", "request_timeout",
                     "command_timeout", "retry_backoff", "retry_backoff_max")
 
 
@@ -76,7 +85,7 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
     """The configuration with defaults filled in; ConfigError names the first bad key."""
     if not isinstance(raw, dict):
         raise ConfigError("must be a JSON object")
-    unknown = sorted(set(raw) - set(CONFIG_KEYS))
+    unknown = sorted(set(raw) - set(CONFIG_KEYS) - set(OBSOLETE_KEYS))
     if unknown:
         raise ConfigError("unknown key(s) %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(CONFIG_KEYS))))
     config = {}  # type: t.Dict[str, t.Any]
@@ -101,12 +110,16 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
     for key in ("stop_grace", "settle", "flap_window"):
         if config[key] < 0:
             raise ConfigError("%s must be >= 0, got %s" % (key, config[key]))
-    for key in ("keep_runs", "tail_lines", "probe_failures", "flap_limit"):
+    for key in ("keep_runs", "tail_lines", "flap_limit"):
         if config[key] < 1:
             raise ConfigError("%s must be >= 1, got %s" % (key, config[key]))
     if config["retry_backoff_max"] < config["retry_backoff"]:
         raise ConfigError("retry_backoff_max must be >= retry_backoff (%s), got %s"
                           % (config["retry_backoff"], config["retry_backoff_max"]))
+    if not config["lease_poll"] < config["lease_ttl"] <= MAX_LEASE_TTL:
+        # a candidacy must outlive the gap between two renewals, and the registry takes at most 60 s
+        raise ConfigError("lease_ttl must be greater than lease_poll (%s) and at most %g, got %s"
+                          % (config["lease_poll"], MAX_LEASE_TTL, config["lease_ttl"]))
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in config["environment"].items()):
         raise ConfigError("environment must map names to strings")
 
@@ -119,6 +132,7 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
         raise ConfigError("state_dir must be an absolute path, got %r" % config["state_dir"])
     config["lock_file"] = config["lock_file"] or os.path.join(config["state_dir"], "reconcile.lock")
     config["log_dir"] = config["log_dir"] or os.path.join(config["state_dir"], "runs")
+    config["obsolete"] = sorted(set(raw) & set(OBSOLETE_KEYS))
     return config
 
 

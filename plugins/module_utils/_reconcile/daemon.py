@@ -1,12 +1,14 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The daemon: watch, elect, and run the command when the live profiles call for it.
+"""The daemon: watch, hold the leadership lease, and run the command when the live profiles call for it.
 
 The parts each keep their own state: the Watcher the live profiles, the
 Damper which nodes change too often to be acted on, the Election this
-manager's role, the Runner the runs and their retries. The Reconciler decides
-from them whether a run is due and why, and writes the state file and the
-decision log.
+manager's role (from the lease the LeaseKeeper renews), the Runner the runs
+and their retries. The Reconciler decides from them whether a run is due and
+why, and writes the state file and the decision log. A run carries the term
+of the lease it started under to the nodes, which refuse it once they have
+seen a higher term (docs/contracts.md, "The CoAP API").
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import time
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.damping import Damper
+from ansible_collections.nanoedge.core.plugins.module_utils._leadership import DEFAULT_LEASE
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.election import Election, RoleChange
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerprint import (
     Fingerprint, describe_diff, diff_fingerprints, fingerprint_digest,
 )
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.lease import LeaseKeeper
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import RunResult, Runner
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.state import StateFiles, now_iso
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.waiting import sleep_or_stop
@@ -39,16 +43,17 @@ class Reconciler:
         self.clock = clock
         self.stopping = asyncio.Event()
         self.wakeup = asyncio.Event()
-        self.election = Election(config["managers"], config["self"], config["registry"], config["probe_failures"])
+        self.election = Election(config["registry"], config["lease_ttl"], clock)
         self.watcher = Watcher(config, self.stopping, on_change=self._profiles_changed, on_outage=self.write_state)
+        self.keeper = LeaseKeeper(config, self.election, self.watcher.leadership, self._role_changed)
         self.runner = Runner(config, self.election.manager, self.stopping, on_start=self.write_state)
         self.files = StateFiles(config["state_dir"])
         self.damper = Damper(config["flap_limit"], config["flap_window"], clock)
         # when the live profiles, as damped, last changed: the debounce counts from there
         self.last_change = 0.0
         self.started_at = clock()
-        active = self.election.role == "active"
-        self.force_reason: t.Optional[str] = "started as the active manager" if active else None
+        # set when the lease is granted: a manager that becomes active runs once whatever changed
+        self.force_reason: t.Optional[str] = None
         # what the last successful run acted on
         self.applied: t.Optional[Fingerprint] = None
         self.skipped_for: t.Optional[str] = None
@@ -71,8 +76,6 @@ class Reconciler:
             "since": election.role_since,
             "manager": election.manager,
             "managers": self.config["managers"],
-            "active_peer": election.active_peer(),
-            "peers": election.peer_states(),
             "pid": os.getpid(),
             "updated": now_iso(),
             "registry": {"uri": self.config["registry"], "reachable": watcher.reachable(), "error": watcher.error},
@@ -84,6 +87,7 @@ class Reconciler:
             "last_run": self.runner.last_run,
             "failures": self.runner.failures,
             "running": self.runner.running,
+            **election.snapshot(),
         })
 
     def decide(self, event: str, line: t.Optional[str], **fields: t.Any) -> None:
@@ -111,30 +115,23 @@ class Reconciler:
             self.decide(event.kind, event.line, node=event.node, changes=event.changes, held=self.damper.held)
         return view
 
-    # -- election ---------------------------------------------------------------------
-
-    async def probe_round(self) -> None:
-        change = await self.election.probe_round(self.watcher.probe)
-        if change is not None:
-            self._role_changed(change)
+    # -- leadership ------------------------------------------------------------------------
 
     def _role_changed(self, change: RoleChange) -> None:
         """A change of role is a logged decision; becoming active forces a run."""
         if change.role == "active":
-            self.force_reason = change.reason
+            self.force_reason = "became active: %s" % change.why
         else:
             self.force_reason = None
             self.skipped_for = None
-        self.decide("role", change.line, previous=change.previous, reason=change.reason,
-                    active_peer=self.election.active_peer(), peers=self.election.peer_states())
+        self.decide("role", change.line, previous=change.previous, term=change.term, granted_by=change.granted_by,
+                    majority=change.majority, members=change.members, why=change.why)
+        if change.role != "active" and self.runner.running:
+            # the run keeps its term: a node refuses its changes once it has seen a higher one
+            LOG.warning("a run is continuing after losing the lease: it carries term %d, which the nodes refuse"
+                        " once another manager has a higher one", change.term)
         self.write_state()
         self.wakeup.set()
-
-    async def elect(self) -> None:
-        while not self.stopping.is_set():
-            started = time.monotonic()
-            await self.probe_round()
-            await sleep_or_stop(self.stopping, max(0.0, self.config["probe_interval"] - (time.monotonic() - started)))
 
     # -- deciding and running -------------------------------------------------------------
 
@@ -188,7 +185,8 @@ class Reconciler:
         delay = self.due_in()
         if delay > 0:
             return delay
-        if self.election.role != "active":
+        self.keeper.check()
+        if not self.election.active():
             self._skip_as_passive(fingerprint)
             return interval
         await self.reconcile(fingerprint)
@@ -201,20 +199,27 @@ class Reconciler:
             return
         self.skipped_for = digest
         reason, trigger = self.trigger(fingerprint)
-        active_peer = self.election.active_peer()
-        self.decide("skip", "%s; passive (active manager %s), not running" % (reason, active_peer),
-                    reason=reason, trigger=trigger, active_peer=active_peer, why="passive")
+        problem = self.election.problem
+        why = "passive (%s)" % ("no lease: %s" % problem if problem else "another manager holds the lease")
+        self.decide("skip", "%s; %s, not running" % (reason, why), reason=reason, trigger=trigger, why="passive")
 
     async def reconcile(self, acted_on: Fingerprint) -> RunResult:
         """Run the command for the live profiles ``acted_on``, under the lock, and record the outcome."""
         lock = await self.runner.lock()
         if isinstance(lock, RunResult):
             return lock
+        # the term is taken once the lock is held: waiting for it may have outlasted the lease
+        self.keeper.check()
+        fence = self.election.fence()
+        if fence is None:
+            lock.release()
+            LOG.info("not running: the lease ran out before the run could start")
+            return RunResult(None, "not the leader", "")
         # The command reads the registry itself once it runs: what changed
         # while another run held the lock is part of this run.
         acted_on = self.live() or acted_on
         reason, trigger = self.trigger(acted_on)
-        report = await self.runner.run(lock, reason, trigger)
+        report = await self.runner.run(lock, reason, trigger, fence)
         if report.result.rc == 0:
             self.applied = acted_on
             self.force_reason = None
@@ -234,63 +239,74 @@ class Reconciler:
     # -- entry points --------------------------------------------------------------------
 
     async def serve(self) -> None:
-        """Watch, elect and reconcile until SIGTERM or SIGINT."""
+        """Watch, keep the lease and reconcile until SIGTERM or SIGINT."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        self._obsolete_keys()
         await self.watcher.open()
-        self.decide("start", "started as manager %s (%s), watching %s" % (
-            self.election.manager, self.election.role.upper(), self.config["registry"]),
-            active_peer=self.election.active_peer(), managers=self.config["managers"])
+        self.decide("start", "started as manager %s (passive until its registry grants the lease), watching %s" % (
+            self.election.manager, self.config["registry"]), managers=self.config["managers"])
         self.write_state()
-        tasks = [asyncio.ensure_future(self.watcher.watch())]
-        if self.election.peers:
-            tasks.append(asyncio.ensure_future(self.elect()))
+        # The lease is kept until the main loop is over, a run it let finish included.
+        lease_done = asyncio.Event()
+        tasks = [asyncio.ensure_future(self.watcher.watch()), asyncio.ensure_future(self.keeper.keep(lease_done))]
         try:
             await self.main_loop()
         finally:
+            lease_done.set()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.decide("stop", "stopped", active_peer=self.election.active_peer())
+            await self.keeper.withdraw()
+            self.decide("stop", "stopped (the candidacy withdrawn)", term=self.election.term)
+            self.election.active_until = 0.0
             self.write_state()
             await self.watcher.close()
 
+    def _obsolete_keys(self) -> None:
+        if self.config.get("obsolete"):
+            LOG.warning("configuration key(s) %s are no longer used (the leadership lease replaced the probes of"
+                        " the other managers); ignored", ", ".join(self.config["obsolete"]))
+
     async def once(self, force: bool) -> int:
-        """One look at the registry and the peers, and one run if due; the exit status."""
+        """One look at the registry, the lease, and one run if due and the leader; the exit status."""
         await self.watcher.open()
+        lease_done = asyncio.Event()
+        keeping: t.Optional[asyncio.Future] = None
         try:
             fingerprint = self.live() if await self.watcher.fetch_once() else None
             if fingerprint is None:
                 LOG.error("error: cannot read %s/profiles: %s", self.config["registry"], self.watcher.error)
                 self.write_state()
                 return EXIT_UNREACHABLE
-            await self._settle_election()
-            last_run = self.runner.last_run
-            if self.election.role == "active" and not force and last_run is not None and last_run.get("rc") == 0:
-                self.force_reason = None  # a one-shot run only acts on what changed since the last success
-            if force:
-                self.force_reason = "run requested (--once --force)"
-            # No debounce for a single evaluation: there is no burst to wait for.
-            self.last_change = self.election.activated_at = self.clock() - self.config["debounce"]
-            self.started_at -= self.config["settle"]
-            if not self.pending():
-                LOG.info("nothing changed since the last successful run (%s)", fingerprint_digest(self.applied))
-                self.write_state()
-                return EXIT_OK
-            if self.election.role != "active":
-                await self.evaluate()
-                self.write_state()
-                return EXIT_OK
-            result = await self.reconcile(fingerprint)
-            return EXIT_OK if result.rc == 0 else EXIT_RUN_FAILED
+            # stand at once (no settle for a single look), renewing while the run lasts
+            self.keeper.stand_from = self.clock()
+            keeping = asyncio.ensure_future(self.keeper.keep(lease_done))
+            await self.keeper.obtain(DEFAULT_LEASE, self.stopping)
+            return await self._once_run(fingerprint, force)
         finally:
+            lease_done.set()
+            if keeping is not None:
+                await asyncio.gather(keeping, return_exceptions=True)
             await self.watcher.close()
 
-    async def _settle_election(self) -> None:
-        """Probe the peers until each is clearly up or down (at most probe_failures rounds)."""
-        for _attempt in range(self.config["probe_failures"] if self.election.peers else 0):
-            await self.probe_round()
-            if self.election.role == "active" or not self.election.undecided():
-                break
-            await asyncio.sleep(self.config["probe_interval"])
+    async def _once_run(self, fingerprint: Fingerprint, force: bool) -> int:
+        last_run = self.runner.last_run
+        if self.election.role == "active" and not force and last_run is not None and last_run.get("rc") == 0:
+            self.force_reason = None  # a one-shot run only acts on what changed since the last success
+        if force:
+            self.force_reason = "run requested (--once --force)"
+        # No debounce for a single evaluation: there is no burst to wait for.
+        self.last_change = self.election.activated_at = self.clock() - self.config["debounce"]
+        self.started_at -= self.config["settle"]
+        if not self.pending():
+            LOG.info("nothing changed since the last successful run (%s)", fingerprint_digest(self.applied))
+            self.write_state()
+            return EXIT_OK
+        if not self.election.active():
+            await self.evaluate()
+            self.write_state()
+            return EXIT_OK
+        result = await self.reconcile(fingerprint)
+        return EXIT_OK if result.rc == 0 else EXIT_RUN_FAILED

@@ -2,7 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Running the command: one run at a time under the lock, in a session of its
 own with its output in a log file, ended on timeout or stop; and the retries
-after a failure."""
+after a failure.
+
+Each run carries the term of the lease it started under and this manager's
+name as the extra variables ``nanoedge_fence_term`` and ``nanoedge_fence_manager``
+(``-e`` with a JSON object, so the term stays an integer): the nodes refuse a
+change from a term below the highest they have seen."""
 
 from __future__ import annotations
 
@@ -109,6 +114,18 @@ async def terminate(proc: t.Any, waiter: t.Any) -> t.Optional[int]:
     return None
 
 
+# (term, manager name) of the lease a run started under
+Fence = t.Tuple[int, str]
+
+
+def fence_argv(command: t.Sequence[str], fence: t.Optional[Fence]) -> t.List[str]:
+    """The command with the run's term and manager as extra variables (last, so they win)."""
+    if fence is None:
+        return list(command)
+    extra = {"nanoedge_fence_term": fence[0], "nanoedge_fence_manager": fence[1]}
+    return list(command) + ["-e", json.dumps(extra, sort_keys=True)]
+
+
 class RunReport(t.NamedTuple):
     """A finished run as the decision log records it."""
 
@@ -154,21 +171,23 @@ class Runner:
             return RunResult(None, "stopped while waiting for the lock", "")
         return lock
 
-    async def run(self, lock: FileLock, reason: str, trigger: t.Dict[str, t.Any]) -> RunReport:
-        """Run the command under ``lock`` (released at the end) and record the outcome."""
-        LOG.info("%s; running %s", reason, os.path.basename(self.config["command"][0]))
+    async def run(self, lock: FileLock, reason: str, trigger: t.Dict[str, t.Any],
+                  fence: t.Optional[Fence] = None) -> RunReport:
+        """Run the command under ``lock`` (released at the end) with the term of ``fence``; record the outcome."""
+        LOG.info("%s; running %s%s", reason, os.path.basename(self.config["command"][0]),
+                 " at term %d" % fence[0] if fence else "")
         self.running = True
         started_wall, started = time.time(), time.monotonic()
         self.on_start()
         try:
-            result = await self.run_command(reason, trigger, started_wall)
+            result = await self.run_command(reason, trigger, started_wall, fence)
         finally:
             lock.release()
             self.running = False
-        return self.finish(result, reason, started_wall, time.time(), round(time.monotonic() - started, 3))
+        return self.finish(result, reason, started_wall, time.time(), round(time.monotonic() - started, 3), fence)
 
     def finish(self, result: RunResult, reason: str, started_wall: float, finished_wall: float,
-               duration: float) -> RunReport:
+               duration: float, fence: t.Optional[Fence] = None) -> RunReport:
         """Record a run (wall clock times): the plan it left, the retry it calls for, its line."""
         moves: t.List[t.Dict[str, t.Any]] = []
         unplaced: t.List[t.Dict[str, t.Any]] = []
@@ -192,7 +211,7 @@ class Runner:
                   "started": self.last_run["started"], "finished": self.last_run["finished"], "duration": duration,
                   "moves": moves, "unplaced": unplaced, "plan": self.config["plan_file"] or None,
                   "plan_problem": plan_problem, "log": result.log, "output_tail": output_tail,
-                  "command": self.config["command"]}
+                  "command": self.config["command"], "term": fence[0] if fence else None}
         return RunReport(result, line, fields)
 
     @staticmethod
@@ -209,9 +228,10 @@ class Runner:
         for entry in fields["unplaced"]:
             LOG.info("%s unplaced: %s", entry["service"], entry["why"])
 
-    async def run_command(self, reason: str, trigger: t.Dict[str, t.Any], started_wall: float) -> RunResult:
-        """The command with its reason in the environment and its output in a log file of its own."""
-        argv = self.config["command"]
+    async def run_command(self, reason: str, trigger: t.Dict[str, t.Any], started_wall: float,
+                          fence: t.Optional[Fence] = None) -> RunResult:
+        """The command with its term, its reason in the environment and its output in a log file of its own."""
+        argv = fence_argv(self.config["command"], fence)
         stamp = datetime.datetime.fromtimestamp(started_wall, datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         log_path = os.path.join(self.config["log_dir"], "run-%s.log" % stamp)
         with open(log_path, "wb") as output:
@@ -222,7 +242,7 @@ class Runner:
                 # process tree (ansible-playbook forks workers), not just argv[0].
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=asyncio.subprocess.STDOUT,
-                    env=self._environment(reason, trigger), start_new_session=True)
+                    env=self._environment(reason, trigger, fence), start_new_session=True)
             except OSError as exc:
                 rc, error = _start_failure(argv[0], exc)
                 output.write(("%s\n" % error).encode())
@@ -231,12 +251,14 @@ class Runner:
         prune_run_logs(self.config["log_dir"], self.config["keep_runs"])
         return RunResult(rc, error, log_path)
 
-    def _environment(self, reason: str, trigger: t.Dict[str, t.Any]) -> t.Dict[str, str]:
+    def _environment(self, reason: str, trigger: t.Dict[str, t.Any], fence: t.Optional[Fence]) -> t.Dict[str, str]:
         env = dict(os.environ)
         env.update(self.config["environment"])
         env["NANOEDGE_RECONCILE_REASON"] = " ".join(reason.split())
         env["NANOEDGE_RECONCILE_TRIGGER"] = json.dumps(trigger, sort_keys=True)
         env["NANOEDGE_RECONCILE_MANAGER"] = self.manager
+        if fence is not None:
+            env["NANOEDGE_RECONCILE_TERM"] = str(fence[0])
         if self.config["plan_file"]:
             env["NANOEDGE_RECONCILE_PLAN_FILE"] = self.config["plan_file"]
         return env

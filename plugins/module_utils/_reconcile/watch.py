@@ -42,7 +42,6 @@ class Watcher:
         self.registry = config["registry"]
         self.interval = config["interval"]
         self.request_timeout = config["request_timeout"]
-        self.probe_timeout = config["probe_timeout"]
         self.oscore_context = config["oscore_context"]
         self.oscore_credentials = config.get("oscore_credentials", "")
         self.stopping = stopping
@@ -63,9 +62,8 @@ class Watcher:
     # -- the client context -------------------------------------------------------------
 
     async def open(self) -> None:
-        # Managers read the registries as themselves: their own one under its
-        # context (required), the peers' (probed) under theirs where the
-        # credentials name them.
+        # A manager reads its own registry, and stands for leadership with it, as
+        # itself: under that registry's context (required).
         authority = parse_registry(self.registry).authority
         try:
             self.credentials = Credentials.load(self.oscore_credentials, self.oscore_context, [authority])
@@ -211,17 +209,29 @@ class Watcher:
         self.take_payload(response)
         return self.fingerprint is not None
 
-    async def probe(self, uri: str) -> t.Optional[str]:
-        """None when the registry at ``uri`` answered ``GET /.well-known/core`` within probe_timeout, else why not."""
-        message = aiocoap.Message(code=aiocoap.GET, uri=uri + "/.well-known/core")
+    async def leadership(self, candidate: t.Optional[bool], ttl: float, timeout: float) -> t.Tuple[str, t.Any]:
+        """One exchange with the own registry's ``/leadership``: ``PUT`` standing (or not) as a candidate
+        for ``ttl`` seconds, or ``GET`` when ``candidate`` is None. ("answer", decoded JSON), ("error",
+        why: an error code or an undecodable payload) or ("none", why: no answer within ``timeout``)."""
+        if candidate is None:
+            message = aiocoap.Message(code=aiocoap.GET, uri=self.registry + "/leadership")
+        else:
+            body = json.dumps({"candidate": candidate, "ttl": ttl}).encode()
+            message = aiocoap.Message(code=aiocoap.PUT, uri=self.registry + "/leadership", payload=body,
+                                      content_format=CF_JSON)
+        message.opt.accept = CF_JSON
         try:
-            # Any answer, even an error code, shows the peer's registry is alive.
-            await asyncio.wait_for(self.context.request(message).response, self.probe_timeout)
+            response = await asyncio.wait_for(self.context.request(message).response, timeout)
         except asyncio.TimeoutError:
-            return "no answer within %g s" % self.probe_timeout
+            return "none", "no answer to /leadership within %g s" % timeout
         except (aiocoap.error.Error, OSError) as exc:
-            return describe_error(exc)
-        return None
+            return "none", "/leadership: %s" % describe_error(exc)
+        if not response.code.is_successful():
+            return "error", "/leadership " + _answer_text(response)
+        try:
+            return "answer", json.loads(bytes(response.payload).decode("utf-8"))
+        except ValueError as exc:
+            return "error", "/leadership answered a payload that is not JSON: %s" % exc
 
 
 def _cancel(observation: t.Any) -> None:

@@ -15,11 +15,16 @@ def test_minimal_configuration_gets_every_default():
         "registry": "coap://[::1]:5683", "command": ["ansible-playbook", "site.yml"], "managers": [], "self": None,
         "state_dir": "/var/lib/nanoedge-reconcile", "lock_file": "/var/lib/nanoedge-reconcile/reconcile.lock",
         "plan_file": "", "log_dir": "/var/lib/nanoedge-reconcile/runs", "keep_runs": 20, "tail_lines": 20,
-        "interval": 30, "debounce": 2, "flap_limit": 2, "flap_window": 30, "settle": 0, "probe_interval": 5,
-        "probe_timeout": 2, "probe_failures": 2,
-        "request_timeout": 10, "command_timeout": 600, "stop_grace": 30, "retry_backoff": 30,
-        "retry_backoff_max": 600, "oscore_context": "", "oscore_credentials": "", "environment": {},
+        "interval": 30, "debounce": 0.5, "flap_limit": 2, "flap_window": 30, "settle": 0, "lease_poll": 1.0,
+        "lease_ttl": 3.0, "request_timeout": 10, "command_timeout": 600, "stop_grace": 30, "retry_backoff": 30,
+        "retry_backoff_max": 600, "oscore_context": "", "oscore_credentials": "", "environment": {}, "obsolete": [],
     }
+
+
+def test_the_keys_of_the_probe_election_are_accepted_and_reported_obsolete():
+    config = validate_config({"registry": "coap://a", "command": ["true"], "probe_interval": 5, "probe_failures": 2})
+    assert config["obsolete"] == ["probe_failures", "probe_interval"]
+    assert "probe_interval" not in config
 
 
 @pytest.mark.parametrize("managers, self_value, registry, expected", [
@@ -58,6 +63,11 @@ def test_self_is_found_by_index_uri_or_registry(managers, self_value, registry, 
     ({"registry": "coap://a", "command": ["true"], "flap_limit": 2.5}, "flap_limit must be an integer, got 2.5"),
     ({"registry": "coap://a", "command": ["true"], "keep_runs": True}, "keep_runs must be an integer, got true"),
     ({"registry": "coap://a", "command": ["true"], "environment": {"A": 1}}, "environment must map names to strings"),
+    ({"registry": "coap://a", "command": ["true"], "lease_poll": 0}, "lease_poll must be > 0, got 0"),
+    ({"registry": "coap://a", "command": ["true"], "lease_ttl": 1},
+     "lease_ttl must be greater than lease_poll (1.0) and at most 60, got 1"),
+    ({"registry": "coap://a", "command": ["true"], "lease_ttl": 61},
+     "lease_ttl must be greater than lease_poll (1.0) and at most 60, got 61"),
 ])
 def test_bad_configuration_names_the_key(raw, message):
     with pytest.raises(ConfigError) as caught:

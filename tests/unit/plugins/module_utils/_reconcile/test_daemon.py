@@ -1,13 +1,16 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """When the daemon runs the command and why: pending changes, debounce and backoff,
-the reason of a run, a passive manager's skip, and what a run leaves in the state
-files. The registry is left out: the tests set the live profiles' fingerprint."""
+the reason of a run, a passive manager's skip, the leadership's role changes and
+terms, and what a run leaves in the state files. The registry is left out: the
+tests set the live profiles' fingerprint and hand the leadership answers over."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sys
 import time
 import typing as t
 
@@ -29,13 +32,27 @@ def make(tmp_path: t.Any, **settings: t.Any) -> Reconciler:
     return reconciler
 
 
+def lead(reconciler: Reconciler, **changes: t.Any) -> None:
+    """The registry's answer to a request sent now: the leader at term 9 (``changes`` aside)."""
+    answer = {"manager": "m1", "candidate": True, "term": 9, "leader": True, "lease_remaining": 2.81,
+              "granted_by": ["w1", "w2", "w3"], "members": 7, "majority": 4, "highest_term": 9}
+    answer.update(changes)
+    change = reconciler.election.answered(reconciler.clock(), answer)
+    if change is not None:
+        reconciler._role_changed(change)  # pylint: disable=protected-access
+
+
+def state(tmp_path: t.Any) -> t.Dict[str, t.Any]:
+    return json.loads((tmp_path / "state" / "state.json").read_text())
+
+
 def decisions(tmp_path: t.Any) -> t.List[t.Dict[str, t.Any]]:
     return [json.loads(line) for line in (tmp_path / "state" / "decisions.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("applied, force_reason, failures, reason, event", [
-    (None, "started as the active manager", 0,
-     "started as the active manager; no successful run yet; live nodes: w1, w2", "activated"),
+    (None, "became active: leader at term 9", 0,
+     "became active: leader at term 9; no successful run yet; live nodes: w1, w2", "activated"),
     ({"w1": fp("pom")}, None, 0, "w2 joined (capabilities bot)", "change"),
     ({"w1": fp(), "w2": fp("bot")}, None, 0, "w1 gained capability pom", "change"),
     ({"w1": fp("pom"), "w2": fp("bot"), "w3": fp()}, None, 2,
@@ -84,17 +101,20 @@ def test_a_passive_manager_logs_each_change_it_leaves_alone_once(tmp_path):
     skips = [record for record in decisions(tmp_path) if record["event"] == "skip"]
     assert len(skips) == 1
     assert skips[0]["reason"] == "no successful run yet; live nodes: w1"
-    assert (skips[0]["active_peer"], skips[0]["role"], skips[0]["why"]) == ("coap://m0:5683", "passive", "passive")
+    assert (skips[0]["role"], skips[0]["why"]) == ("passive", "passive")
+    assert reconciler.runner.last_run is None
 
 
 def test_a_successful_run_is_recorded_in_the_decisions_and_the_state(tmp_path):
     reconciler = make(tmp_path)
+    lead(reconciler)
     reconciler.watcher.fingerprint = {"w1": fp("pom")}
     result = asyncio.run(reconciler.reconcile({"w1": fp("pom")}))
     assert (result.rc, result.error) == (0, "")
     run = decisions(tmp_path)[-1]
-    assert run["event"] == "run" and run["rc"] == 0 and run["command"] == ["true"]
-    assert run["reason"] == "started as the active manager; no successful run yet; live nodes: w1"
+    assert run["event"] == "run" and run["rc"] == 0 and run["command"] == ["true"] and run["term"] == 9
+    assert run["reason"] == ("became active: leader at term 9, granted by w1, w2, w3 (majority 4 of 7 members);"
+                             " no successful run yet; live nodes: w1")
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["applied"] == {"w1": fp("pom")} and state["failures"] == 0 and state["running"] is False
     assert state["last_run"]["rc"] == 0 and reconciler.force_reason is None and not reconciler.pending()
@@ -119,6 +139,7 @@ def simulate(tmp_path: t.Any, readings: t.Dict[float, t.Dict[str, t.Any]], until
     clock = Clock()
     reconciler = Reconciler(validate_config(raw), clock)
     reconciler.prepare_dirs()
+    lead(reconciler)
     reconciler.election.activated_at = 0.0
     reconciler.watcher.fingerprint = readings[0.0]
     reconciler.applied, reconciler.force_reason = readings[0.0], None
@@ -131,6 +152,7 @@ def simulate(tmp_path: t.Any, readings: t.Dict[float, t.Dict[str, t.Any]], until
             if reading is not None and reading != reconciler.watcher.fingerprint:
                 reconciler.watcher.fingerprint, reconciler.watcher.last_change = reading, clock.now
                 reconciler._profiles_changed()  # pylint: disable=protected-access
+            lead(reconciler)  # the lease renewed every 0.25 s
             before = reconciler.applied
             await reconciler.evaluate()
             if reconciler.applied is not before:
@@ -174,3 +196,74 @@ def test_a_flapping_node_does_not_hold_back_a_real_change_elsewhere(tmp_path):
 def test_a_single_real_change_acts_at_once_after_the_debounce(tmp_path):
     runs = simulate(tmp_path, {0.0: W1, 10.0: W9}, until=40)
     assert runs == [(12.0, ["w1", "w9"])]
+
+
+def test_each_role_change_is_a_decision_and_the_state_file_shows_the_lease(tmp_path):
+    clock = Clock()
+    raw = {"registry": "coap://m1", "command": ["true"], "state_dir": str(tmp_path / "state"),
+           "managers": ["coap://m1", "coap://m2"]}
+    reconciler = Reconciler(validate_config(raw), clock)
+    reconciler.prepare_dirs()
+    lead(reconciler)
+    current = state(tmp_path)
+    assert (current["role"], current["term"], current["leader"], current["lease_remaining"]) == ("active", 9, True, 2.81)
+    assert (current["granted_by"], current["majority"], current["members"]) == (["w1", "w2", "w3"], 4, 7)
+    assert reconciler.force_reason == "became active: leader at term 9, granted by w1, w2, w3 (majority 4 of 7 members)"
+    clock.now += 2.81
+    assert asyncio.run(reconciler.evaluate()) == 30.0  # nothing read yet: nothing to run
+    reconciler.keeper.check()
+    roles = [(record["previous"], record["role"], record["term"], record["why"])
+             for record in decisions(tmp_path) if record["event"] == "role"]
+    assert roles == [
+        ("passive", "active", 9, "leader at term 9, granted by w1, w2, w3 (majority 4 of 7 members)"),
+        ("active", "passive", 9, "the lease ran out without a renewal (no leader answer since 2.8 s)")]
+    first = [record for record in decisions(tmp_path) if record["event"] == "role"][0]
+    assert (first["granted_by"], first["majority"], first["members"], first["manager"]) == (
+        ["w1", "w2", "w3"], 4, 7, "coap://m1:5683")
+    assert (state(tmp_path)["role"], state(tmp_path)["leader"], state(tmp_path)["lease_remaining"]) == (
+        "passive", False, 0.0)
+    assert reconciler.force_reason is None
+
+
+def test_a_run_carries_the_term_it_started_under(tmp_path):
+    argv_file = tmp_path / "argv.json"
+    script = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+    reconciler = make(tmp_path, command=[sys.executable, "-c", script, str(argv_file)])
+    lead(reconciler, term=14, manager="m2")
+    reconciler.watcher.fingerprint = {"w1": fp()}
+    assert asyncio.run(reconciler.reconcile({"w1": fp()})).rc == 0
+    extra = json.loads(argv_file.read_text())
+    assert extra[0] == "-e" and json.loads(extra[1]) == {"nanoedge_fence_term": 14, "nanoedge_fence_manager": "m2"}
+
+
+def test_no_run_without_the_lease_even_when_called(tmp_path):
+    reconciler = make(tmp_path)
+    reconciler.watcher.fingerprint = {"w1": fp()}
+    result = asyncio.run(reconciler.reconcile({"w1": fp()}))
+    assert (result.rc, result.error) == (None, "not the leader")
+    assert reconciler.runner.last_run is None
+
+
+def test_a_run_continues_after_losing_the_lease_and_says_so(tmp_path, caplog):
+    reconciler = make(tmp_path)
+    lead(reconciler)
+    reconciler.runner.running = True
+    with caplog.at_level(logging.INFO, logger="nanoedge.reconcile"):
+        lead(reconciler, leader=False, lease_remaining=0, granted_by=["w1"], term=11)
+    assert [record.getMessage() for record in caplog.records][-1] == (
+        "a run is continuing after losing the lease: it carries term 9, which the nodes refuse once another"
+        " manager has a higher one")
+    role = decisions(tmp_path)[-1]
+    assert (role["event"], role["role"], role["term"], role["why"]) == (
+        "role", "passive", 9, "the registry says m1 is not the leader")
+
+
+def test_becoming_active_mid_life_does_not_wait_for_settle(tmp_path):
+    clock = Clock()
+    raw = {"registry": "coap://m1", "command": ["true"], "state_dir": str(tmp_path / "state"), "settle": 30,
+           "debounce": 0.5}
+    reconciler = Reconciler(validate_config(raw), clock)
+    reconciler.prepare_dirs()
+    clock.now += 600  # long after the start
+    lead(reconciler)
+    assert reconciler.due_in() == 0.5

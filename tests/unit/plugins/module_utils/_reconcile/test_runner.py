@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import validate_config
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import (
-    FileLock, RunResult, Runner, prune_run_logs, tail,
+    FileLock, RunResult, Runner, fence_argv, prune_run_logs, tail,
 )
 
 
@@ -140,3 +140,23 @@ def test_a_command_that_cannot_start_or_does_not_end(tmp_path, command, rc, erro
     result = asyncio.run(runner.run_command("forced", {}, time.time()))
     assert (result.rc, result.error) == (rc, error)
     assert tail(result.log, 1) == ([error] if rc != -15 else ["# reason: forced"])
+
+
+@pytest.mark.parametrize("fence, argv", [
+    (None, ["ansible-playbook", "nanoedge.core.site"]),
+    ((9, "m1"), ["ansible-playbook", "nanoedge.core.site", "-e",
+                 '{"nanoedge_fence_manager": "m1", "nanoedge_fence_term": 9}']),
+])
+def test_a_run_carries_its_term_and_manager_as_extra_variables(fence, argv):
+    assert fence_argv(["ansible-playbook", "nanoedge.core.site"], fence) == argv
+
+
+def test_the_command_gets_the_term_as_an_integer_and_in_its_environment(tmp_path):
+    script = ("import json, os, sys; extra = json.loads(sys.argv[2]);"
+              " print(sys.argv[1], extra['nanoedge_fence_term'] + 1, extra['nanoedge_fence_manager'],"
+              " os.environ['NANOEDGE_RECONCILE_TERM'])")
+    runner = make_runner(tmp_path, [sys.executable, "-c", script])
+    result = asyncio.run(runner.run_command("w4 joined", {}, time.time(), (12, "m2")))
+    assert (result.rc, tail(result.log, 1)) == (0, ["-e 13 m2 12"])
+    report = runner.finish(result, "w4 joined", time.time(), time.time(), 0.1, (12, "m2"))
+    assert report.fields["term"] == 12
