@@ -1,7 +1,7 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """nanoedge reporting agent. The program is the collection's module
-plugins/module_utils/_agent.py, installed by the nanoedge.core.agent role
+plugins/module_utils/_agent/ (a package), installed by the nanoedge.core.agent role
 under lib/ beside this file (or the folder given with --lib)."""
 
 import os
@@ -22,7 +22,7 @@ if __name__ == "__main__":
     LIB = lib_folder(sys.argv[1:])
     sys.path.insert(0, LIB)
     try:
-        from ansible_collections.nanoedge.core.plugins.module_utils._agent import main
+        from ansible_collections.nanoedge.core.plugins.module_utils._agent.cli import main
     except ImportError as exc:
         print("nanoedge-agent: cannot import the discovery and reporting code from %s (%s); "
               "install it with the nanoedge.core.agent role"

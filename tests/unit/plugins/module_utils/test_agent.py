@@ -1,9 +1,10 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent program the nanoedge.core.agent role installs: configuration,
-discovery on this machine, and its exit status when registries fail; and its
-entry point, which finds the collection's code. Its run inside a real node is
-in tests/integration/test_agent_role.py."""
+discovery on this machine, and the exit status of one report (--once) when
+registries fail; and its entry point, which finds the collection's code. The
+service's parts are tested in tests/unit/plugins/module_utils/_agent/; its
+run inside a real node is in tests/integration/test_agent_role.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nanoedge.core.plugins.module_utils import _agent as agent
+from ansible_collections.nanoedge.core.plugins.module_utils import _agent as package
+from ansible_collections.nanoedge.core.plugins.module_utils._agent import config as agent
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import validate_profile
 
 PROGRAM = Path(__file__).resolve().parents[4] / "roles" / "agent" / "files" / "nanoedge_agent.py"
@@ -36,6 +38,14 @@ def write_config(tmp_path: Path, **config: t.Any) -> str:
     ({"registries": ["coap://m1"], "lifetime": "900"}, "lifetime has the wrong type (str)"),
     ({"registries": ["coap://m1"], "lifetime": True}, "lifetime has the wrong type (bool)"),
     ({"registries": ["coap://m1"], "lifetime": 900, "colour": "red"}, "unknown key(s) colour"),
+    ({"registries": ["coap://m1"], "lifetime": 0}, "lifetime must be at least 1, got 0"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "beat_interval": 0}, "beat_interval must be from 0.05 to 60, got 0"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "debounce": -1}, "debounce must be from 0 to 60, got -1"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "poll_interval": 0.01},
+     "poll_interval must be from 0.05 to 3600, got 0.01"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "interval": 0.5},
+     "interval must be 0 (a third of the lifetime) or at least 1, got 0.5"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "state_dir": 1}, "state_dir has the wrong type (int)"),
 ])
 def test_config_errors(tmp_path, config, message):
     path = write_config(tmp_path, **config)
@@ -48,11 +58,21 @@ def test_config_defaults(tmp_path):
     config = agent.load_config(write_config(tmp_path, registries=["coap://m1"], lifetime=900))
     assert config == {"registries": ["coap://m1"], "lifetime": 900, "format": "json", "timeout": 5, "retries": 4,
                       "min_acks": 1, "node": "", "root": "/", "storage_path": "/", "capabilities": [], "labels": {},
-                      "device_catalog": [], "oscore_context": "", "oscore_credentials": ""}
+                      "device_catalog": [], "oscore_context": "", "oscore_credentials": "",
+                      # a configuration written for the timer reports every third of the lease, as the timer ran
+                      "interval": 300.0, "jitter": 0, "beat_interval": 1.0, "debounce": 0.5, "poll_interval": 1.0,
+                      "state_dir": "/var/lib/nanoedge-agent"}
+
+
+def test_config_of_the_service(tmp_path):
+    config = agent.load_config(write_config(tmp_path, registries=["coap://m1"], lifetime=30, interval=10, jitter=2,
+                                            beat_interval=0.5, debounce=0.2, poll_interval=2, state_dir="/srv/a"))
+    assert [config[key] for key in ("interval", "jitter", "beat_interval", "debounce", "poll_interval", "state_dir")] \
+        == [10, 2, 0.5, 0.2, 2, "/srv/a"]
 
 
 def test_unreadable_config(tmp_path, capsys):
-    assert agent.main(["--config", str(tmp_path / "missing.json"), "--lib", LIB]) == 2
+    assert package.main(["--config", str(tmp_path / "missing.json"), "--lib", LIB]) == 2
     assert capsys.readouterr().err.startswith("nanoedge-agent: configuration %s: [Errno 2] No such file" % (
         tmp_path / "missing.json"))
 
@@ -60,7 +80,7 @@ def test_unreadable_config(tmp_path, capsys):
 def test_print_discovers_this_machine(tmp_path, capsys):
     path = write_config(tmp_path, registries=["coap://m1"], lifetime=900, node="n1", labels={"room": "3"},
                         capabilities=["dd"])
-    assert agent.main(["--config", path, "--lib", LIB, "--print"]) == 0
+    assert package.main(["--config", path, "--lib", LIB, "--print"]) == 0
     profile = json.loads(capsys.readouterr().out)
     validate_profile(profile)
     assert (profile["node"], profile["labels"], "dd" in profile["capabilities"]) == ("n1", {"room": "3"}, True)
@@ -68,7 +88,7 @@ def test_print_discovers_this_machine(tmp_path, capsys):
 
 def test_bad_discovery_input(tmp_path, capsys):
     path = write_config(tmp_path, registries=["coap://m1"], lifetime=900, node="Not A Node")
-    assert agent.main(["--config", path, "--lib", LIB]) == 2
+    assert package.main(["--config", path, "--lib", LIB, "--once"]) == 2
     assert capsys.readouterr().err.startswith("nanoedge-agent: discovery: ")
 
 
@@ -77,7 +97,7 @@ def test_exit_status_when_no_registry_stores(tmp_path, capsys):
         sock.bind(("127.0.0.1", 0))
         dead = "coap://127.0.0.1:%d" % sock.getsockname()[1]
     path = write_config(tmp_path, registries=[dead], lifetime=900, node="n1", retries=0, timeout=1)
-    assert agent.main(["--config", path, "--lib", LIB]) == 1
+    assert package.main(["--config", path, "--lib", LIB, "--once"]) == 1
     err = capsys.readouterr().err
     assert "nanoedge-agent: %s: failed: %s: Connection refused" % (dead, dead) in err
     assert err.endswith("nanoedge-agent: 0 of 1 registries stored the profile of n1, fewer than min_acks=1\n")
