@@ -5,8 +5,10 @@
 #   3. the demo cluster (testbed/) and the example nanoservices' images in the registry
 #   4. nanoedge.core.site against inventory/testbed: the table is printed, the plan written to
 #      build/demo/plan.json and the picture to build/demo/cluster.svg
-# Options: --prepare-only (steps 1-2, for tools/molecule.sh), --check (plan only), and anything
-# after "--" goes to ansible-playbook.
+#   The cluster runs in dynamic mode (nanoedge_dynamic): agents on the workers, the reconcile
+#   service on the managers, so it goes on placing services by itself (make continuity measures it).
+# Options: --prepare-only (steps 1-2, for tools/molecule.sh), --check (plan only), --static (no
+# agents and no reconcile service), and anything after "--" goes to ansible-playbook.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,12 +22,14 @@ log() { printf 'demo: %s\n' "$*" >&2; }
 
 prepare_only=false
 check=()
+dynamic=true
 while [ $# -gt 0 ]; do
     case $1 in
         --prepare-only) prepare_only=true ;;
         --check) check=(--check) ;;
+        --static) dynamic=false ;;
         --) shift; break ;;
-        *) echo "usage: $0 [--prepare-only] [--check] [-- ANSIBLE_PLAYBOOK_ARGS...]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--prepare-only] [--check] [--static] [-- ANSIBLE_PLAYBOOK_ARGS...]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -82,6 +86,7 @@ ansible-playbook -i inventory/testbed playbooks/site.yml "${check[@]}" \
     -e "nanoedge_plan_file=$OUT/plan.json" \
     -e "nanoedge_picture_file=$OUT/cluster.svg" \
     -e "nanoedge_picture_title='nanoedge demo cluster (paper testbed)'" \
+    -e "nanoedge_dynamic=$dynamic" \
     "$@"
 log "done in $(( $(date +%s) - start )) s: plan $OUT/plan.json, picture $OUT/cluster.svg"
 log "stop the cluster with: make testbed-down"
