@@ -93,8 +93,8 @@ manager:
   returned: success
   type: str
   sample: m1
-path:
-  description: The fence file.
+fence_file:
+  description: The fence file (O(path)).
   returned: always
   type: str
   sample: /var/lib/nanoedge/fence.json
@@ -150,11 +150,11 @@ def main() -> None:
     try:
         found = check_and_record(path, params["witness_path"], term, manager, check_mode=module.check_mode)
     except FenceRefused as exc:
-        module.fail_json(msg=PREFIX + str(exc), path=path, highest_term=exc.highest)
+        module.fail_json(msg=PREFIX + str(exc), fence_file=path, highest_term=exc.highest)
     except FenceError as exc:
-        module.fail_json(msg=PREFIX + str(exc), path=path)
+        module.fail_json(msg=PREFIX + str(exc), fence_file=path)
     result: t.Dict[str, t.Any] = dict(
-        changed=found.changed, term=term, manager=manager, path=path,
+        changed=found.changed, term=term, manager=manager, fence_file=path,
         previous_term=found.previous.term if found.previous else 0,
         previous_manager=found.previous.manager if found.previous else None,
         witness_term=found.witness.term, highest_term=found.highest.term)

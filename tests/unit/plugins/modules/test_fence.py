@@ -49,7 +49,8 @@ def test_accepted(tmp_path, capsys, fence_file, witness_file, term, expected):
     rc, result = run_module(dict(args, term=term, manager="m1"), capsys)
     assert rc == 0
     assert {key: result[key] for key in expected} == expected
-    assert (result["term"], result["manager"], result["path"]) == (term, "m1", args["path"])
+    assert (result["term"], result["manager"], result["fence_file"]) == (term, "m1", args["path"])
+    assert "mode" not in result  # no file attributes: the fence file is not a file this task manages
     assert json.loads(pathlib.Path(args["path"]).read_text())["term"] == term
 
 
@@ -94,7 +95,7 @@ def test_failures_name_both_terms_or_the_file(tmp_path, capsys, fence_file, witn
     before = pathlib.Path(args["path"]).read_text() if fence_file is not None else None
     rc, result = run_module(dict(args, term=term, manager="m1"), capsys)
     assert (rc, result["failed"], result["msg"]) == (1, True, message.format(**args))
-    assert result["path"] == args["path"]
+    assert result["fence_file"] == args["path"]
     assert {key: result[key] for key in extra} == extra
     assert (pathlib.Path(args["path"]).read_text() if pathlib.Path(args["path"]).exists() else None) == before
 
