@@ -17,7 +17,7 @@ import sys
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import PROG
 
 __all__ = [
-    "AIOCOAP_IMPORT_ERROR", "HAS_AIOCOAP", "BlockOption", "Code", "ObservableResource", "PathCapable", "Site",
+    "AIOCOAP_IMPORT_ERROR", "HAS_AIOCOAP", "BlockOption", "Code", "ObservableResource", "PathCapable", "Resource", "Site",
     "WKCResource", "aiocoap", "cbor2", "require_aiocoap",
 ]
 
@@ -27,7 +27,7 @@ try:
     import aiocoap.resource
     from aiocoap.numbers.codes import Code
     from aiocoap.optiontypes import BlockOption
-    from aiocoap.resource import ObservableResource, PathCapable, Site, WKCResource
+    from aiocoap.resource import ObservableResource, PathCapable, Resource, Site, WKCResource
 except ImportError as exc:  # pragma: no cover - depends on the node
     HAS_AIOCOAP = False
     AIOCOAP_IMPORT_ERROR = "%s: %s" % (type(exc).__name__, exc)
@@ -39,6 +39,9 @@ except ImportError as exc:  # pragma: no cover - depends on the node
         pass
 
     class PathCapable:  # type: ignore[no-redef]
+        pass
+
+    class Resource:  # type: ignore[no-redef]
         pass
 
     class Site:  # type: ignore[no-redef]

@@ -61,15 +61,15 @@ INT_LIMIT = 2 ** 53 - 1
 def _child_path(where: str, key: t.Any) -> str:
     if isinstance(key, int):
         return "%s[%d]" % (where, key)
-    return "%s.%s" % (where, key) if where != "profile" else str(key)
+    return "%s.%s" % (where, key) if where not in ("profile", "beat") else str(key)
 
 
-def _check_numbers(value: t.Any, max_values: int = MAX_VALUES) -> None:
+def _check_numbers(value: t.Any, max_values: int = MAX_VALUES, what: str = "profile") -> None:
     """Refuse what JSON cannot carry faithfully: NaN/Infinity (1e400 parses to
     inf) and integers outside the I-JSON range; also bound the nesting and the
     values visited. Iterative and depth-first, so the first fault in document
     order is the one named."""
-    pending: t.List[t.Tuple[t.Any, str, int]] = [(value, "profile", 0)]
+    pending: t.List[t.Tuple[t.Any, str, int]] = [(value, what, 0)]
     visited = 0
     while pending:
         item, where, depth = pending.pop()
@@ -121,10 +121,11 @@ def _decode_cbor(payload: bytes) -> t.Any:
         raise BadInput(Code.BAD_REQUEST, "malformed CBOR: %s" % exc) from None
 
 
-def decode_body(payload: bytes, content_format: int) -> t.Any:
+def decode_body(payload: bytes, content_format: int, what: str = "profile") -> t.Any:
+    """The decoded body of a request; ``what`` ("profile", "beat") names it in a diagnostic."""
     value = _decode_json(payload) if content_format == CF_JSON else _decode_cbor(payload)
     try:
-        _check_numbers(value)
+        _check_numbers(value, what=what)
     except ValueError as exc:
-        raise BadInput(Code.BAD_REQUEST, "invalid profile: %s" % exc) from None
+        raise BadInput(Code.BAD_REQUEST, "invalid %s: %s" % (what, exc)) from None
     return value

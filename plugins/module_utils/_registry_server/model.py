@@ -98,6 +98,9 @@ class Registry:
         self._cbor_keys: t.Dict[str, bytes] = {}
         self._orders: t.Dict[int, t.List[str]] = {}
         self.listeners: t.List[t.Callable[[str], None]] = []
+        # Nodes the failure detector confirmed lost: their profiles are kept
+        # but left out of every answer until they beat again.
+        self.hidden: t.Set[str] = set()
 
     def load(self) -> None:
         live, expired = self.store.load(self.clock())
@@ -132,7 +135,18 @@ class Registry:
 
     def get(self, node: str) -> t.Optional[Entry]:
         self.expire_due()
-        return self.entries.get(node)
+        return None if node in self.hidden else self.entries.get(node)
+
+    def hide(self, node: str, hidden: bool = True) -> None:
+        """Leave ``node``'s profile out of the answers (lost) or show it again (back); observers hear of it."""
+        if hidden == (node in self.hidden):
+            return
+        if hidden:
+            self.hidden.add(node)
+        else:
+            self.hidden.discard(node)
+        if node in self.entries:
+            self._changed(node, membership=True)
 
     async def put(self, node: str, value: t.Any, body: bytes, lifetime: int) -> t.Tuple[bool, Entry]:
         """Store ``body`` (the canonical JSON of ``value``) once it is durable; (created, entry)."""
@@ -203,7 +217,7 @@ class Registry:
         etag = self._collection_cache[CF_JSON][1]
         if content_format == CF_CBOR:
             keys = self._keys(CF_CBOR)
-            payload = _cbor_map_header(len(entries)) + b"".join(
+            payload = _cbor_map_header(len(self._order(CF_CBOR))) + b"".join(
                 keys[node] + entries[node].cbor for node in self._order(CF_CBOR))
             self._collection_cache[CF_CBOR] = (payload, etag)
         return self._collection_cache[content_format]
@@ -219,10 +233,11 @@ class Registry:
     def _order(self, content_format: int) -> t.List[str]:
         order = self._orders.get(content_format)
         if order is None:
+            shown = [node for node in self.entries if node not in self.hidden] if self.hidden else list(self.entries)
             if content_format == CF_CBOR:
                 keys = self._cbor_keys
-                order = sorted(self.entries, key=lambda node: _canonical_cbor_order(keys[node]))
+                order = sorted(shown, key=lambda node: _canonical_cbor_order(keys[node]))
             else:
-                order = sorted(self.entries)
+                order = sorted(shown)
             self._orders[content_format] = order
         return order

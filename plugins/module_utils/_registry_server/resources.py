@@ -11,6 +11,9 @@ from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json impo
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON, CF_TEXT
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.access import (
+    authenticated_identity, check_node_identity,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
     BlockOption, Code, ObservableResource, PathCapable, Site, WKCResource, aiocoap, cbor2,
 )
@@ -33,28 +36,12 @@ class Settings(t.NamedTuple):
     limits: Limits = Limits()
 
 
-def _diagnostic(code: Code, message: str, **options: t.Any) -> aiocoap.Message:
+def diagnostic(code: Code, message: str, **options: t.Any) -> aiocoap.Message:
     response = aiocoap.Message(code=code, payload=("%s: %s" % (PROG, message)).encode("utf-8"),
                                content_format=CF_TEXT)
     for name, value in options.items():
         setattr(response.opt, name, value)
     return response
-
-
-def authenticated_identity(request: aiocoap.Message) -> t.Optional[str]:
-    """The OSCORE identity of the sender (``:name`` in the credentials map), or None.
-
-    A context named ``name+tag`` speaks for ``name`` with keys of its own (the
-    controller reporting for a worker that also runs the agent: two holders
-    of one context would reuse its sequence numbers)."""
-    try:
-        claims = request.remote.authenticated_claims
-    except Exception:
-        return None
-    for claim in claims or ():
-        if isinstance(claim, str) and claim.startswith(":"):
-            return claim[1:].split("+", 1)[0]
-    return None
 
 
 def _continues_block2(request: aiocoap.Message) -> bool:
@@ -104,7 +91,7 @@ class ProfilesResource(ObservableResource, PathCapable):
         message = "too many requests from %s (at most %g per second, %d at once), retry in %d s" % (
             peer, self.rate.rate, self.rate.burst, seconds)
         self.refusals.note(message)
-        return _diagnostic(Code.TOO_MANY_REQUESTS, message, max_age=seconds)
+        return diagnostic(Code.TOO_MANY_REQUESTS, message, max_age=seconds)
 
     # -- link format ---------------------------------------------------
 
@@ -156,10 +143,10 @@ class ProfilesResource(ObservableResource, PathCapable):
         try:
             return await self._render(request)
         except BadInput as exc:
-            return _diagnostic(exc.code, str(exc), **exc.options)
+            return diagnostic(exc.code, str(exc), **exc.options)
         except Exception:  # the registry must keep serving whatever arrives
             LOG.exception("unexpected error while handling %s %s", request.code, request.opt.uri_path)
-            return _diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
+            return diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
         finally:
             # aiocoap keeps every answered request with its response for
             # EXCHANGE_LIFETIME (247 s) to answer duplicates; its body has been
@@ -189,14 +176,8 @@ class ProfilesResource(ObservableResource, PathCapable):
     # -- access control ---------------------------------------------------
 
     def _check_write(self, request: aiocoap.Message, node: str) -> None:
-        if not self.settings.security:
-            return
-        identity = authenticated_identity(request)
-        if identity is None:
-            raise BadInput(Code.UNAUTHORIZED, "writing /profiles/%s needs OSCORE as node %r" % (node, node))
-        if identity != node:
-            LOG.warning("refused write to /profiles/%s by OSCORE identity %r", node, identity)
-            raise BadInput(Code.UNAUTHORIZED, "OSCORE identity %r may not write /profiles/%s" % (identity, node))
+        check_node_identity(self.settings.security, request, node, "writing /profiles/%s" % node,
+                            "write /profiles/%s" % node)
 
     def _check_read(self, request: aiocoap.Message, node: t.Optional[str]) -> None:
         if not self.settings.security or not self.settings.managers:
@@ -413,7 +394,7 @@ class WellKnownCore(WKCResource):
             if self.guard is not None:
                 self.guard(request, None)
         except BadInput as exc:
-            return _diagnostic(exc.code, "/.well-known/core: %s" % exc, **exc.options)
+            return diagnostic(exc.code, "/.well-known/core: %s" % exc, **exc.options)
         response = await super().render_get(request)
         aiocoap.resource.hashing_etag(request, response)
         return response
@@ -423,11 +404,12 @@ class WellKnownCore(WKCResource):
 # Server setup.
 
 class RegistrySite(Site):
-    """The root. Requests below /profiles are the hot path: they reach their
-    resource with the path stripped in place, where Site would deep-copy all
-    options of every request first."""
+    """The root. Requests below /profiles and /beat are the hot path: they
+    reach their resource with the path stripped in place, where Site would
+    deep-copy all options of every request first."""
 
-    def __init__(self, profiles: ProfilesResource) -> None:
+    def __init__(self, profiles: ProfilesResource, beats: t.Any = None,
+                 others: t.Sequence[t.Tuple[str, t.Any]] = ()) -> None:
         super().__init__()
         self.profiles = profiles
         self.collection = CollectionResource(profiles)
@@ -436,6 +418,13 @@ class RegistrySite(Site):
         self.add_resource([".well-known", "core"], wkc)
         self.add_resource(["profiles"], self.collection)
         self.add_resource(["profiles"], profiles)
+        # first path segment -> (the resource for it alone, the one for what is below it)
+        self.fast: t.Dict[str, t.Tuple[t.Any, t.Any]] = {"profiles": (self.collection, profiles)}
+        if beats is not None:
+            self.add_resource(["beat"], beats)
+            self.fast["beat"] = (beats, beats)
+        for name, resource in others:
+            self.add_resource([name], resource)
 
     async def render_to_pipe(self, pipe: t.Any) -> None:
         # Every request passes here once (notifications do not), under OSCORE
@@ -448,18 +437,21 @@ class RegistrySite(Site):
         try:
             refuse_unknown_critical_options(request.opt)
         except BadInput as exc:
-            pipe.add_response(_diagnostic(exc.code, str(exc)), is_last=True)
+            pipe.add_response(diagnostic(exc.code, str(exc)), is_last=True)
             return None
         path = request.opt.uri_path
-        if path and path[0] == "profiles" and request.opt.uri_path_abbrev is None:
+        fast = self.fast.get(path[0]) if path and request.opt.uri_path_abbrev is None else None
+        if fast is not None:
             rest = path[1:]
             if rest == ("",):
                 rest = ()
             request.opt.uri_path = rest
-            target = self.profiles if rest else self.collection
+            target = fast[1] if rest else fast[0]
             return await target.render_to_pipe(pipe)
         return await super().render_to_pipe(pipe)
 
 
-def build_site(resource: ProfilesResource) -> aiocoap.resource.Site:
-    return RegistrySite(resource)
+def build_site(resource: ProfilesResource, beats: t.Any = None,
+               others: t.Sequence[t.Tuple[str, t.Any]] = ()) -> aiocoap.resource.Site:
+    """The root: /profiles, and with ``beats`` /beat; ``others`` are further resources by name (/liveness...)."""
+    return RegistrySite(resource, beats, others)

@@ -14,10 +14,16 @@ import typing as t
 from pathlib import Path
 
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
+from ansible_collections.nanoedge.core.plugins.module_utils._leadership import GrantBook
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import aiocoap
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.beats import BeatResource, LivenessResource, wire
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import Leadership, LeadershipResource
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import limits_of
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.liveness import TICK, Liveness
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import ProfilesResource, Settings, build_site
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import (
+    ProfilesResource, Settings, build_site, diagnostic,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.store import Committer, Store
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.watchdog import notify, start_watchdogs
 
@@ -96,6 +102,30 @@ def enlarge_receive_buffer(sock: t.Any, size: int) -> int:
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
+def liveness_site(args: argparse.Namespace, registry: Registry, resource: ProfilesResource,
+                  settings: Settings) -> t.Tuple[Liveness, t.Any]:
+    """The failure detector and the site: /profiles, /beat, /liveness and, with --name, /leadership."""
+    members = frozenset(args.members)
+    liveness = Liveness(args.suspect_after, args.confirm_after, max_nodes=args.max_profiles, always=members,
+                        tracked=lambda node: node in registry.entries)
+    leadership = None
+    others: t.List[t.Tuple[str, t.Any]] = []
+    if args.name:
+        book = GrantBook(args.name, args.cluster_managers, args.members, lease=args.lease, drift=args.clock_drift,
+                         highest_term=args.highest_term)
+        leadership = Leadership(book, args.term_file, args.highest_term)
+        others.append(("leadership", LeadershipResource(leadership, settings.security, settings.managers, diagnostic)))
+        LOG.info("leadership: manager %s (%d of %s), %d members, lease %g s, highest term %d (%s)", args.name,
+                 book.index + 1, ",".join(args.cluster_managers), len(book.members), args.lease, args.highest_term,
+                 args.term_file)
+    view = LivenessResource(liveness, settings.security, settings.managers, resource.observer_count, diagnostic)
+    others.append(("liveness", view))
+    wire(registry, liveness, view)
+    beats = BeatResource(registry, liveness, settings.security, leadership, diagnostic)
+    LOG.info("liveness: suspected after %g s, lost after %g s without a beat", args.suspect_after, args.confirm_after)
+    return liveness, build_site(resource, beats, others)
+
+
 async def serve(args: argparse.Namespace) -> None:
     store = Store(args.db)
     committer = Committer(store)
@@ -107,7 +137,7 @@ async def serve(args: argparse.Namespace) -> None:
     managers = frozenset(m for m in (args.managers or "").split(",") if m)
     settings = Settings(args.default_lifetime, args.max_lifetime, args.max_body, security, managers, limits_of(args))
     resource = ProfilesResource(registry, settings)
-    site: t.Any = build_site(resource)
+    liveness, site = liveness_site(args, registry, resource, settings)
 
     tolerate_undecodable_datagrams()
     # aiocoap sets SO_REUSEPORT, which lets a second registry bind the same
@@ -150,10 +180,17 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     async def sweeper() -> None:
+        # The detector every TICK (a look at a heap's top when nothing is due),
+        # leases too; the clean-ups that scan every SWEEP_INTERVAL.
+        ticks = 0
+        every = max(1, round(SWEEP_INTERVAL / TICK))
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
+            await asyncio.sleep(TICK)
+            liveness.tick()
             registry.expire_due()
-            resource.sweep()
+            ticks += 1
+            if ticks % every == 0:
+                resource.sweep()
 
     sweep = loop.create_task(sweeper(), name="registry-sweeper")
     feeder, own_watchdog = start_watchdogs(loop, args.watchdog)

@@ -1,0 +1,173 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Beats and liveness (docs/contracts.md, "The CoAP API"): ``POST /beat/{node}``
+feeds the failure detector (``liveness``) and the leadership grant book and
+says whether the stored profile is the node's own; ``GET /liveness`` (observable)
+is the detector's view. A beat never writes the store.
+
+A node the detector confirms lost is hidden from ``/profiles`` (its profile is
+kept) and every observer of ``/profiles`` hears of it at once, and again when
+the node beats again."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
+from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
+    LeadershipError, answer_payload, parse_beat,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.access import (
+    check_manager, check_node_identity,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
+    Code, ObservableResource, PathCapable, Resource, aiocoap,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import (
+    Leadership, json_answer, small_body,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import ObserverCount, RefusalLog, peer_of
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.liveness import ALIVE, LOST, Liveness, Transition
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
+
+Diagnostic = t.Callable[..., t.Any]  # resources.diagnostic
+
+
+def profile_state(registry: Registry, node: str, etag: str) -> str:
+    """"current", "stale" or "missing": the stored profile against the ETag the node reported last."""
+    entry = registry.get(node)
+    if entry is None:
+        return "missing"
+    return "current" if entry.etag.hex() == etag else "stale"
+
+
+class BeatResource(PathCapable, Resource):
+    """``/beat/{node}``: POST only."""
+
+    def __init__(self, registry: Registry, liveness: Liveness, security: bool,
+                 leadership: t.Optional[Leadership], diagnostic: Diagnostic) -> None:
+        super().__init__()
+        self.registry = registry
+        self.liveness = liveness
+        self.security = security
+        self.leadership = leadership
+        self.diagnostic = diagnostic
+
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        return False  # a beat fits one datagram; Block1 is refused (4.13)
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        try:
+            return self._render(request)
+        except BadInput as exc:
+            return self.diagnostic(exc.code, str(exc), **exc.options)
+        except Exception:  # the registry must keep serving whatever arrives
+            LOG.exception("unexpected error while handling %s /beat/%s", request.code, "/".join(request.opt.uri_path))
+            return self.diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
+        finally:
+            # aiocoap keeps answered requests for EXCHANGE_LIFETIME; the body is decoded by now
+            request.payload = b""
+
+    def _render(self, request: aiocoap.Message) -> aiocoap.Message:
+        path = request.opt.uri_path
+        if len(path) != 1 or not path[0]:
+            raise BadInput(Code.NOT_FOUND, "no resource /beat%s: beats go to POST /beat/{node}"
+                           % "".join("/" + part for part in path))
+        node = path[0]
+        if not NODE_NAME_RE.fullmatch(node):
+            raise BadInput(Code.BAD_REQUEST, "invalid node name %r in the path: must match %s"
+                           % (node, NODE_NAME_RE.pattern))
+        if request.code != Code.POST:
+            raise BadInput(Code.METHOD_NOT_ALLOWED, "%s is not allowed on /beat/%s (POST only)" % (request.code, node))
+        check_node_identity(self.security, request, node, "POST /beat/%s" % node, "POST /beat/%s" % node)
+        value = small_body(request, "beat")
+        try:
+            beat = parse_beat(value)
+        except LeadershipError as exc:
+            raise BadInput(Code.BAD_REQUEST, "invalid beat: %s" % exc) from None
+        self.liveness.beat(node)
+        state = profile_state(self.registry, node, beat.etag)
+        ask = None
+        leadership = self.leadership
+        if leadership is not None and node in leadership.book.members:
+            leadership.on_beat(node, beat)
+            ask = leadership.ask()
+        return aiocoap.Message(code=Code.CHANGED, payload=canonical_json(answer_payload(state, ask)),
+                               content_format=CF_JSON)
+
+
+class LivenessResource(ObservableResource):
+    """``/liveness``: GET (observable) for the managers; a notification on every change of state."""
+
+    def __init__(self, liveness: Liveness, security: bool, managers: t.FrozenSet[str],
+                 observer_count: ObserverCount, diagnostic: Diagnostic) -> None:
+        super().__init__()
+        self.liveness = liveness
+        self.security = security
+        self.managers = managers
+        self.observer_count = observer_count
+        self.diagnostic = diagnostic
+        self.refusals = RefusalLog(LOG)
+
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        return False
+
+    async def add_observation(self, request: aiocoap.Message, serverobservation: t.Any) -> None:
+        peer = peer_of(request.remote)
+        refused = self.observer_count.admit(peer) if request.code == Code.GET else "not a GET"
+        if refused is not None:
+            self.refusals.note("observation of /liveness served as a plain GET: %s" % refused)
+            # RFC 7641, 4.1: answered without the Observe option
+            serverobservation.accept(lambda: None)
+            serverobservation.deregister()
+            return
+        self._observations.add(serverobservation)
+
+        def _cancel(obs: t.Any = serverobservation) -> None:
+            self._observations.discard(obs)
+            self.observer_count.release(peer)
+
+        serverobservation.accept(_cancel)
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        try:
+            if request.code != Code.GET:
+                raise BadInput(Code.METHOD_NOT_ALLOWED, "%s is not allowed on /liveness (GET only)" % request.code)
+            if request.payload:
+                raise BadInput(Code.BAD_REQUEST, "GET takes no payload")
+            check_manager(self.security, self.managers, request, "reading /liveness")
+            if request.opt.accept not in (None, CF_JSON):
+                raise BadInput(Code.NOT_ACCEPTABLE, "Accept %d: /liveness is served as JSON (50)"
+                               % int(request.opt.accept))
+            return json_answer(Code.CONTENT, self.liveness.snapshot())
+        except BadInput as exc:
+            return self.diagnostic(exc.code, str(exc), **exc.options)
+
+    def changed(self, _change: Transition) -> None:
+        self.updated_state()
+
+
+def wire(registry: Registry, liveness: Liveness, resource: t.Optional[LivenessResource]) -> None:
+    """Connect the detector to the profiles: a lost node is hidden (observers of
+    /profiles are notified), a node back is shown; a node whose profile is gone
+    and that is no member is no longer tracked."""
+
+    def on_transition(change: Transition) -> None:
+        if change.new == LOST:
+            registry.hide(change.node, True)
+        elif change.new == ALIVE and change.old == LOST:
+            registry.hide(change.node, False)
+        if resource is not None:
+            resource.changed(change)
+
+    def on_profile(node: str) -> None:
+        if node not in registry.entries and node not in liveness.always:
+            liveness.forget(node)
+            registry.hidden.discard(node)
+
+    liveness.listeners.append(on_transition)
+    registry.listeners.append(on_profile)
