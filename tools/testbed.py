@@ -10,6 +10,7 @@
     python tools/testbed.py cut m1 m2 w1 w2 w3   # drop m1's traffic with m2, w1, w2, w3 (tools/testbed_network.py)
     python tools/testbed.py heal                 # every cut ends
     python tools/testbed.py blip w3 --seconds 2  # w3 is off the network for 2 s
+    python tools/testbed.py battery w1 15        # w1's battery falls to 15 %
 
 Reads testbed/cluster.yml (see testbed/README.md). ``up`` builds the node
 image when it is missing, creates the Docker network, starts a second,
@@ -120,6 +121,28 @@ def unplug(cluster: Cluster, host: str, path: str) -> None:
     log("unplugged %s from %s" % (path, host))
 
 
+def battery(cluster: Cluster, host: str, percent: int) -> None:
+    """Set the charge of ``host``'s batteries in its running node (uevent and capacity, as the kernel shows them)."""
+    if not 0 <= percent <= 100:
+        raise TestbedError("battery: %d is not a percentage" % percent)
+    node = cluster.node(host)
+    supplies = cluster.live_hardware(node) / "sys" / "class" / "power_supply"
+    changed = []
+    for supply in sorted(supplies.iterdir()) if supplies.is_dir() else []:
+        uevent = supply / "uevent"
+        lines = uevent.read_text().splitlines() if uevent.is_file() else []
+        if "POWER_SUPPLY_TYPE=Battery" not in lines:
+            continue
+        lines = [line for line in lines if not line.startswith("POWER_SUPPLY_CAPACITY=")]
+        uevent.write_text("\n".join(lines + ["POWER_SUPPLY_CAPACITY=%d" % percent]) + "\n")
+        if (supply / "capacity").is_file():
+            (supply / "capacity").write_text("%d\n" % percent)
+        changed.append(supply.name)
+    if not changed:
+        raise TestbedError("%s has no battery in %s" % (host, supplies))
+    log("%s: %s at %d %%" % (host, ", ".join(changed), percent))
+
+
 def status(cluster: Cluster, as_json: bool = False) -> int:
     rows = []
     for node in cluster.nodes:
@@ -180,6 +203,9 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     blip_parser = sub.add_parser("blip", help="take a node off the network for a few seconds")
     blip_parser.add_argument("host")
     blip_parser.add_argument("--seconds", type=float, default=2.0)
+    battery_parser = sub.add_parser("battery", help="set the charge of a node's batteries")
+    battery_parser.add_argument("host")
+    battery_parser.add_argument("percent", type=int)
     args = parser.parse_args(argv)
     only = [h.strip() for h in args.only.split(",") if h.strip()] if args.only else None
     try:
@@ -202,6 +228,8 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
             heal(cluster, args.hosts)
         elif args.command == "blip":
             blip(cluster, args.host, args.seconds)
+        elif args.command == "battery":
+            battery(cluster, args.host, args.percent)
     except TestbedError as exc:
         log("error: %s" % exc)
         return 1

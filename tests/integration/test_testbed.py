@@ -241,6 +241,18 @@ def test_cut_heal_and_blip(testbed):
     assert _reaches(testbed, "w3", "w2")
 
 
+def test_battery_charge_changes_in_the_running_node(testbed):
+    uevent = "cat /sys/class/power_supply/battery/uevent"
+    assert "POWER_SUPPLY_CAPACITY=81" in testbed.sh("w1", uevent).splitlines()
+    proc = testbed.run("battery", "w1", "15")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "POWER_SUPPLY_CAPACITY=15" in testbed.sh("w1", uevent).splitlines()
+    assert testbed.run("battery", "w1", "81").returncode == 0
+    assert "POWER_SUPPLY_CAPACITY=81" in testbed.sh("w1", uevent).splitlines()
+    proc = testbed.run("battery", "w2", "15")
+    assert proc.returncode == 1 and b"w2 has no battery" in proc.stderr
+
+
 def _coap_get(uri: str) -> t.Optional[t.Dict[str, t.Any]]:
     client = shutil.which("coap-client-notls") or shutil.which("coap-client-openssl")
     assert client, "libcoap3-bin is not installed"
