@@ -7,6 +7,8 @@
     python tools/testbed.py down
     python tools/testbed.py plug w2 sys/bus/w1 --from w1   # move w1's temperature probe to w2
     python tools/testbed.py unplug w2 sys/bus/w1
+    python tools/testbed.py unplug w4 dev/ttyUSB0                      # a device file leaves the node's /dev
+    python tools/testbed.py plug w2 dev/ttyUSB0 --from w4              # ... and appears in another's
     python tools/testbed.py cut m1 m2 w1 w2 w3   # drop m1's traffic with m2, w1, w2, w3 (tools/testbed_network.py)
     python tools/testbed.py heal                 # every cut ends
     python tools/testbed.py blip w3 --seconds 2  # w3 is off the network for 2 s
@@ -88,13 +90,36 @@ def _hardware_path(cluster: Cluster, node: Node, path: str) -> Path:
     return rel
 
 
+def _device_file(rel: Path) -> bool:
+    """Whether ``rel`` is a device file (``dev/...``): the node's /dev is its own, so a device is
+    written into the running container rather than into the hardware folder it mounts."""
+    return rel.parts[0] == "dev"
+
+
+def _plug_device(node: Node, rel: Path, origin: Path) -> None:
+    script = "umount /%s 2>/dev/null; rm -f /%s; cat > /%s" % (rel, rel, rel)
+    docker("exec", "-i", node.container, "sh", "-c", script, input_data=origin.read_bytes())
+
+
+def _unplug_device(node: Node, rel: Path) -> None:
+    proc = docker("exec", node.container, "sh", "-c", "test -e /%s && { umount /%s 2>/dev/null; rm -f /%s; }"
+                  % (rel, rel, rel), check=False)
+    if proc.returncode != 0:
+        raise TestbedError("%s has no /%s" % (node.host, rel))
+
+
 def plug(cluster: Cluster, host: str, path: str, source_host: str) -> None:
     """Copy ``path`` of ``source_host``'s hardware folder into ``host``'s running node."""
     node, source = cluster.node(host), cluster.node(source_host)
-    rel = _hardware_path(cluster, node, path)
+    rel = _hardware_path(cluster, source, path)
     origin = (source.hardware or Path("/nonexistent")) / rel
     if not origin.exists():
         raise TestbedError("%s has no %s in %s" % (source_host, rel, source.hardware))
+    if _device_file(rel):
+        _plug_device(node, rel, origin)
+        log("plugged %s of %s into %s" % (rel, source_host, host))
+        return
+    _hardware_path(cluster, node, path)
     mount = next(Path(m) for m in HARDWARE_MOUNTS if rel.parts[:len(Path(m).parts)] == Path(m).parts)
     if not (cluster.live_hardware(node) / mount).is_dir():
         raise TestbedError("%s does not mount /%s (its hardware folder has none), so nothing can be plugged "
@@ -111,7 +136,12 @@ def plug(cluster: Cluster, host: str, path: str, source_host: str) -> None:
 
 def unplug(cluster: Cluster, host: str, path: str) -> None:
     node = cluster.node(host)
-    target = cluster.live_hardware(node) / _hardware_path(cluster, node, path)
+    rel = _hardware_path(cluster, node, path)
+    if _device_file(rel):
+        _unplug_device(node, rel)
+        log("unplugged %s from %s" % (path, host))
+        return
+    target = cluster.live_hardware(node) / rel
     if target.is_dir():
         shutil.rmtree(target)
     elif target.exists():

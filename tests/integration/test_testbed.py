@@ -253,6 +253,26 @@ def test_battery_charge_changes_in_the_running_node(testbed):
     assert proc.returncode == 1 and b"w2 has no battery" in proc.stderr
 
 
+def test_the_oximeter_moves_between_running_nodes(testbed):
+    usb, tty = "sys/bus/usb/devices/1-1.3", "dev/ttyUSB0"
+    for path in (tty, usb):
+        proc = testbed.run("unplug", "w4", path)
+        assert proc.returncode == 0, proc.stderr.decode()
+        proc = testbed.run("plug", "w2", path, "--from", "w4")
+        assert proc.returncode == 0, proc.stderr.decode()
+    assert testbed.sh("w4", "test -e /dev/ttyUSB0 || echo gone; cat /sys/bus/usb/devices/*/idVendor", check=False) \
+        .split().count("0403") == 0
+    assert int(testbed.sh("w2", "stat -c %s /dev/ttyUSB0")) == 180 * 100 * 5
+    assert testbed.sh("w2", "cat /sys/bus/usb/devices/1-1.3/idVendor") == "0403"
+    proc = testbed.run("unplug", "w4", tty)
+    assert proc.returncode == 1 and b"w4 has no /dev/ttyUSB0" in proc.stderr
+    for path in (tty, usb):  # and back
+        assert testbed.run("unplug", "w2", path).returncode == 0
+        assert testbed.run("plug", "w4", path, "--from", "w4").returncode == 0
+    assert int(testbed.sh("w4", "stat -c %s /dev/ttyUSB0")) == 180 * 100 * 5
+    assert testbed.sh("w2", "test -e /dev/ttyUSB0 || echo gone", check=False) == "gone"
+
+
 def _coap_get(uri: str) -> t.Optional[t.Dict[str, t.Any]]:
     client = shutil.which("coap-client-notls") or shutil.which("coap-client-openssl")
     assert client, "libcoap3-bin is not installed"
