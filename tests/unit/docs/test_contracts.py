@@ -16,10 +16,12 @@ from ansible_collections.nanoedge.core.plugins.module_utils import (
     _coap,
     _device_catalog,
     _labels,
+    _leadership,
     _plan,
     _profile,
     _requirements,
 )
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import liveness
 from ansible_collections.nanoedge.core.plugins.plugin_utils import _service_description
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -141,7 +143,9 @@ def code_spans(text: str) -> t.Set[str]:
                                                         str(_profile.SCHEMA_VERSION)))),
     ("The allocation result and the plan file", lambda: (_plan.MOVE_KEYS + _plan.PLAN_SERVICE_FIELDS
                                                          + _plan.PLAN_NODE_FIELDS)),
-    ("The CoAP API", lambda: tuple(str(value) for value in (_coap.CF_TEXT, _coap.CF_JSON, _coap.CF_CBOR))),
+    ("The CoAP API", lambda: tuple(str(value) for value in (_coap.CF_TEXT, _coap.CF_JSON, _coap.CF_CBOR,
+                                                            _leadership.MAX_BEAT_BYTES))
+     + _leadership.PROFILE_STATES + liveness.STATES),
 ])
 def test_every_value_is_named(title: str, values: t.Callable[[], t.Sequence[str]]) -> None:
     named = code_spans(section(title))
