@@ -46,8 +46,9 @@ def every(start: float, stop: float, step: float = 1.0) -> t.List[float]:
     # a 2 s blip: beats at 5 and 6 are lost, the gap between received beats is 3 s
     ("blip of 2 s", every(0, 4) + every(7, 20), 20, [(6.0, SUSPECTED), (7.0, ALIVE)]),
     ("back from lost", every(0, 3) + every(10, 14), 14, [(5.0, SUSPECTED), (6.5, LOST), (10.0, ALIVE)]),
-    ("flapping", [0.0, 2.5, 5.0, 7.5, 10.0], 11, [(2.0, SUSPECTED), (2.5, ALIVE), (4.5, SUSPECTED), (5.0, ALIVE),
-                                                   (7.0, SUSPECTED), (7.5, ALIVE), (9.5, SUSPECTED), (10.0, ALIVE)]),
+    ("flapping", [0.0, 2.5, 5.0, 7.5, 10.0], 11,
+     [(2.0, SUSPECTED), (2.5, ALIVE), (4.5, SUSPECTED), (5.0, ALIVE), (7.0, SUSPECTED), (7.5, ALIVE),
+      (9.5, SUSPECTED), (10.0, ALIVE)]),
 ])
 def test_transitions(name: str, beats: t.List[float], until: float, expected: t.List[t.Tuple[float, str]]) -> None:
     detector = Liveness(2.0, 3.5)
