@@ -140,7 +140,7 @@ class Election:
     def _trouble(self, error: str) -> None:
         # once per outage, not once per poll
         if self.problem is None:
-            LOG.warning("leadership: %s; not the leader until the registry answers", error)
+            LOG.warning("leadership: %s; the lease is not renewed until the registry answers", error)
         self.problem = error
 
     def _recovered(self) -> None:

@@ -206,7 +206,8 @@ def test_each_role_change_is_a_decision_and_the_state_file_shows_the_lease(tmp_p
     reconciler.prepare_dirs()
     lead(reconciler)
     current = state(tmp_path)
-    assert (current["role"], current["term"], current["leader"], current["lease_remaining"]) == ("active", 9, True, 2.81)
+    assert (current["role"], current["term"], current["leader"], current["lease_remaining"]) == (
+        "active", 9, True, 2.81)
     assert (current["granted_by"], current["majority"], current["members"]) == (["w1", "w2", "w3"], 4, 7)
     assert reconciler.force_reason == "became active: leader at term 9, granted by w1, w2, w3 (majority 4 of 7 members)"
     clock.now += 2.81

@@ -137,7 +137,7 @@ def test_no_answer_leaves_the_lease_to_the_clock_and_an_outage_is_logged_once(ca
         election.unanswered("/leadership: Connection refused")
         election.answered(clock.now, status())
     assert [record.getMessage() for record in caplog.records] == [
-        "leadership: no answer to /leadership within 3 s; not the leader until the registry answers",
+        "leadership: no answer to /leadership within 3 s; the lease is not renewed until the registry answers",
         "leadership: the registry answers again"]
     assert election.problem is None and election.active()
 

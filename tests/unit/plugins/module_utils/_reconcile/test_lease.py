@@ -152,7 +152,8 @@ def test_the_lease_ends_by_the_clock_when_the_registry_goes_silent(tmp_path, cap
         ("active", "leader at term 1, granted by no other member"),
         ("passive", "the lease ran out without a renewal")]
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert warnings == ["leadership: no answer to /leadership within 0.3 s; not the leader until the registry answers"]
+    assert warnings == [
+        "leadership: no answer to /leadership within 0.3 s; the lease is not renewed until the registry answers"]
 
 
 def test_garbage_and_refusals_never_make_a_leader_and_are_logged_once(tmp_path, caplog):
@@ -169,7 +170,7 @@ def test_garbage_and_refusals_never_make_a_leader_and_are_logged_once(tmp_path, 
     with caplog.at_level(logging.WARNING, logger="nanoedge.reconcile"):
         assert with_registry(book(), scenario) == []
     assert [record.getMessage() for record in caplog.records] == [
-        "leadership: malformed status (the status lacks manager); not the leader until the registry answers"]
+        "leadership: malformed status (the status lacks manager); the lease is not renewed until the registry answers"]
 
 
 def test_a_backup_reads_the_status_until_its_settle_time_is_over(tmp_path):
