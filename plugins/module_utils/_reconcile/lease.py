@@ -28,13 +28,16 @@ class LeaseKeeper:
     """Stands for leadership every ``lease_poll`` seconds and hands each change of role to ``on_change``."""
 
     def __init__(self, config: t.Mapping[str, t.Any], election: Election, exchange: Exchange,
-                 on_change: t.Callable[[RoleChange], None]) -> None:
+                 on_change: t.Callable[[RoleChange], None],
+                 on_renewal: t.Callable[[], None] = lambda: None) -> None:
         self.poll = float(config["lease_poll"])
         self.ttl = float(config["lease_ttl"])
         self.election = election
         self.clock = election.clock
         self.exchange = exchange
         self.on_change = on_change
+        # after an exchange that changed no role: the state file shows the lease as it stands
+        self.on_renewal = on_renewal
         # A manager after the first stands only once its settle time is over: at a cold start of the
         # cluster the preferred manager wins the lease, and a backup that could not run yet anyway
         # does not take it. It reads the status (GET) meanwhile.
@@ -63,6 +66,8 @@ class LeaseKeeper:
             change = self.election.tick()
         if change is not None:
             self.on_change(change)
+        else:
+            self.on_renewal()
 
     async def keep(self, until: asyncio.Event) -> None:
         """Renew every ``lease_poll`` seconds until ``until`` is set."""

@@ -24,8 +24,8 @@ def now_iso(wall: t.Optional[float] = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
 
 
-def write_json_atomically(path: str, value: t.Any) -> None:
-    """Readers see the old file or the new one, never a torn one, even after a power cut."""
+def write_json_atomically(path: str, value: t.Any, durable: bool = True) -> None:
+    """Readers see the old file or the new one, never a torn one; ``durable``: even after a power cut."""
     directory = os.path.dirname(path) or "."
     fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
@@ -33,7 +33,8 @@ def write_json_atomically(path: str, value: t.Any) -> None:
             json.dump(value, handle, indent=2, sort_keys=True)
             handle.write("\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         try:
@@ -41,6 +42,8 @@ def write_json_atomically(path: str, value: t.Any) -> None:
         except OSError:
             pass
         raise
+    if not durable:
+        return
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -74,9 +77,9 @@ class StateFiles:
         last_run = state.get("last_run")
         return applied, last_run if isinstance(last_run, dict) else None
 
-    def write(self, state: t.Mapping[str, t.Any]) -> None:
+    def write(self, state: t.Mapping[str, t.Any], durable: bool = True) -> None:
         try:
-            write_json_atomically(self.state_path, state)
+            write_json_atomically(self.state_path, state, durable)
         except OSError as exc:
             LOG.error("error: cannot write %s: %s", self.state_path, exc)
 

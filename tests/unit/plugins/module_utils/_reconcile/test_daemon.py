@@ -268,3 +268,27 @@ def test_becoming_active_mid_life_does_not_wait_for_settle(tmp_path):
     clock.now += 600  # long after the start
     lead(reconciler)
     assert reconciler.due_in() == 0.5
+
+
+def test_every_renewal_rewrites_the_state_file_with_the_lease(tmp_path):
+    clock = Clock()
+    reconciler = Reconciler(validate_config({"registry": "coap://m1", "command": ["true"],
+                                             "state_dir": str(tmp_path / "state")}), clock)
+    reconciler.prepare_dirs()
+    asked = []
+
+    async def exchange(candidate: t.Optional[bool], ttl: float, timeout: float) -> t.Tuple[str, t.Any]:
+        asked.append((candidate, ttl, timeout))
+        return "answer", {"manager": "m1", "candidate": True, "term": 3, "leader": True, "lease_remaining": 3600.0,
+                          "granted_by": [], "members": 6, "majority": 4, "highest_term": 3}
+
+    reconciler.keeper.exchange = exchange
+    asyncio.run(reconciler.keeper.renew())
+    assert [record["event"] for record in decisions(tmp_path)] == ["role"]
+    clock.now += 0.75
+    asyncio.run(reconciler.keeper.renew())
+    assert (state(tmp_path)["lease_remaining"], state(tmp_path)["term"]) == (3.0, 3)
+    clock.now += 0.5
+    asyncio.run(reconciler.keeper.renew())
+    assert [record["event"] for record in decisions(tmp_path)] == ["role"]  # renewals are no decisions
+    assert state(tmp_path)["lease_remaining"] == 3.0 and asked == [(True, 3.0, 3.0)] * 3

@@ -51,3 +51,11 @@ def test_state_and_decisions_are_written(tmp_path):
 @pytest.mark.parametrize("wall, text", [(0, "1970-01-01T00:00:00.000Z"), (1795660200.1239, "2026-11-26T02:30:00.123Z")])
 def test_times_are_utc_with_milliseconds(wall, text):
     assert now_iso(wall) == text
+
+
+def test_a_write_that_need_not_survive_a_power_cut_still_replaces_the_file_whole(tmp_path):
+    path = tmp_path / "state.json"
+    write_json_atomically(str(path), {"role": "passive"}, durable=False)
+    write_json_atomically(str(path), {"role": "active"}, durable=False)
+    assert json.loads(path.read_text()) == {"role": "active"}
+    assert sorted(os.listdir(tmp_path)) == ["state.json"]
