@@ -262,8 +262,12 @@ class Reconciler:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.keeper.withdraw()
-            self.decide("stop", "stopped (the candidacy withdrawn)", term=self.election.term)
+            # a stopped daemon acts no more: its state file must not say active
             self.election.active_until = 0.0
+            change = self.election.update("stopped: the candidacy withdrawn")
+            if change is not None:
+                self._role_changed(change)
+            self.decide("stop", "stopped (the candidacy withdrawn)", term=self.election.term)
             self.write_state()
             await self.watcher.close()
 

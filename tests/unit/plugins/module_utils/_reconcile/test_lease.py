@@ -218,3 +218,29 @@ def test_once_without_the_lease_does_not_run(tmp_path):
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert (state["role"], state["last_run"], state["lease_error"]) == (
         "passive", None, "/leadership answered 4.01 Unauthorized: ")
+
+
+def test_the_daemon_leads_runs_with_its_term_and_steps_down_when_it_stops(tmp_path):
+    argv_file = tmp_path / "argv.json"
+    script = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+
+    async def scenario(registry: Registry, url: str) -> GrantBook:
+        config = validate_config(raw_config(url, tmp_path, command=[sys.executable, "-c", script, str(argv_file)]))
+        reconciler = Reconciler(config)
+        reconciler.prepare_dirs()
+        serving = asyncio.ensure_future(reconciler.serve())
+        await until(lambda: reconciler.runner.last_run is not None, timeout=5.0)
+        reconciler.stopping.set()
+        await serving
+        return registry.book
+
+    grant_book = with_registry(book(), scenario)
+    assert not grant_book.candidate()
+    assert json.loads(argv_file.read_text()) == ["-e", '{"nanoedge_fence_manager": "m1", "nanoedge_fence_term": 1}']
+    records = [json.loads(line) for line in (tmp_path / "state" / "decisions.jsonl").read_text().splitlines()]
+    assert [(record["event"], record["role"]) for record in records] == [
+        ("start", "passive"), ("role", "active"), ("run", "active"), ("role", "passive"), ("stop", "passive")]
+    assert records[2]["term"] == 1 and records[2]["rc"] == 0
+    assert records[3]["why"] == "stopped: the candidacy withdrawn"
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert (state["role"], state["leader"], state["term"]) == ("passive", False, 1)
