@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The molecule scenarios (molecule/): default (containers), bare_metal (systemd units), check
-# (--check changes nothing), node_loss, manager_failover and swarm (dynamic operation), each
+# (--check changes nothing), continuity, partition and swarm (dynamic operation), each
 # against the demo cluster, which each scenario starts and stops. Run from a laid-out copy of
 # the collection, as ansible-test does.
 #   tools/molecule.sh                 # every scenario, in that order
@@ -13,7 +13,7 @@ BIN=$ROOT/.venv/bin
 COLL_ROOT=${NANOEDGE_MOLECULE_COLLECTIONS:-$ROOT/.build/molecule-collections}
 COLL_DEST=$COLL_ROOT/ansible_collections/nanoedge/core
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default bare_metal check node_loss manager_failover swarm)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default bare_metal check continuity partition swarm)
 
 bash "$ROOT/tools/demo.sh" --prepare-only
 make -s -C "$ROOT" layout COLL_DEST="$COLL_DEST"
