@@ -73,9 +73,11 @@ def test_a_beat_from_libcoap_and_what_it_changes(server, tmp_path: Path):
         assert time.monotonic() < deadline, server.log_text()
         time.sleep(0.2)
     assert get("%s/profiles" % server.url) == {}
+    assert b"</profiles/w1>" not in coap("-m", "get", "%s/.well-known/core" % server.url).stdout
     assert b"4.04" in coap("-m", "get", "%s/profiles/w1" % server.url).stderr
     assert send("post", "%s/beat/w1" % server.url, dict(beat, etag=etag(mine).hex()), tmp_path)["profile"] == "current"
     assert get("%s/profiles" % server.url) == {"w1": mine}
+    assert b"</profiles/w1>" in coap("-m", "get", "%s/.well-known/core" % server.url).stdout
     log = server.log_text()
     for line in ("liveness node=w1 suspected (alive -> suspected)", "liveness node=w1 lost (suspected -> lost)",
                  "liveness node=w1 back (lost -> alive)"):

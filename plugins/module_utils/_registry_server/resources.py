@@ -99,7 +99,7 @@ class ProfilesResource(ObservableResource, PathCapable):
         from aiocoap.util.linkformat import Link, LinkFormat
         self.registry.expire_due()
         return LinkFormat([Link("/" + node, rt="nanoedge.profile", ct="50 60", obs=None)
-                           for node in sorted(self.registry.entries)])
+                           for node in sorted(self.registry.entries) if node not in self.registry.hidden])
 
     # -- observation -------------------------------------------------------
 
