@@ -1,0 +1,79 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""bench/continuity/report.py: placements compared, rows, the table, the median over runs, the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.nanoedge.core.bench.continuity import report
+
+PAPER = {"alert": ["w2"], "bot": ["w1"], "display": ["w5"], "hr": ["w4"], "hrv": ["w4"], "oc": ["w3"],
+         "spo2": ["w4"]}
+
+
+def test_placement_from_nodes():
+    assert report.placement_from_nodes({"w4": ["spo2", "hr"], "w2": ["alert", "hr"], "w1": []}) == {
+        "alert": ["w2"], "hr": ["w2", "w4"], "spo2": ["w4"]}
+
+
+@pytest.mark.parametrize("after, required, moved, unneeded", [
+    (PAPER, [], [], []),
+    (dict(PAPER, spo2=["w2"], hr=["w2"], hrv=["w2"]), ["spo2", "hr", "hrv"], ["hr", "hrv", "spo2"], []),
+    (dict(PAPER, alert=["w3"], oc=["w4"]), ["alert"], ["alert", "oc"], ["oc"]),
+    # stopped (unplaced) and running twice both count as a move
+    ({k: v for k, v in PAPER.items() if k != "bot"}, ["bot"], ["bot"], []),
+    (dict(PAPER, display=["w2", "w5"]), [], ["display"], ["display"]),
+])
+def test_moves(after, required, moved, unneeded):
+    assert report.moved_services(PAPER, after) == moved
+    assert report.unneeded_moves(moved, required) == unneeded
+
+
+def test_describe_moves():
+    after = dict(PAPER, alert=["w3"])
+    del after["bot"]
+    assert report.describe_moves(PAPER, after, ["alert", "bot"]) == ["alert: w2 -> w3", "bot: w1 -> -"]
+
+
+def test_row_rounds_and_notes():
+    assert report.make_row("worker_killed", 3.14159, None, 1, 0, ["not restored within 90 s: alert runs on w2"]) == {
+        "event": "worker_killed", "detect_s": 3.14, "restore_s": None, "moves": 1, "unneeded_moves": 0,
+        "note": "not restored within 90 s: alert runs on w2"}
+    assert "note" not in report.make_row("network_blip", None, 2.5, 0, 0)
+
+
+def test_table():
+    rows = [report.make_row("sensor_moved", 1.25, 12.0, 3, 0),
+            report.make_row("network_blip", None, 2.0, 0, 0, ["nothing to detect"])]
+    assert report.format_table(rows, title="run 1 of 1").splitlines() == [
+        "run 1 of 1",
+        "event         detect_s  restore_s  moves  unneeded  note",
+        "sensor_moved       1.2       12.0      3         0",
+        "network_blip         -        2.0      0         0  nothing to detect",
+    ]
+
+
+def test_median_over_runs():
+    runs = [
+        [report.make_row("worker_killed", 30.0, 40.0, 1, 0), report.make_row("network_blip", None, 2.0, 0, 0)],
+        [report.make_row("worker_killed", 20.0, None, 2, 1, ["not restored within 90 s"]),
+         report.make_row("network_blip", None, 3.0, 0, 0)],
+        [report.make_row("worker_killed", 25.0, 36.0, 1, 0), report.make_row("network_blip", None, 1.0, 0, 0)],
+    ]
+    assert report.median_rows(runs) == [
+        {"event": "worker_killed", "detect_s": 25.0, "restore_s": 38.0, "moves": 1, "unneeded_moves": 0,
+         "note": "restore_s measured in 2 of 3 runs; not restored within 90 s"},
+        {"event": "network_blip", "detect_s": None, "restore_s": 2.0, "moves": 0, "unneeded_moves": 0,
+         "note": "detect_s measured in 0 of 3 runs"},
+    ]
+
+
+def test_write_report(tmp_path):
+    path = tmp_path / "continuity" / "report.json"
+    rows = [report.make_row("battery_low", 10.0, 20.0, 1, 0)]
+    report.write_report(str(path), rows)
+    assert json.loads(path.read_text()) == rows
+    assert sorted(p.name for p in path.parent.iterdir()) == ["report.json"]
