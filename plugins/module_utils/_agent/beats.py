@@ -50,19 +50,28 @@ class BeatClient:
 
     async def send(self, registry: _coap.Registry, node: str, payload: bytes, timeout: float) -> t.Tuple[str, bytes]:
         aiocoap = _coap.aiocoap
-        message = aiocoap.Message(mtype=aiocoap.NON, code=aiocoap.POST, uri=registry.uri("beat", node),
-                                  payload=payload)
+        uri = registry.uri("beat", node)
+        if hasattr(aiocoap, "Unreliable"):  # aiocoap >= 0.4.8 chooses NON from the transport tuning
+            message = aiocoap.Message(code=aiocoap.POST, uri=uri, payload=payload, transport_tuning=aiocoap.Unreliable)
+        else:
+            message = aiocoap.Message(mtype=aiocoap.NON, code=aiocoap.POST, uri=uri, payload=payload)
         message.opt.content_format = _coap.CF_JSON
-        request = self.context.request(message)
+        answer = self.context.request(message).response
         try:
-            response = await asyncio.wait_for(request.response, timeout)
-        except asyncio.TimeoutError:
-            raise _coap.CoapError("no answer within %gs" % timeout) from None
+            # asyncio.wait, not wait_for: wait_for can swallow the cancellation that stops the service
+            # when the answer arrives at the same moment (Python < 3.12)
+            await asyncio.wait({answer}, timeout=timeout)
+            if not answer.done():
+                raise _coap.CoapError("no answer within %gs" % timeout)
+            response = answer.result()
         except (aiocoap.error.Error, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
             # aiocoap versions word the same ICMP error differently; the errno does not vary
             text = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(cause)
             raise _coap.CoapError(text or type(cause).__name__) from None
+        finally:
+            if not answer.done():
+                answer.cancel()
         return response.code.dotted, bytes(response.payload)
 
     async def close(self) -> None:
@@ -159,7 +168,8 @@ class Beater:
             await self.beat(link)
             remaining = self.beat_interval - (self.clock() - started)
             if remaining > 0 and not link.wake.is_set():
+                woken = asyncio.ensure_future(link.wake.wait())
                 try:
-                    await asyncio.wait_for(link.wake.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+                    await asyncio.wait({woken}, timeout=remaining)  # not wait_for: see BeatClient.send
+                finally:
+                    woken.cancel()

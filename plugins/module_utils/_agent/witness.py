@@ -63,7 +63,7 @@ def write(path: str, content: t.Mapping[str, t.Any], clock: t.Callable[[], str] 
     try:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".witness.", suffix=".tmp")
     except OSError as exc:
-        raise WitnessFileError("witness file %s: %s" % (path, exc)) from None
+        raise WitnessFileError("witness file %s: %s" % (path, exc.strerror or exc)) from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(data, stream, sort_keys=True)
@@ -77,7 +77,7 @@ def write(path: str, content: t.Mapping[str, t.Any], clock: t.Callable[[], str] 
             os.unlink(temporary)
         except OSError:
             pass
-        raise WitnessFileError("witness file %s: %s" % (path, exc)) from None
+        raise WitnessFileError("witness file %s: %s" % (path, exc.strerror or exc)) from None
 
 
 class WitnessKeeper:
