@@ -52,11 +52,11 @@ def make(tmp_path, answers) -> t.Tuple[beats.Beater, Fake, beats.Link]:
 
 
 def run_beats(tmp_path, answers) -> t.Tuple[beats.Beater, Fake, beats.Link]:
-    beater, fake, _ = make(tmp_path, answers)
+    beater, fake, _link = make(tmp_path, answers)
 
     async def scenario() -> beats.Link:
         link = beats.Link(URL)
-        for _ in answers:
+        for _answer in answers:
             await beater.beat(link)
         return link
 
@@ -69,7 +69,7 @@ def run_beats(tmp_path, answers) -> t.Tuple[beats.Beater, Fake, beats.Link]:
     ({"profile": "missing"}, [(URL, "coap://127.0.0.1:5683 says the profile is missing")]),
 ])
 def test_profile_state_in_the_answer(tmp_path, answer, reports):
-    _, fake, _ = run_beats(tmp_path, [("2.04", answer)])
+    _beater, fake, _link = run_beats(tmp_path, [("2.04", answer)])
     assert fake.sent == [{"etag": ETAG, "term": 0}]
     assert fake.reports == reports
 
@@ -92,13 +92,13 @@ def test_a_new_grant_is_written_then_carried_and_woken(tmp_path):
 
 
 def test_a_grant_that_cannot_be_written_is_not_carried(tmp_path, caplog):
-    beater, fake, _ = make(tmp_path, [("2.04", {"profile": "current", "ask": ASK}), ("2.04", {"profile": "current"}),
-                                      ("2.04", {"profile": "current"})])
+    beater, fake, _link = make(tmp_path, [("2.04", {"profile": "current", "ask": ASK}),
+                                          ("2.04", {"profile": "current"}), ("2.04", {"profile": "current"})])
     beater.keeper.path = str(tmp_path / "no" / "witness.json")
 
     async def scenario() -> None:
         link = beats.Link(URL)
-        for _ in range(3):
+        for _beat in range(3):
             await beater.beat(link)
 
     asyncio.run(scenario())
@@ -162,7 +162,7 @@ def test_beats_over_coap(tmp_path):
             beater = beats.Beater("w1", keeper, lambda: ETAG, client.send, lambda u, why: reports.append((u, why)),
                                   0.5, logging.getLogger("test"))
             task = asyncio.ensure_future(beater.run(beats.Link(url)))
-            for _ in range(200):
+            for _tick in range(200):
                 await asyncio.sleep(0.01)
                 if len(received) >= 3:
                     break
@@ -174,8 +174,8 @@ def test_beats_over_coap(tmp_path):
         assert reports == [(url, "%s says the profile is stale" % url)]
 
     asyncio.run(scenario())
-    assert [mtype for mtype, _, _ in received[:3]] == [aiocoap.NON] * 3
-    assert [beat for _, beat, _ in received[:3]] == [
+    assert [entry[0] for entry in received[:3]] == [aiocoap.NON] * 3
+    assert [entry[1] for entry in received[:3]] == [
         {"etag": ETAG, "term": 0},
         {"etag": ETAG, "term": 7, "grant": {"term": 7, "ask": 12}, "holder": "m1"},
         {"etag": ETAG, "term": 7, "grant": {"term": 7, "ask": 12}, "holder": "m1"},

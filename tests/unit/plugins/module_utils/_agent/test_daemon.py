@@ -59,7 +59,7 @@ class Registry:
 
 
 async def wait_for(condition: t.Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
+    for _tick in range(int(seconds / 0.02)):
         if condition():
             return
         await asyncio.sleep(0.02)
@@ -72,7 +72,7 @@ def test_service(tmp_path, monkeypatch):
     (tmp_path / "state").mkdir()
     registry = Registry()
     port = free_port()
-    config = {key: default for key, (_, default) in CONFIG_KEYS.items()}
+    config = {key: spec[1] for key, spec in CONFIG_KEYS.items()}
     config.update(registries=["coap://127.0.0.1:%d" % port], lifetime=30, interval=10, node="w1",
                   root=str(tmp_path), state_dir=str(tmp_path / "state"), retries=0, timeout=2,
                   beat_interval=0.2, debounce=0.1, poll_interval=0.1, storage_path="/",

@@ -74,7 +74,7 @@ def test_watched_folders(tmp_path):
         "sys/class/net"]
 
 
-@pytest.mark.parametrize("change, moved", CHANGES, ids=[c.__name__ for c, _ in CHANGES])
+@pytest.mark.parametrize("change, moved", CHANGES, ids=[change.__name__ for change, _moved in CHANGES])
 def test_signature_moves_with_each_change(tmp_path, change, moved):
     make_tree(tmp_path)
     before = sysfs.signature(str(tmp_path))
@@ -179,7 +179,7 @@ def test_watcher_inotify_through_the_loop(tmp_path):
             pytest.skip("no inotify here")
         try:
             plug_probe(tmp_path)
-            for _ in range(100):
+            for _tick in range(100):
                 await asyncio.sleep(0.01)
                 if seen:
                     break
@@ -223,7 +223,7 @@ def test_debounce_makes_a_burst_one_action(bursts, expected):
                 debouncer.trigger(reason)
                 await asyncio.sleep(0)
             sleep.release.set()
-            for _ in range(5):
+            for _tick in range(5):
                 await asyncio.sleep(0)
         assert sleep.calls == [0.5] * len(bursts)
         assert debouncer.task.done()

@@ -58,7 +58,7 @@ def test_profile_etag_is_the_registry_etag():
 
 
 async def settle() -> None:
-    for _ in range(10):
+    for _tick in range(10):
         await asyncio.sleep(0)
 
 
@@ -73,7 +73,7 @@ def test_one_report_at_a_time_and_the_newest_profile_after_it():
         reporter.report_all(profile(collected_at="t3"), "hardware changed")
         await settle()
         fake.gate.set()
-        for _ in range(3):
+        for _round in range(3):
             await asyncio.gather(*reporter.pending())
             await settle()
         assert reporter.pending() == []
@@ -104,7 +104,7 @@ def test_stale_answer_after_a_report(stored, after, reported):
         await asyncio.gather(*reporter.pending())
 
     asyncio.run(scenario())
-    assert len([url for url, _ in fake.sent if url == M1]) == 1 + reported
+    assert len([sent for sent in fake.sent if sent[0] == M1]) == 1 + reported
 
 
 @pytest.mark.parametrize("new, reported", [
