@@ -105,7 +105,7 @@ def test_agent_role(docker, base_image, unique, wheels, run_playbook, tmp_path):
             expected = sorted("./%s" % path.relative_to(MODULE_UTILS) for path in MODULE_UTILS.rglob("*")
                               if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc")
             assert installed.split() == expected
-            assert "./_agent.py" in expected and "./_discovery.py" in expected
+            assert "./_agent/cli.py" in expected and "./_discovery.py" in expected
 
             # the program, run once by hand, reports the discovered profile
             run = docker("exec", container, "/opt/nanoedge-agent/venv/bin/python", "/opt/nanoedge-agent/nanoedge_agent.py",
