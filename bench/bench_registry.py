@@ -21,8 +21,9 @@ most 2x, with every report stored).
 once a second (NON, as the agent does), all of them members, the manager a
 candidate for leadership, with security off and on; the registry process's
 utime + stime from /proc over a fixed window, as % of one core (goal: at most
-5 % at 50 nodes, 25 % at 500). The ratio is against the baseline of the same
-command, the paper-sized report, as CPU per message.
+5 % at 50 nodes, 25 % at 500; when the simulated nodes fall behind, the cost
+per beat received is scaled to the nominal rate). The ratio is against the
+baseline of the same command, the paper-sized report, as CPU per message.
 
 Run from the collection in its ``ansible_collections/nanoedge/core`` layout
 (``make bench`` does): ``python bench/bench_registry.py [--liveness]``.
@@ -242,12 +243,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def _beat_worker(url: str, nodes: t.Sequence[str], seconds: float, oscore: t.Optional[Path],
-                       ready: t.Callable[[], t.Any]) -> t.Tuple[int, int]:
+                       ready: t.Callable[[], t.Any]) -> t.Tuple[int, int, t.List[float]]:
     ctx = await _client_context(url, nodes, oscore, resource="beat")
     ready()
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.1
     counts = [0, 0]  # sent, answered 2.04
+    answered_at: t.List[float] = []  # monotonic, the same clock in every process
     payload = json.dumps({"etag": "0123456789abcdef", "term": 0}).encode()
     unreliable = {"transport_tuning": aiocoap.Unreliable} if hasattr(aiocoap, "Unreliable") else {"mtype": aiocoap.NON}
 
@@ -267,11 +269,12 @@ async def _beat_worker(url: str, nodes: t.Sequence[str], seconds: float, oscore:
                 response = None
             if response is not None and response.code == Code.CHANGED:
                 counts[1] += 1
+                answered_at.append(time.monotonic())
             beat += 1
 
     await asyncio.gather(*(node_loop(index / len(nodes), node) for index, node in enumerate(nodes)))
     await _shutdown(ctx)
-    return counts[0], counts[1]
+    return counts[0], counts[1], answered_at
 
 
 def _beat_process(url: str, nodes: t.Sequence[str], seconds: float, oscore: t.Optional[Path], barrier: t.Any,
@@ -280,7 +283,7 @@ def _beat_process(url: str, nodes: t.Sequence[str], seconds: float, oscore: t.Op
     # would log each late answer, and each request still open at shutdown.
     logging.disable(logging.CRITICAL)
 
-    async def run() -> t.Tuple[int, int]:
+    async def run() -> t.Tuple[int, int, t.List[float]]:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, _context: None)
         return await _beat_worker(url, nodes, seconds, oscore, barrier.wait)
 
@@ -332,8 +335,14 @@ def beats_cpu(workdir: Path, count: int, oscore: t.Optional[Path], processes: in
     finally:
         server.stop()
     sent = sum(part[0] for part in collected)
-    return {"nodes": count, "percent": 100 * (cpu1 - cpu0) / (wall1 - wall0), "sent": sent,
-            "answered": sum(part[1] for part in collected), "cpu_per_beat_ms": 1000 * (cpu1 - cpu0) / (count * (wall1 - wall0))}
+    # When the simulated nodes fall behind (they share the cores), fewer beats
+    # arrive than the nominal rate: the cost per beat counts those that did.
+    received = sum(1 for part in collected for at in part[2] if wall0 <= at <= wall1)
+    per_beat = (cpu1 - cpu0) / max(1, received)
+    return {"nodes": count, "measured": 100 * (cpu1 - cpu0) / (wall1 - wall0), "sent": sent,
+            "answered": sum(part[1] for part in collected), "received": received,
+            "nominal": count * (wall1 - wall0), "cpu_per_beat_ms": 1000 * per_beat,
+            "percent": max(100 * (cpu1 - cpu0) / (wall1 - wall0), 100 * per_beat * count)}
 
 
 def baseline_cpu(workdir: Path, reports: int) -> float:
@@ -369,10 +378,10 @@ def liveness_main(args: argparse.Namespace) -> int:
     for row in rows:
         goal = 5.0 if row["nodes"] <= 50 else 25.0
         met = met and row["percent"] <= goal
-        print("liveness %3d nodes, OSCORE %-3s: %5.1f %% of one core (goal <= %.0f %%), %.3f ms CPU per beat, "
-              "%.0fx less than a baseline report; answered %d of %d beats"
-              % (row["nodes"], row["security"], row["percent"], goal, row["cpu_per_beat_ms"],
-                 baseline_ms / row["cpu_per_beat_ms"], row["answered"], row["sent"]))
+        print("liveness %3d nodes, OSCORE %-3s: %5.1f %% of one core (goal <= %.0f %%; measured %.1f %% with %d of %.0f "
+              "beats in the window), %.3f ms CPU per beat, %.0fx less than a baseline report; answered %d of %d beats"
+              % (row["nodes"], row["security"], row["percent"], goal, row["measured"], row["received"], row["nominal"],
+                 row["cpu_per_beat_ms"], baseline_ms / row["cpu_per_beat_ms"], row["answered"], row["sent"]))
     print("goal (<= 5 %% at 50 nodes, <= 25 %% at 500): %s" % ("met" if met else "NOT met"))
     late = sum(row["sent"] - row["answered"] for row in rows)
     if late:

@@ -16,7 +16,7 @@ import typing as t
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
-    LeadershipError, answer_payload, parse_beat,
+    PROFILE_STATES, LeadershipError, answer_payload, parse_beat,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
@@ -35,6 +35,8 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.liv
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
 
 Diagnostic = t.Callable[..., t.Any]  # resources.diagnostic
+# The answers without an ask, encoded once: most beats get one of these.
+PLAIN_ANSWERS = {state: canonical_json(answer_payload(state, None)) for state in PROFILE_STATES}
 
 
 def profile_state(registry: Registry, node: str, etag: str) -> str:
@@ -96,8 +98,8 @@ class BeatResource(PathCapable, Resource):
         if leadership is not None and node in leadership.book.members:
             leadership.on_beat(node, beat)
             ask = leadership.ask()
-        return aiocoap.Message(code=Code.CHANGED, payload=canonical_json(answer_payload(state, ask)),
-                               content_format=CF_JSON)
+        payload = PLAIN_ANSWERS[state] if ask is None else canonical_json(answer_payload(state, ask))
+        return aiocoap.Message(code=Code.CHANGED, payload=payload, content_format=CF_JSON)
 
 
 class LivenessResource(ObservableResource):

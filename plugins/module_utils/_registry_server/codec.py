@@ -91,13 +91,14 @@ def _check_numbers(value: t.Any, max_values: int = MAX_VALUES, what: str = "prof
         pending.extend(reversed(children))
 
 
-def _decode_json(payload: bytes) -> t.Any:
+def _decode_json(payload: bytes, check_depth: bool = True) -> t.Any:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(Code.BAD_REQUEST, "malformed JSON: not UTF-8 (%s)" % exc) from None
     try:
-        check_json_depth(text)
+        if check_depth:
+            check_json_depth(text)
         # parse_constant refuses NaN, Infinity and -Infinity.
         return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
@@ -129,3 +130,12 @@ def decode_body(payload: bytes, content_format: int, what: str = "profile") -> t
     except ValueError as exc:
         raise BadInput(Code.BAD_REQUEST, "invalid %s: %s" % (what, exc)) from None
     return value
+
+
+def decode_small_body(payload: bytes, content_format: int) -> t.Any:
+    """A body of at most a few hundred bytes (a beat, a candidacy), decoded
+    without the depth and number walks: its size bounds the nesting (the JSON
+    decoder's recursion limit is far beyond it), and the message's own parser
+    checks every number it takes. CBOR still passes the well-formedness check
+    (no tags but bignums, nothing after the item)."""
+    return _decode_json(payload, check_depth=False) if content_format == CF_JSON else _decode_cbor(payload)

@@ -28,7 +28,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.acc
     check_manager, check_node_identity,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import Code, Resource, aiocoap
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_body
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_small_body
 
 TERM_FILE = "leadership.json"
 MAX_TTL = 60.0
@@ -175,7 +175,7 @@ def small_body(request: aiocoap.Message, what: str, limit: int = MAX_BEAT_BYTES)
     if content_format not in (CF_JSON, CF_CBOR):
         raise BadInput(Code.UNSUPPORTED_CONTENT_FORMAT, "Content-Format %s is not accepted: send JSON (50) or CBOR (60)"
                        % ("none" if content_format is None else int(content_format)))
-    return decode_body(request.payload, content_format, what=what)
+    return decode_small_body(request.payload, content_format)
 
 
 class LeadershipResource(Resource):
