@@ -296,6 +296,12 @@ class Reconciler:
             lease_done.set()
             if keeping is not None:
                 await asyncio.gather(keeping, return_exceptions=True)
+                # This process acts no more; the candidacy is left to lapse (a daemon serving beside it
+                # shares the registry's candidacy), but the state file must not say active.
+                self.election.active_until = 0.0
+                change = self.election.update("one look done (--once)")
+                if change is not None:
+                    self._role_changed(change)
             await self.watcher.close()
 
     async def _once_run(self, fingerprint: Fingerprint, force: bool) -> int:

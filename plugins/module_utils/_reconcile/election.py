@@ -114,10 +114,18 @@ class Election:
         self._recovered()
         self.status = status
         self.active_until = sent + min(status.lease_remaining, self.ttl) if status.leader else 0.0
+        previous_term = self.term
         if status.leader:
             self.term = status.term
         why = "the registry says %s is not the leader" % status.manager if not status.leader else ""
-        return self.update(why)
+        change = self.update(why)
+        if change is None and self.role == "active" and previous_term and self.term != previous_term:
+            # still the leader, under a new term (the registry restarted within the lease): a decision too
+            why = "leader at a new term %d (was %d), granted by %s" % (
+                self.term, previous_term, ", ".join(status.granted_by) or "no other member")
+            change = RoleChange("active", "active", self.term, list(status.granted_by), status.majority,
+                                status.members, why, "%s; this manager %s stays ACTIVE" % (why, self.manager))
+        return change
 
     def failed(self, sent: float, error: str) -> t.Optional[RoleChange]:
         """An error or garbage answer: not the leader from now on."""

@@ -163,3 +163,18 @@ def test_the_state_file_fields():
     election.answered(clock.now, status(leader=False, term=11, lease_remaining=0, granted_by=["w1"], highest_term=11))
     snapshot = election.snapshot()
     assert (snapshot["term"], snapshot["candidate_term"], snapshot["leader"]) == (9, 11, False)
+
+
+def test_a_new_term_while_staying_the_leader_is_a_decision():
+    election, clock = make()
+    first = election.answered(clock(), status(term=9))
+    assert (first.previous, first.role, first.term) == ("passive", "active", 9)
+    clock.now += 1
+    assert election.answered(clock(), status(term=9)) is None
+    clock.now += 1
+    change = election.answered(clock(), status(term=11, granted_by=["w2", "w4", "w5"]))
+    assert change == RoleChange("active", "active", 11, ["w2", "w4", "w5"], 4, 7,
+                                "leader at a new term 11 (was 9), granted by w2, w4, w5",
+                                "leader at a new term 11 (was 9), granted by w2, w4, w5; this manager %s stays ACTIVE"
+                                % M1)
+    assert election.fence() == (11, "m1")

@@ -203,7 +203,12 @@ def test_once_stands_for_the_lease_and_runs_with_its_term(tmp_path):
     assert with_registry(book(), scenario) == EXIT_OK
     assert json.loads(argv_file.read_text()) == ["-e", '{"nanoedge_fence_manager": "m1", "nanoedge_fence_term": 1}']
     state = json.loads((tmp_path / "state" / "state.json").read_text())
-    assert (state["role"], state["term"], state["last_run"]["rc"]) == ("active", 1, 0)
+    # the one look is over: this process acts no more, and its state file says so
+    assert (state["role"], state["term"], state["last_run"]["rc"]) == ("passive", 1, 0)
+    decisions = [json.loads(line) for line in (tmp_path / "state" / "decisions.jsonl").read_text().splitlines()]
+    assert [(d["event"], d.get("previous"), d["role"], d.get("why")) for d in decisions if d["event"] == "role"] == [
+        ("role", "passive", "active", "leader at term 1, granted by no other member (majority 2 of 3 members)"),
+        ("role", "active", "passive", "one look done (--once)")]
 
 
 def test_once_without_the_lease_does_not_run(tmp_path):
