@@ -16,18 +16,20 @@ COLL_DEST ?= $(COLLECTIONS)/ansible_collections/nanoedge/core
 SANITY_ARGS ?=
 UNITS_ARGS ?=
 PYTEST_ARGS ?=
+CONTINUITY_ARGS ?=
 DEPS_STAMP := $(COLLECTIONS)/.deps-$(ANSIBLE_BUNDLE)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help test sanity units lint integration prereqs venv collections layout demo bench clean \
+.PHONY: help test sanity units lint integration prereqs venv collections layout demo bench continuity clean \
 	testbed-up testbed-down testbed-status images molecule
 
 help:
 	@echo "make test   run every test (sanity, units, lint, integration)"
 	@echo "make demo   bring up the demo cluster and deploy the scenario"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make continuity  time what the patient sees on the running demo cluster (after make demo)"
 	@echo "make testbed-up | testbed-down | testbed-status | images"
 
 venv: $(BIN)/.stamp
@@ -77,7 +79,13 @@ test: sanity units lint integration molecule
 
 bench: layout
 	bash tools/prereqs.sh --bench
-	cd $(COLL_DEST) && for b in bench/*.py; do echo "== $$b"; $(BIN)/python "$$b"; done
+	cd $(COLL_DEST) && for b in bench/*.py; do [ "$$b" = bench/bench_continuity.py ] && continue; \
+		echo "== $$b"; $(BIN)/python "$$b"; done
+
+# Continuity of care on the demo cluster as make demo left it (dynamic mode): one row per event,
+# build/continuity/report.json. Options: CONTINUITY_ARGS="--events worker_killed --runs 3 --skip-swarm".
+continuity: venv
+	$(BIN)/python bench/bench_continuity.py --report build/continuity/report.json $(CONTINUITY_ARGS)
 
 # The demo cluster: managers m1, m2 and workers w1-w5 as containers with fake Pi hardware.
 testbed-up: venv prereqs

@@ -1,0 +1,331 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The events of ``bench/bench_continuity.py``: how each is caused, when it counts as restored, and how
+the cluster is put back afterwards.
+
+Each event is a small class: ``required`` (the services it must move), ``prepare`` (before the clock
+starts), ``trigger`` (the clock starts just before the fault itself), ``restored`` (the consumer's view:
+True once the moved services answer from their new node and their consumers read from there) and
+``put_back``. ``bench_continuity.py`` times them and counts the moves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+
+from continuity.cluster import BenchError, Cluster, log  # pylint: disable=import-error
+
+# The placement testbed/README.md predicts for the example nanoservices (first fit).
+PAPER = {"spo2": "w4", "hrv": "w4", "hr": "w4", "bot": "w1", "oc": "w3", "display": "w5", "alert": "w2"}
+# The oximeter's FTDI cable in w4's hardware folder, and the serial port its services read.
+POM_USB = "sys/bus/usb/devices/1-1.3"
+POM_DEVICE = "dev/ttyUSB0"
+POM_SERVICES = ("spo2", "hr", "hrv")
+BATTERY = "sys/class/power_supply/battery/capacity"
+
+Check = t.Tuple[bool, str]
+
+
+def _host_of(uri: str) -> str:
+    """``coap://172.30.0.24:5701/spo2`` -> ``172.30.0.24``."""
+    rest = uri.split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+
+
+class Probe:
+    """Consumer-side checks shared by the events."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.addresses: t.Dict[str, str] = {}
+
+    def address(self, host: str) -> str:
+        if host not in self.addresses:
+            self.addresses[host] = self.cluster.address(host)
+        return self.addresses[host]
+
+    def only_on(self, placement: t.Mapping[str, t.List[str]], service: str, host: t.Optional[str] = None,
+                not_on: t.Optional[str] = None) -> t.Tuple[t.Optional[str], str]:
+        """(the one node ``service`` runs on, "") when it fits the conditions, else (None, why not)."""
+        nodes = placement.get(service, [])
+        if len(nodes) != 1:
+            return None, "%s runs on %s" % (service, ",".join(nodes) or "no node")
+        if (host and nodes[0] != host) or (not_on and nodes[0] == not_on):
+            return None, "%s still runs on %s" % (service, nodes[0])
+        return nodes[0], ""
+
+    def alert_reads_from(self, placement: t.Mapping[str, t.List[str]], spo2_host: str) -> Check:
+        """The alert's SpO2 URI points at ``spo2_host`` and its /alert snapshot has a reading, no source error."""
+        alert_host, why = self.only_on(placement, "alert")
+        if alert_host is None:
+            return False, why
+        uri = self.cluster.container_env(alert_host, "alert").get("NANOEDGE_SPO2_URI", "")
+        if _host_of(uri) != self.address(spo2_host):
+            return False, "the alert reads SpO2 from %s" % (uri or "nowhere")
+        return self.alert_answers(alert_host)
+
+    def alert_answers(self, alert_host: str) -> Check:
+        snapshot, error = self.cluster.coap_get(alert_host, "alert")
+        if error:
+            return False, error
+        if not isinstance(snapshot, dict) or snapshot.get("source_error") is not None:
+            return False, "the alert's source error: %s" % (snapshot or {}).get("source_error")
+        if snapshot.get("last_value") is None:
+            return False, "the alert has no SpO2 reading yet"
+        return True, ""
+
+    def display_reads_from(self, placement: t.Mapping[str, t.List[str]], sources: t.Mapping[str, str]) -> Check:
+        """The display's sources for each service point at its node, and /screen holds a reading of each."""
+        display_host, why = self.only_on(placement, "display")
+        if display_host is None:
+            return False, why
+        env = self.cluster.container_env(display_host, "display").get("NANOEDGE_DISPLAY_SOURCES", "")
+        configured = dict(item.split("=", 1) for item in env.split(",") if "=" in item)
+        for service, host in sources.items():
+            if _host_of(configured.get(service, "")) != self.address(host):
+                return False, "the display reads %s from %s" % (service, configured.get(service) or "nowhere")
+        screen, error = self.cluster.coap_get(display_host, "display")
+        if error:
+            return False, error
+        readings = screen.get("readings", {}) if isinstance(screen, dict) else {}
+        missing = sorted(s for s in sources if not isinstance(readings.get(s), dict) or readings[s].get("error"))
+        if missing:
+            return False, "the display shows no reading of %s" % ", ".join(missing)
+        return True, ""
+
+    def service_answers(self, host: str, service: str) -> Check:
+        answer, error = self.cluster.coap_get(host, service)
+        return (False, error) if error else (isinstance(answer, dict), "%s answered %r" % (service, answer))
+
+
+class Event:
+    """An event with nothing to prepare or put back; subclasses fill in the rest."""
+
+    name = ""
+    # the bench waits this long after the fault for the placement to change, for events that move nothing
+    observe_s = 0.0
+    # prepare() changes a profile: the bench waits until a manager saw it, then for quiet
+    prepare_changes_profiles = False
+
+    def __init__(self, cluster: Cluster, probe: Probe) -> None:
+        self.cluster = cluster
+        self.probe = probe
+        self.notes: t.List[str] = []
+        self.triggered = False
+
+    def required(self, placement: t.Mapping[str, t.List[str]]) -> t.Set[str]:
+        return set()
+
+    def prepare(self) -> None:
+        """Before the clock starts (the cluster is at the paper's placement)."""
+
+    def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        """Cause the event; return its moment (time.time())."""
+        raise NotImplementedError
+
+    def restored(self, placement: t.Mapping[str, t.List[str]]) -> Check:
+        raise NotImplementedError
+
+    def put_back(self) -> None:
+        """Undo the event (best effort, every step tried)."""
+
+
+class SensorMoved(Event):
+    """The pulse oximeter moves from w4 to w2: its USB tree and its serial port, together."""
+
+    name = "sensor_moved"
+
+    def required(self, placement: t.Mapping[str, t.List[str]]) -> t.Set[str]:
+        return set(POM_SERVICES)
+
+    def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        self.cluster.testbed("unplug", "w4", POM_USB)
+        self.cluster.testbed("unplug", "w4", POM_DEVICE)
+        # the clock starts at the plug: the time the oximeter is away from every node is not the system's
+        moment = time.time()
+        self.cluster.testbed("plug", "w2", POM_DEVICE, "--from", "w4")
+        self.cluster.testbed("plug", "w2", POM_USB, "--from", "w4")
+        return moment
+
+    def restored(self, placement: t.Mapping[str, t.List[str]]) -> Check:
+        for service in POM_SERVICES:
+            host, why = self.probe.only_on(placement, service, host="w2")
+            if host is None:
+                return False, why
+        ok, why = self.probe.alert_reads_from(placement, "w2")
+        if not ok:
+            return ok, why
+        return self.probe.display_reads_from(placement, {s: "w2" for s in POM_SERVICES})
+
+    def put_back(self) -> None:
+        _each(lambda: self.cluster.testbed("unplug", "w2", POM_USB), lambda: self.cluster.testbed("unplug", "w2", POM_DEVICE),
+              lambda: self.cluster.testbed("plug", "w4", POM_DEVICE, "--from", "w4"),
+              lambda: self.cluster.testbed("plug", "w4", POM_USB, "--from", "w4"))
+
+
+class WorkerKilled(Event):
+    """``docker kill`` of the worker that runs the alert."""
+
+    name = "worker_killed"
+
+    def __init__(self, cluster: Cluster, probe: Probe) -> None:
+        super().__init__(cluster, probe)
+        self.victim = ""
+
+    def required(self, placement: t.Mapping[str, t.List[str]]) -> t.Set[str]:
+        return {s for s, nodes in placement.items() if self.victim in nodes}
+
+    def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        self.victim = placement["alert"][0]
+        moment = time.time()
+        self.cluster.kill(self.victim)
+        return moment
+
+    def restored(self, placement: t.Mapping[str, t.List[str]]) -> Check:
+        host, why = self.probe.only_on(placement, "alert", not_on=self.victim)
+        if host is None:
+            return False, why
+        ok, why = self.probe.alert_answers(host)
+        if not ok:
+            return ok, why
+        return self.probe.display_reads_from(placement, {"alert": host})
+
+    def put_back(self) -> None:
+        if self.victim:
+            self.cluster.start(self.victim)
+
+
+class SwarmWorkerKilled(WorkerKilled):
+    """The same, with the Swarm backend (the bench converges it before)."""
+
+    name = "swarm_worker_killed"
+
+
+class ManagerKilled(WorkerKilled):
+    """The worker running the alert is killed, and the active manager about a second later."""
+
+    name = "manager_killed"
+    delay_s = 1.0
+
+    def __init__(self, cluster: Cluster, probe: Probe) -> None:
+        super().__init__(cluster, probe)
+        self.manager: t.Optional[str] = None
+        self.killer: t.Optional[threading.Thread] = None
+
+    def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        deadline = time.monotonic() + 20
+        self.manager = self.cluster.active_manager()
+        while self.manager is None and time.monotonic() < deadline:
+            time.sleep(0.25)  # the role may be passing from one manager to the other
+            self.manager = self.cluster.active_manager()
+        if self.manager is None:
+            self.manager = self.cluster.last_leader()
+            if self.manager is None:
+                raise BenchError("no manager runs: nothing to kill")
+            self.notes.append("no manager was active for 20 s before the event; killed %s, the latest leader"
+                              % self.manager)
+        moment = super().trigger(placement)
+
+        def kill_manager() -> None:
+            time.sleep(max(0.0, moment + self.delay_s - time.time()))
+            self.cluster.kill(str(self.manager))
+            log("killed the active manager %s %.1f s after %s" % (self.manager, time.time() - moment, self.victim))
+
+        self.killer = threading.Thread(target=kill_manager, daemon=True)
+        self.killer.start()
+        return moment
+
+    def put_back(self) -> None:
+        if self.killer is not None:
+            self.killer.join(timeout=30)
+        steps = [lambda: WorkerKilled.put_back(self)]
+        if self.manager:
+            steps.append(lambda: self.cluster.start_manager(str(self.manager)))
+        _each(*steps)
+
+
+class NetworkBlip(Event):
+    """The worker with the SpO2 service is off the network for 2 s; nothing may move."""
+
+    name = "network_blip"
+    seconds = 2.0
+    observe_s = 20.0
+
+    def __init__(self, cluster: Cluster, probe: Probe) -> None:
+        super().__init__(cluster, probe)
+        self.victim = ""
+        self.ended = 0.0
+
+    def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        self.victim = placement["spo2"][0]
+        moment = time.time()
+        self.cluster.testbed("blip", self.victim, "--seconds", "%g" % self.seconds)
+        self.ended = time.time()
+        return moment
+
+    def restored(self, placement: t.Mapping[str, t.List[str]]) -> Check:
+        # readings flowing again after the blip: the alert (the SpO2 consumer) reads from the same node
+        return self.probe.alert_reads_from(placement, self.victim)
+
+    def put_back(self) -> None:
+        self.cluster.testbed("heal")
+
+
+class BatteryLow(Event):
+    """w1's battery drops below the BoT service's ``min_battery_percent`` (20): BoT, and only it, moves.
+
+    BoT needs the body-temperature probe, which only w1 has, so the bench first plugs a second probe
+    (w1's 1-Wire bus) into w2, where BoT can go; the placement stays the paper's (w1 comes first).
+    """
+
+    name = "battery_low"
+    percent = 15
+    prepare_changes_profiles = True
+
+    def __init__(self, cluster: Cluster, probe: Probe) -> None:
+        super().__init__(cluster, probe)
+        self.original = ""
+
+    def required(self, placement: t.Mapping[str, t.List[str]]) -> t.Set[str]:
+        return {"bot"}
+
+    def prepare(self) -> None:
+        self.cluster.testbed("plug", "w2", "sys/bus/w1", "--from", "w1")
+
+    def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        self.original = (self.cluster.live_hardware("w1") / BATTERY).read_text(encoding="utf-8").strip()
+        moment = time.time()
+        self.cluster.testbed("battery", "w1", "%d" % self.percent)
+        return moment
+
+    def restored(self, placement: t.Mapping[str, t.List[str]]) -> Check:
+        host, why = self.probe.only_on(placement, "bot", host="w2")
+        if host is None:
+            return False, why
+        ok, why = self.probe.service_answers("w2", "bot")
+        if not ok:
+            return ok, why
+        return self.probe.display_reads_from(placement, {"bot": "w2"})
+
+    def put_back(self) -> None:
+        _each(lambda: self.cluster.testbed("battery", "w1", self.original or "81"),
+              lambda: self.cluster.testbed("unplug", "w2", "sys/bus/w1"))
+
+
+EVENTS: t.Dict[str, t.Type[Event]] = {cls.name: cls for cls in (
+    SensorMoved, WorkerKilled, ManagerKilled, NetworkBlip, BatteryLow, SwarmWorkerKilled)}
+
+
+def _each(*steps: t.Callable[[], t.Any]) -> None:
+    """Run every step even when one fails; raise the first failure at the end."""
+    failures = []
+    for step in steps:
+        try:
+            step()
+        except BenchError as exc:
+            failures.append(exc)
+            log("putting back: %s" % exc)
+    if failures:
+        raise failures[0]
