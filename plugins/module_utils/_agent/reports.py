@@ -96,7 +96,9 @@ class Reporter:
                 return
             if outcome.stored:
                 target.stored_at = self.clock()
-                self.log.info("%s: %s %s (%s): %s", url, outcome.action, profile["node"], outcome.code, why)
+                # a renewal of an unchanged profile is routine: only a new or changed one makes a journal line
+                level = logging.DEBUG if outcome.action == "renewed" else logging.INFO
+                self.log.log(level, "%s: %s %s (%s): %s", url, outcome.action, profile["node"], outcome.code, why)
             else:
                 self.log.warning("%s: report failed (%s): %s", url, why, outcome.error)
             if target.again is None:

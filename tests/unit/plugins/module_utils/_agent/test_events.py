@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import socket
 import typing as t
 from pathlib import Path
 
@@ -250,3 +251,37 @@ def test_events_during_the_action_make_one_more_round():
 
     asyncio.run(scenario())
     assert actions == [["first"], ["late 1", "late 2"]]
+
+
+def test_without_netlink_the_others_still_watch(monkeypatch):
+    monkeypatch.setattr(events.uevents, "open_netlink", lambda: (None, "netlink socket: Operation not permitted"))
+
+    async def scenario() -> t.List[str]:
+        watcher = events.Watcher("/", lambda reason: None, poll_interval=3600, log=LOG)
+        try:
+            return watcher.start()
+        finally:
+            watcher.close()
+
+    sources = asyncio.run(scenario())
+    assert sources[0] == "no kernel uevents (netlink socket: Operation not permitted)"
+    assert sources[-1] == "a look every 3600s"
+
+
+def test_netlink_datagrams_become_reasons(tmp_path, caplog):
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "uevent"
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    right.setblocking(False)
+    seen: t.List[str] = []
+    watcher = events.Watcher(str(tmp_path), seen.append, poll_interval=3600, log=LOG)
+    watcher.netlink = right
+    with left, right:
+        for name in ("usb_ftdi_add.bin", "tty_ttyusb0_add.bin", "malformed_no_at.bin", "power_supply_change.bin",
+                     "malformed_no_at.bin"):
+            left.send((fixtures / name).read_bytes())
+        watcher._on_netlink()  # pylint: disable=protected-access
+    assert seen == ["uevent add usb /devices/platform/soc/fe980000.usb/usb1/1-1/1-1.3",
+                    "uevent change power_supply /devices/platform/soc/fe804000.i2c/i2c-1/1-0036/power_supply/max17040"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "events: malformed uevent, no ACTION@DEVPATH: header 'add /devices/w1_bus_master1' "
+        "(ignored; further ones of this kind are not logged)"]
