@@ -25,7 +25,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._leadership import D
 
 FILE_NAME = "witness.json"
 # A worker that stopped while it held a grant lost the grant's expiry with it; the manager may still count
-# on it. It grants nothing for this long after it starts again (two default leases).
+# on it. It grants to no other manager for this long after it starts again (two default leases).
 RESTART_QUIET = 2 * DEFAULT_LEASE
 
 
@@ -108,7 +108,8 @@ class WitnessKeeper:
         if self.broken is not None:
             return "refused: %s" % self.broken
         wait = self.quiet_until - self.clock()
-        if wait > 0:
+        # the manager it held the grant for may have it again: two grants to one manager never make two leaders
+        if wait > 0 and ask.manager != self.held_before:
             return "refused: restarted while granted to %s; a witness again in %.1f s" % (self.held_before, wait)
         return self.witness.on_ask(registry, ask)
 

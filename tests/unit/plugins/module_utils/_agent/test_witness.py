@@ -108,6 +108,15 @@ def test_keeper_quiet_after_a_restart_that_held_a_grant(tmp_path):
     assert keeper.on_ask("coap://m2", ask) == "granted"
 
 
+def test_keeper_after_a_restart_grants_again_to_the_manager_it_held(tmp_path):
+    (tmp_path / "witness.json").write_text('{"highest_term": 6, "holder": "m1", "term": 6}')
+    keeper = witness.WitnessKeeper(str(tmp_path), priority_window=2.0, clock=Clock())
+    assert keeper.on_ask("coap://m1", ASK_M1._replace(n=9)) == "granted"
+    assert keeper.witness.grant_for("coap://m1") == Grant(6, 9)
+    assert keeper.on_ask("coap://m2", ASK_M1._replace(manager="m2", term=7)) == (
+        "refused: restarted while granted to m1; a witness again in 8.0 s")
+
+
 def test_keeper_with_a_broken_file_grants_nothing_and_keeps_it(tmp_path):
     (tmp_path / "witness.json").write_text("garbage")
     keeper = witness.WitnessKeeper(str(tmp_path), priority_window=2.0, clock=Clock())
