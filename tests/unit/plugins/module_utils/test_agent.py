@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -128,3 +129,28 @@ def test_entry_point_without_the_code(tmp_path, form):
         "nanoedge-agent: cannot import the discovery and reporting code from %s/ansible_collections/nanoedge/core/"
         "plugins/module_utils (No module named 'ansible_collections'); install it with the nanoedge.core.agent role\n"
         % empty)
+
+
+def test_entry_point_runs_the_service_until_stopped(tmp_path):
+    """Without --once the program is the service: it starts, beats (here to nobody) and stops cleanly on SIGTERM."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = "coap://127.0.0.1:%d" % sock.getsockname()[1]
+    (tmp_path / "state").mkdir()
+    path = write_config(tmp_path, registries=[dead], lifetime=900, node="n1", retries=0, timeout=1,
+                        root=str(tmp_path), state_dir=str(tmp_path / "state"))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    proc = subprocess.Popen([sys.executable, str(PROGRAM), "--config", path, "--lib", LIB],  # pylint: disable=consider-using-with
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = [proc.stderr.readline()]
+        while lines[-1] and "watching" not in lines[-1]:  # the fixture root's missing files come first
+            lines.append(proc.stderr.readline())
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert lines[0] == "nanoedge-agent: warning: /proc/cpuinfo: missing\n"
+    assert lines[-1] == ("nanoedge-agent: n1: watching inotify on 0 folder(s), a look every 1s; beats every 1s,"
+                         " a full report every 300s\n")
+    assert proc.returncode == 0, err
