@@ -36,17 +36,22 @@ Sender = t.Callable[[_coap.Registry, str, bytes, float], t.Awaitable[t.Tuple[str
 
 
 class BeatClient:
-    """One aiocoap client context for every beat of the process (OSCORE-protected with the credentials)."""
+    """One aiocoap client context, so one UDP socket, per registry for the life of the process
+    (OSCORE-protected with the credentials). Not one socket for all: the ICMP "port unreachable" of a
+    registry that is down stays pending on the socket that sent to it, and the kernel reports it on
+    that socket's next send, which may be the beat to a registry that is up."""
 
     def __init__(self, credentials: t.Optional[Credentials]) -> None:
         self.credentials = credentials
-        self.context = None  # type: t.Any
+        self.contexts = {}  # type: t.Dict[str, t.Any]
 
     async def open(self, registries: t.Sequence[_coap.Registry]) -> None:
         if self.credentials is not None:
             for registry in registries:  # every registry must have its context: never a beat in the clear
                 self.credentials.context_for(registry.authority)
-        self.context = await client_context(_coap.aiocoap, self.credentials)
+        for registry in registries:
+            if registry.authority not in self.contexts:
+                self.contexts[registry.authority] = await client_context(_coap.aiocoap, self.credentials)
 
     async def send(self, registry: _coap.Registry, node: str, payload: bytes, timeout: float) -> t.Tuple[str, bytes]:
         aiocoap = _coap.aiocoap
@@ -56,7 +61,7 @@ class BeatClient:
         else:
             message = aiocoap.Message(mtype=aiocoap.NON, code=aiocoap.POST, uri=uri, payload=payload)
         message.opt.content_format = _coap.CF_JSON
-        answer = self.context.request(message).response
+        answer = self.contexts[registry.authority].request(message).response
         try:
             # asyncio.wait, not wait_for: wait_for can swallow the cancellation that stops the service
             # when the answer arrives at the same moment (Python < 3.12)
@@ -75,9 +80,9 @@ class BeatClient:
         return response.code.dotted, bytes(response.payload)
 
     async def close(self) -> None:
-        if self.context is not None:
-            await self.context.shutdown()
-            self.context = None
+        contexts, self.contexts = list(self.contexts.values()), {}
+        for context in contexts:
+            await context.shutdown()
 
 
 class Link:

@@ -183,3 +183,34 @@ def test_beats_over_coap(tmp_path):
     # the beat with the new grant followed the answer at once, the next one a beat interval later
     assert received[1][2] - received[0][2] < 0.25
     assert received[2][2] - received[1][2] > 0.4
+
+
+def test_a_registry_that_is_down_costs_no_beat_to_one_that_is_up():
+    """The ICMP error of a dead registry's port lands on the socket that sent to it, never on another's."""
+    aiocoap = pytest.importorskip("aiocoap")
+    import aiocoap.resource  # pylint: disable=import-outside-toplevel
+
+    class BeatResource(aiocoap.resource.Resource):
+        async def render_post(self, request):
+            return aiocoap.Message(code=aiocoap.CHANGED, payload=b'{"profile": "current"}')
+
+    async def scenario() -> t.List[str]:
+        port, dead = free_port(), free_port()
+        site = aiocoap.resource.Site()
+        site.add_resource(["beat", "w1"], BeatResource())
+        server = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
+        live, gone = (_coap.parse_registry("coap://127.0.0.1:%d" % p) for p in (port, dead))
+        client = beats.BeatClient(None)
+        outcomes = []
+        try:
+            await client.open([gone, live])
+            for _round in range(8):  # both beats go out at the same moment, as the beat loops send them
+                results = await asyncio.gather(client.send(gone, "w1", b"{}", 0.5), client.send(live, "w1", b"{}", 0.5),
+                                               return_exceptions=True)
+                outcomes.append(results[1][0] if isinstance(results[1], tuple) else repr(results[1]))
+        finally:
+            await client.close()
+            await server.shutdown()
+        return outcomes
+
+    assert asyncio.run(scenario()) == ["2.04"] * 8
