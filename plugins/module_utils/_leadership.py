@@ -167,6 +167,7 @@ class _Held(t.NamedTuple):
     term: int
     ask: int
     expires: float
+    lease: float
 
 
 class Witness:
@@ -217,7 +218,7 @@ class Witness:
             if preferred is not None:
                 return "refused: %s, preferred, asked %.1f s ago" % (preferred, now - self._heard[preferred][2])
         renewal = held is not None and held.term == ask.term
-        self._held = _Held(registry, ask.manager, ask.term, ask.n, now + ask.lease)
+        self._held = _Held(registry, ask.manager, ask.term, ask.n, now + ask.lease, ask.lease)
         self._highest = max(self._highest, ask.term)
         return "renewed" if renewal else "granted"
 
@@ -229,11 +230,13 @@ class Witness:
         return Grant(held.term, held.ask)
 
     def snapshot(self) -> t.Dict[str, t.Any]:
-        """The witness file's content (docs/contracts.md, "Fencing"), without its time stamp."""
+        """The witness file's content (docs/contracts.md, "Fencing"), without its time stamp. ``lease``
+        is the current grant's: a worker that restarts grants to no other manager for twice that long."""
         held = self._current(self.clock())
         return {"highest_term": self._highest,
                 "holder": held.manager if held is not None else None,
-                "term": held.term if held is not None else 0}
+                "term": held.term if held is not None else 0,
+                "lease": held.lease if held is not None else 0.0}
 
 
 # -- the grant book (manager side) -------------------------------------------------------

@@ -21,12 +21,15 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.module_utils._leadership import DEFAULT_LEASE, MAX_TERM, Ask, Witness
+from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
+    DEFAULT_LEASE, MAX_LEASE, MAX_TERM, Ask, Witness,
+)
 
 FILE_NAME = "witness.json"
 # A worker that stopped while it held a grant lost the grant's expiry with it; the manager may still count
-# on it. It grants to no other manager for this long after it starts again (two default leases).
-RESTART_QUIET = 2 * DEFAULT_LEASE
+# on it. It grants to no other manager for two of the grant's leases after it starts again (the lease
+# is in the file; two default leases when an older file has none).
+RESTART_QUIET_LEASES = 2
 
 
 class WitnessFileError(Exception):
@@ -54,6 +57,19 @@ def load(path: str) -> t.Tuple[int, t.Optional[str]]:
     if holder is not None and not isinstance(holder, str):
         raise WitnessFileError("witness file %s: holder must be a name or null, got %r" % (path, holder))
     return highest, holder
+
+
+def held_lease(path: str) -> float:
+    """The lease of the grant the witness file records (the default lease when it names none)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return DEFAULT_LEASE
+    lease = data.get("lease") if isinstance(data, dict) else None
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 0 < lease <= MAX_LEASE:
+        return DEFAULT_LEASE
+    return float(lease)
 
 
 def write(path: str, content: t.Mapping[str, t.Any], clock: t.Callable[[], str] = _utc_now) -> None:
@@ -94,7 +110,7 @@ class WitnessKeeper:
             self.broken = str(exc)
             highest, holder = 0, None
         self.witness = Witness(highest_term=highest, priority_window=priority_window, clock=clock)
-        self.quiet_until = clock() + RESTART_QUIET if holder is not None else 0.0
+        self.quiet_until = clock() + RESTART_QUIET_LEASES * held_lease(self.path) if holder is not None else 0.0
         self.held_before = holder
         # what the file says now: written again as soon as it differs from the witness
         self.written: t.Optional[t.Tuple[int, t.Optional[str]]] = None if self.broken else (highest, holder)

@@ -129,7 +129,7 @@ def test_witness_grants_renews_and_carries_the_latest_ask() -> None:
     clock.advance(1)
     assert witness.on_ask("r1", ask(n=2)) == "renewed"
     assert witness.grant_for("r1") == L.Grant(2, 2)
-    assert witness.snapshot() == {"highest_term": 2, "holder": "m1", "term": 2}
+    assert witness.snapshot() == {"highest_term": 2, "holder": "m1", "term": 2, "lease": 4.0}
 
 
 def test_witness_holds_one_grant_until_it_expires() -> None:
@@ -142,7 +142,7 @@ def test_witness_holds_one_grant_until_it_expires() -> None:
     assert witness.grant_for("r1") is None
     assert witness.holder is None
     assert witness.on_ask("r2", ask("m2", 3, priority=1)) == "granted"
-    assert witness.snapshot() == {"highest_term": 3, "holder": "m2", "term": 3}
+    assert witness.snapshot() == {"highest_term": 3, "holder": "m2", "term": 3, "lease": 4.0}
 
 
 def test_witness_refuses_a_stale_term() -> None:

@@ -80,7 +80,7 @@ def test_keeper_persists_a_grant_before_it_is_carried(tmp_path):
     assert keeper.on_ask("coap://m1", ASK_M1) == "granted"
     assert keeper.persist() is True
     assert {k: v for k, v in read(tmp_path / "witness.json").items() if k != "updated"} == {
-        "highest_term": 6, "holder": "m1", "term": 6}
+        "highest_term": 6, "holder": "m1", "term": 6, "lease": ASK_M1.lease}
     assert keeper.witness.grant_for("coap://m1") == Grant(6, 3)
     before = (tmp_path / "witness.json").stat().st_mtime_ns
     assert keeper.on_ask("coap://m1", ASK_M1._replace(n=4)) == "renewed"
@@ -104,7 +104,20 @@ def test_keeper_quiet_after_a_restart_that_held_a_grant(tmp_path):
     keeper = witness.WitnessKeeper(str(tmp_path), priority_window=2.0, clock=clock)
     ask = ASK_M1._replace(manager="m2", term=7)
     assert keeper.on_ask("coap://m2", ask) == "refused: restarted while granted to m1; a witness again in 8.0 s"
-    clock.now += witness.RESTART_QUIET
+    clock.now += 8.0
+    assert keeper.on_ask("coap://m2", ask) == "granted"
+
+
+@pytest.mark.parametrize("lease, quiet", [("10", 20.0), ("2.5", 5.0), ("0", 8.0), ("true", 8.0), ('"x"', 8.0),
+                                          ("61", 8.0)])
+def test_keeper_quiet_lasts_two_of_the_held_grants_leases(tmp_path, lease, quiet):
+    (tmp_path / "witness.json").write_text('{"highest_term": 6, "holder": "m1", "term": 6, "lease": %s}' % lease)
+    clock = Clock()
+    keeper = witness.WitnessKeeper(str(tmp_path), priority_window=2.0, clock=clock)
+    ask = ASK_M1._replace(manager="m2", term=7)
+    clock.now += quiet - 0.01
+    assert keeper.on_ask("coap://m2", ask).startswith("refused: restarted while granted to m1")
+    clock.now += 0.01
     assert keeper.on_ask("coap://m2", ask) == "granted"
 
 
