@@ -26,9 +26,9 @@ import datetime
 import fcntl
 import json
 import os
-import tempfile
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._atomic import write_atomically
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import MAX_TERM
 
 DEFAULT_PATH = "/var/lib/nanoedge/fence.json"
@@ -198,26 +198,7 @@ def _make_folder(folder: str) -> None:
 
 def _write_atomically(path: str, content: str) -> None:
     """Readers see the old file or the new one, never a torn one, even after a power cut."""
-    folder = os.path.dirname(path) or "."
-    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fchmod(handle.fileno(), FILE_MODE)
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    folder_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(folder_fd)
-    finally:
-        os.close(folder_fd)
+    write_atomically(path, content, mode=FILE_MODE)
 
 
 def _decide(path: str, witness_path: str, term: int, manager: str) -> FenceResult:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._atomic import write_atomically
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
     DEFAULT_LEASE, MAX_LEASE, MAX_TERM, Ask, Witness,
 )
@@ -75,24 +75,9 @@ def held_lease(path: str) -> float:
 def write(path: str, content: t.Mapping[str, t.Any], clock: t.Callable[[], str] = _utc_now) -> None:
     """Replace the file at ``path`` with ``content`` and "updated", atomically, readable by all (0644)."""
     data = dict(content, updated=clock())
-    folder = os.path.dirname(path) or "."
     try:
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".witness.", suffix=".tmp")
+        write_atomically(path, json.dumps(data, sort_keys=True) + "\n", mode=0o644)
     except OSError as exc:
-        raise WitnessFileError("witness file %s: %s" % (path, exc.strerror or exc)) from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, sort_keys=True)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
         raise WitnessFileError("witness file %s: %s" % (path, exc.strerror or exc)) from None
 
 

@@ -8,10 +8,10 @@ import datetime
 import json
 import logging
 import os
-import tempfile
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._atomic import write_atomically
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerprint import (
     Fingerprint, valid_fingerprint_entry,
 )
@@ -26,29 +26,7 @@ def now_iso(wall: t.Optional[float] = None) -> str:
 
 def write_json_atomically(path: str, value: t.Any, durable: bool = True) -> None:
     """Readers see the old file or the new one, never a torn one; ``durable``: even after a power cut."""
-    directory = os.path.dirname(path) or "."
-    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n", durable=durable)
 
 
 class StateFiles:

@@ -13,11 +13,10 @@ with a term it used before."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._atomic import write_atomically
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
@@ -65,28 +64,9 @@ def read_term(path: str) -> int:
 
 def write_term(path: str, term: int, manager: str) -> None:
     """Replace ``path`` atomically with the term, durable before it returns."""
-    folder = os.path.dirname(os.path.abspath(path))
     body = canonical_json({"highest_term": term, "manager": manager,
                            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    fd, temporary = tempfile.mkstemp(prefix=".leadership.", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomically(path, body + b"\n", mode=0o644)
 
 
 class Leadership:
