@@ -280,7 +280,7 @@ def test_book_asks_are_forgotten_after_one_lease() -> None:
 
 
 def stand_for(b: L.GrantBook, clock: Clock, seconds: float, holders: t.Mapping[str, str]) -> None:
-    for _ in range(int(seconds / 0.25)):
+    for _tick in range(int(seconds / 0.25)):
         b.next_ask()
         for worker, holder in holders.items():
             b.on_beat(worker, L.Beat(ETAG, 0, None, holder))
@@ -385,7 +385,7 @@ def test_never_two_leaders(seed: int) -> None:
             pairs = [(a, b) for a in MANAGERS for b in MANAGERS + WORKERS if a != b]
             cluster.cut = set(cluster.rng.sample(pairs, cluster.rng.randint(0, 6)))
         cluster.tick()
-        for _ in range(10):
+        for _tenth in range(10):
             cluster.step(0.1)
             leaders = cluster.leaders()
             assert len(leaders) <= 1, (second, leaders)
@@ -395,9 +395,9 @@ def test_never_two_leaders(seed: int) -> None:
 
 def test_failover_when_the_leader_dies() -> None:
     cluster = Cluster(99)
-    for _ in range(10):
+    for _second in range(10):
         cluster.tick()
-        for _ in range(10):
+        for _tenth in range(10):
             cluster.step(0.1)
     assert cluster.leaders() == ["m1"]
     cluster.cut = {("m1", other) for other in ["m2"] + WORKERS}
