@@ -98,11 +98,20 @@ class Bench:
             return False, "no manager's state file can be read"
         return True, ""
 
-    def wait_quiet(self, what: str, hold_s: float = 3.0) -> None:
-        """Wait until ``quiet`` holds twice ``hold_s`` apart, or fail after the settle timeout."""
-        deadline = time.monotonic() + self.settle_timeout
+    def wait_quiet(self, what: str, hold_s: float = 3.0, nudge_after: float = 30.0) -> None:
+        """Wait until ``quiet`` holds twice ``hold_s`` apart, or fail after the settle timeout.
+
+        The reconcile service keeps a service where it runs while that node fits it, so a service that moved
+        away stays away once its old node is back. After ``nudge_after`` s the bench removes the service's
+        container from the node it moved to; the next run places it again, first fit, on the paper's node.
+        """
+        started = time.monotonic()
+        deadline = started + self.settle_timeout
         why = ""
+        nudged = False
         while time.monotonic() < deadline:
+            if not nudged and time.monotonic() - started > nudge_after:
+                nudged = self.nudge(what)
             ok, why = self.quiet()
             if ok:
                 time.sleep(hold_s)
@@ -112,6 +121,19 @@ class Bench:
             time.sleep(1)
         raise BenchError("%s: the cluster did not come back to the paper's placement within %.0f s (%s)"
                          % (what, self.settle_timeout, why))
+
+    def nudge(self, what: str) -> bool:
+        """Remove the containers of services that run away from the paper's node; True when it removed any."""
+        removed = []
+        for service, nodes in self.placement().items():
+            home = PAPER.get(service)
+            for node in nodes:
+                if home and node != home and self.cluster.running(home):
+                    self.cluster.remove_service(node, service)
+                    removed.append("%s from %s" % (service, node))
+        if removed:
+            log("%s: removed %s, so that the next run places it on the paper's node" % (what, ", ".join(removed)))
+        return bool(removed)
 
     def wait_for_change(self, before: t.Mapping[str, t.Any], what: str) -> None:
         """Wait until a manager's fingerprint differs from ``before`` (it saw the change)."""
@@ -226,7 +248,7 @@ def parse_args(argv: t.Optional[t.Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--skip-swarm", action="store_true", help="leave out swarm_worker_killed (no converge)")
     parser.add_argument("--timeout", type=float, default=90.0,
                         help="seconds an event may take to be restored before its row says it was not")
-    parser.add_argument("--settle-timeout", type=float, default=180.0,
+    parser.add_argument("--settle-timeout", type=float, default=150.0,
                         help="seconds to wait for the paper's placement between events")
     args = parser.parse_args(argv)
     args.events = [e.strip() for e in args.events.split(",") if e.strip()]

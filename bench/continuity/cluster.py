@@ -126,6 +126,11 @@ class Cluster:
             listings = dict(zip(self.workers, pool.map(self.services_on, self.workers)))
         return {host: services for host, services in listings.items() if services is not None}
 
+    def remove_service(self, host: str, service: str) -> None:
+        """Remove the container(s) of ``service`` on ``host`` (not a Swarm task: Swarm would restart it)."""
+        self.exec(host, "sh", "-c", "docker ps -q --filter label=%s=%s | xargs -r docker rm -f"
+                  % (SERVICE_LABEL, service), timeout=60)
+
     def container_env(self, host: str, service: str) -> t.Dict[str, str]:
         """The environment of the container running ``service`` on ``host`` (empty when there is none)."""
         proc = self.exec(host, "sh", "-c", "docker inspect --format '{{json .Config.Env}}' "
