@@ -29,6 +29,8 @@ import re
 import time
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
+
 DEFAULT_LEASE = 4.0
 DEFAULT_DRIFT = 0.05
 MAX_BEAT_BYTES = 512
@@ -36,10 +38,7 @@ MAX_TERM = 2 ** 53
 MAX_LEASE = 60.0
 PROFILE_STATES = ("current", "stale", "missing")
 
-_ETAG_RE = re.compile(r"[0-9a-f]{16}\Z")
-# the node name rule of docs/contracts.md ("The profile"), kept here so the
-# worker side needs nothing else
-_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})\Z")
+_ETAG_RE = re.compile(r"[0-9a-f]{16}")
 
 
 class LeadershipError(ValueError):
@@ -92,7 +91,7 @@ def _int(obj: t.Mapping[str, t.Any], key: str, where: str, low: int) -> int:
 
 
 def _name(value: t.Any, where: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not NODE_NAME_RE.fullmatch(value):
         raise LeadershipError("%s must be a node name, got %r" % (where, value))
     return value
 
@@ -122,7 +121,7 @@ def parse_beat(obj: t.Any) -> Beat:
     """A beat's payload (decoded JSON or CBOR), checked."""
     obj = _object(obj, "beat", ("etag", "term"), ("grant", "holder"))
     etag = obj["etag"]
-    if not isinstance(etag, str) or not _ETAG_RE.match(etag):
+    if not isinstance(etag, str) or not _ETAG_RE.fullmatch(etag):
         raise LeadershipError("beat.etag must be 16 lowercase hex digits, got %r" % (etag,))
     grant = None
     if "grant" in obj:
