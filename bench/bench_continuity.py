@@ -40,8 +40,8 @@ from pathlib import Path
 from continuity.cluster import BenchError, Cluster, log  # pylint: disable=import-error
 from continuity.events import EVENTS, PAPER, Event, Probe  # pylint: disable=import-error
 from continuity.report import (  # pylint: disable=import-error
-    Placement, Row, describe_moves, format_table, make_row, median_rows, moved_services, placement_from_nodes,
-    unneeded_moves, write_report,
+    Placement, Row, describe_moves, format_table, make_row, median_rows, moved_away, moved_services,
+    placement_from_nodes, unneeded_moves, write_report,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,10 +171,14 @@ class Bench:
         watcher.start()
         required = event.required(before)  # after the trigger: worker_killed picks its victim there
         restore: t.Optional[float] = None
+        placed: t.Optional[float] = None  # when the services ran on a new node, consumers aside
         why = ""
         deadline = started + self.timeout
         while time.time() < deadline:
-            ok, why = event.restored(self.placement())
+            now = self.placement()
+            if placed is None and moved_away(before, now, required):
+                placed = time.time() - started
+            ok, why = event.restored(now)
             if ok:
                 restore = time.time() - started
                 break
@@ -194,6 +198,8 @@ class Bench:
             log("%s: seen first by %s after %.2f s" % (event.name, watcher.by, watcher.detected))
         if restore is None:
             notes.append("not restored within %.0f s: %s" % (self.timeout, why))
+            if placed is not None:
+                notes.append("%s ran on a new node after %.1f s" % (", ".join(sorted(required)), placed))
             notes.extend(self.cluster.unplaced())
         row = make_row(event.name, watcher.detected, restore, len(moved), len(unneeded), notes)
         return row, describe_moves(before, after, moved)

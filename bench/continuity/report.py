@@ -42,6 +42,12 @@ def unneeded_moves(moved: t.Iterable[str], required: t.Iterable[str]) -> t.List[
     return sorted(set(moved) - set(required))
 
 
+def moved_away(before: Placement, now: Placement, services: t.Iterable[str]) -> bool:
+    """Whether each of ``services`` runs on exactly one node, and not on the one it ran on before."""
+    services = list(services)
+    return bool(services) and all(len(now.get(s, [])) == 1 and now[s][0] not in before.get(s, []) for s in services)
+
+
 def describe_moves(before: Placement, after: Placement, moved: t.Iterable[str]) -> t.List[str]:
     """``["alert: w2 -> w3", ...]``; ``-`` stands for no node."""
     return ["%s: %s -> %s" % (s, ",".join(before.get(s, [])) or "-", ",".join(after.get(s, [])) or "-")

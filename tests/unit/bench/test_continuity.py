@@ -32,6 +32,17 @@ def test_moves(after, required, moved, unneeded):
     assert report.unneeded_moves(moved, required) == unneeded
 
 
+@pytest.mark.parametrize("now, services, expected", [
+    (dict(PAPER, alert=["w3"]), ["alert"], True),
+    (dict(PAPER, alert=["w2", "w3"]), ["alert"], False),
+    ({k: v for k, v in PAPER.items() if k != "alert"}, ["alert"], False),
+    (dict(PAPER, spo2=["w2"], hr=["w2"]), ["spo2", "hr", "hrv"], False),
+    (PAPER, [], False),
+])
+def test_moved_away(now, services, expected):
+    assert report.moved_away(PAPER, now, services) is expected
+
+
 def test_describe_moves():
     after = dict(PAPER, alert=["w3"])
     del after["bot"]
