@@ -203,8 +203,10 @@ class Cluster:
         if proc.returncode != 0 or not text:
             why = proc.stderr.decode(errors="replace").strip()[-200:] or "exit %d" % proc.returncode
             return None, "%s: no answer (%s)" % (uri, why)
+        # libcoap writes its warnings (an ICMP error, a retransmission) to standard output too
+        body = next((line for line in reversed(text.splitlines()) if line.startswith(("{", "["))), text)
         try:
-            return json.loads(text), None
+            return json.loads(body), None
         except ValueError:
             return None, "%s answered %r, not JSON" % (uri, text[:120])
 
