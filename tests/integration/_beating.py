@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.beats import BeatClient, Beater, Link
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.witness import FILE_NAME, WitnessKeeper
+from ansible_collections.nanoedge.core.plugins.module_utils._coap import parse_registry
 
 LOG = logging.getLogger("nanoedge.test.beating")
 NO_PROFILE_ETAG = "0" * 16
@@ -95,7 +96,7 @@ class Beating:
         for node in self.nodes:
             # a client (a socket) per node, as each worker's agent has its own
             client = BeatClient(None)
-            await client.open([])
+            await client.open([parse_registry(url) for url in self.registries])
             clients.append(client)
             (self.state_dir / node).mkdir(parents=True, exist_ok=True)
             # the agent's priority window: two beats (docs/leadership.md, "The protocol")

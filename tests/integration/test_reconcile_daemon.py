@@ -396,7 +396,10 @@ def test_observes_again_after_a_registry_restart(tmp_path, server, daemons):
     call = daemon.wait_calls(2, timeout=10)[1]
     assert call["reason"] == "w4 joined (capabilities pom)"
     assert (call["term"], call["argv"]) == ("2", fence_args("m1", 2))
-    assert [d["role"] for d in daemon.decisions("role")] == ["active"]
+    # the new term is a decision of its own, and forces no run
+    assert [(d["previous"], d["role"], d["term"]) for d in daemon.decisions("role")] == [
+        ("passive", "active", 1), ("active", "active", 2)]
+    assert daemon.decisions("role")[1]["why"] == "leader at a new term 2 (was 1), granted by no other member"
     # the lost observation is replaced within an interval, then notifications flow again
     put(server.url, (worker("w4", ["pom", "bot"]), ""))
     changed_at = time.time()

@@ -61,7 +61,10 @@ class BeatClient:
         else:
             message = aiocoap.Message(mtype=aiocoap.NON, code=aiocoap.POST, uri=uri, payload=payload)
         message.opt.content_format = _coap.CF_JSON
-        answer = self.contexts[registry.authority].request(message).response
+        context = self.contexts.get(registry.authority)
+        if context is None:
+            raise _coap.CoapError("no client for %s: the beats were not opened for it" % registry.authority)
+        answer = context.request(message).response
         try:
             # asyncio.wait, not wait_for: wait_for can swallow the cancellation that stops the service
             # when the answer arrives at the same moment (Python < 3.12)

@@ -121,9 +121,11 @@ class Reconciler:
     # -- leadership ------------------------------------------------------------------------
 
     def _role_changed(self, change: RoleChange) -> None:
-        """A change of role is a logged decision; becoming active forces a run."""
+        """A change of role is a logged decision; becoming active forces a run (a new term while
+        staying active does not: the nodes take the new term with the next run)."""
         if change.role == "active":
-            self.force_reason = "became active: %s" % change.why
+            if change.previous != "active":
+                self.force_reason = "became active: %s" % change.why
         else:
             self.force_reason = None
             self.skipped_for = None
