@@ -55,6 +55,8 @@ class Reconciler:
         self.started_at = clock()
         # set when the lease is granted: a manager that becomes active runs once whatever changed
         self.force_reason: t.Optional[str] = None
+        # the term under which this process last became (or stayed) active
+        self.led_term = 0
         # what the last successful run acted on
         self.applied: t.Optional[Fingerprint] = None
         self.skipped_for: t.Optional[str] = None
@@ -124,8 +126,12 @@ class Reconciler:
         """A change of role is a logged decision; becoming active forces a run (a new term while
         staying active does not: the nodes take the new term with the next run)."""
         if change.role == "active":
-            if change.previous != "active":
+            if change.previous != "active" and (change.term != self.led_term or self.applied is None):
                 self.force_reason = "became active: %s" % change.why
+            # Back at the term it held: no other manager can have led meanwhile (its majority would
+            # share a witness with this one's, and a witness refuses a term below one it granted),
+            # so what this manager applied is still what runs; only what changed calls for a run.
+            self.led_term = change.term
         else:
             self.force_reason = None
             self.skipped_for = None

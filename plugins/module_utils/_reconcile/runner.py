@@ -118,6 +118,15 @@ async def terminate(proc: t.Any, waiter: t.Any) -> t.Optional[int]:
 Fence = t.Tuple[int, str]
 
 
+# A run (ansible-playbook and its forks) yields the CPU to the manager's own registry and this daemon:
+# the beats and the lease renewals must not wait behind a deploy, or the lease lapses while it runs.
+RUN_NICENESS = 10
+
+
+def _run_nicely() -> None:
+    os.nice(RUN_NICENESS)
+
+
 def fence_argv(command: t.Sequence[str], fence: t.Optional[Fence]) -> t.List[str]:
     """The command with the run's term and manager as extra variables (last, so they win)."""
     if fence is None:
@@ -242,7 +251,8 @@ class Runner:
                 # process tree (ansible-playbook forks workers), not just argv[0].
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=asyncio.subprocess.STDOUT,
-                    env=self._environment(reason, trigger, fence), start_new_session=True)
+                    env=self._environment(reason, trigger, fence), start_new_session=True,
+                    preexec_fn=_run_nicely)
             except OSError as exc:
                 rc, error = _start_failure(argv[0], exc)
                 output.write(("%s\n" % error).encode())

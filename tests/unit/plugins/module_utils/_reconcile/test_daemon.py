@@ -292,3 +292,25 @@ def test_every_renewal_rewrites_the_state_file_with_the_lease(tmp_path):
     asyncio.run(reconciler.keeper.renew())
     assert [record["event"] for record in decisions(tmp_path)] == ["role"]  # renewals are no decisions
     assert state(tmp_path)["lease_remaining"] == 3.0 and asked == [(True, 3.0, 3.0)] * 3
+
+
+@pytest.mark.parametrize("applied, term_back, forced", [
+    ({"w1": {}}, 9, False),  # back at the term it held, after a successful run: nobody led meanwhile
+    ({"w1": {}}, 11, True),  # a new term: another manager may have led, so a run re-reads everything
+    (None, 9, True),  # nothing applied yet
+])
+def test_a_lease_regained_at_the_same_term_forces_no_run(tmp_path, applied, term_back, forced):
+    clock = Clock()
+    raw = {"registry": "coap://m1", "command": ["true"], "state_dir": str(tmp_path / "state"),
+           "managers": ["coap://m1", "coap://m2"]}
+    reconciler = Reconciler(validate_config(raw), clock)
+    reconciler.prepare_dirs()
+    lead(reconciler)
+    reconciler.force_reason = None  # as after the first run
+    reconciler.applied = applied
+    clock.now += 3.0
+    reconciler.keeper.check()
+    assert reconciler.election.role == "passive"
+    lead(reconciler, term=term_back)
+    assert reconciler.election.role == "active"
+    assert (reconciler.force_reason is not None) == forced

@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import validate_config
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import (
-    FileLock, RunResult, Runner, fence_argv, prune_run_logs, tail,
+    RUN_NICENESS, FileLock, RunResult, Runner, fence_argv, prune_run_logs, tail,
 )
 
 
@@ -160,3 +160,11 @@ def test_the_command_gets_the_term_as_an_integer_and_in_its_environment(tmp_path
     assert (result.rc, tail(result.log, 1)) == (0, ["-e 13 m2 12"])
     report = runner.finish(result, "w4 joined", time.time(), time.time(), 0.1, (12, "m2"))
     assert report.fields["term"] == 12
+
+
+def test_the_command_runs_with_a_lower_priority(tmp_path):
+    script = "import os; print(os.nice(0))"
+    runner = make_runner(tmp_path, [sys.executable, "-c", script])
+    result = asyncio.run(runner.run_command("why", {"event": "change"}, time.time()))
+    assert result.rc == 0
+    assert tail(result.log, 1) == [str(os.nice(0) + RUN_NICENESS)]
