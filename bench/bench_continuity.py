@@ -7,7 +7,7 @@ scenario in dynamic mode (agents on the workers, the reconcile service on the ma
 with whatever settings were deployed. The bench causes each event, one after the other, and measures
 from outside (``docker exec`` into the node containers, the managers' state files, CoAP GETs):
 
-    sensor_moved         the pulse oximeter (USB tree and /dev/ttyUSB0) moves from w4 to w2
+    sensor_moved         the pulse oximeter (USB tree and /dev/ttyUSB0) moves from w4 to w1 (w2 lacks the cores)
     worker_killed        docker kill of the worker running the alert
     manager_killed       the same, and the active manager about 1 s later
     network_blip         the worker with the SpO2 service is off the network for 2 s
