@@ -248,16 +248,20 @@ _CHECKS = {
 }  # type: t.Dict[str, t.Callable[[t.Mapping[str, t.Any], bool], None]]
 
 
-PLACEMENT_FACETS = ("capabilities", "power", "network", "arch")
+PLACEMENT_FACETS = ("capabilities", "power", "network", "arch", "battery")
+# A battery-powered node's level counts in steps this wide: placement changes when the level crosses a
+# service's min_battery_percent, and the reconcile service re-plans at every step, not at every percent.
+BATTERY_STEP = 5
 
 
 def placement_facets(profile: t.Any) -> t.Dict[str, t.Any]:
     """The part of a profile that placement depends on, in one canonical shape.
 
     ``{"capabilities": [...], "power": "ac" | "dc" | None, "network": [...],
-    "arch": str | None}``, lists sorted, ``arch`` the OCI platform (``platform_of``:
-    a profile of an older version that names the kernel's machine reads the
-    same). Everything else in a profile (load, free memory, timestamps,
+    "arch": str | None, "battery": int | None}``, lists sorted, ``arch`` the OCI
+    platform (``platform_of``: a profile of an older version that names the
+    kernel's machine reads the same), ``battery`` the battery level of a node
+    not on mains, rounded down to BATTERY_STEP (None on mains or unknown). Everything else in a profile (load, free memory, timestamps,
     labels) moves on every report and is left out, so
     two profiles with equal facets give the same inventory groups, the same
     Swarm node labels and the same reconcile fingerprint.
@@ -278,8 +282,12 @@ def placement_facets(profile: t.Any) -> t.Dict[str, t.Any]:
         _check_power_source(source)
     arch = profile.get("arch")
     _require(arch is None or isinstance(arch, str), "arch", "must be a string, got %r", arch)
+    percent = power.get("battery_percent")
+    _require(percent is None or (_is_number(percent) and 0 <= percent <= 100), "power.battery_percent",
+             "must be a number from 0 to 100, got %r", percent)
+    battery = None if source == "ac" or percent is None else int(percent // BATTERY_STEP * BATTERY_STEP)
     return {"capabilities": sorted(capabilities), "power": source, "network": sorted(network),
-            "arch": None if arch is None else platform_of(arch)}
+            "arch": None if arch is None else platform_of(arch), "battery": battery}
 
 
 def _present(value: t.Any, empty: t.Any) -> t.Any:

@@ -20,14 +20,18 @@ Fingerprint = t.Dict[str, t.Dict[str, t.Any]]
 # the facets that are lists of names, and those that are one name or None
 _LIST_FACETS = ("capabilities", "network")
 _VALUE_FACETS = ("power", "arch")
+_NUMBER_FACETS = ("battery",)
 
 
 def valid_fingerprint_entry(entry: t.Any) -> bool:
-    """A per-node fingerprint as placement_facets makes it (read back from state.json)."""
-    if not isinstance(entry, dict) or set(entry) != set(PLACEMENT_FACETS):
+    """A per-node fingerprint as placement_facets makes it (read back from state.json; one written
+    before the battery was a facet has none)."""
+    if not isinstance(entry, dict) or set(entry) not in (set(PLACEMENT_FACETS), set(PLACEMENT_FACETS) - {"battery"}):
         return False
     return (all(isinstance(entry[key], list) and all(isinstance(i, str) for i in entry[key]) for key in _LIST_FACETS)
-            and all(entry[key] is None or isinstance(entry[key], str) for key in _VALUE_FACETS))
+            and all(entry[key] is None or isinstance(entry[key], str) for key in _VALUE_FACETS)
+            and all(entry.get(key) is None or (isinstance(entry[key], int) and not isinstance(entry[key], bool))
+                    for key in _NUMBER_FACETS))
 
 
 def fingerprint_of(profiles: t.Any) -> t.Tuple[Fingerprint, t.List[str]]:
@@ -68,7 +72,7 @@ def diff_fingerprints(before: t.Optional[Fingerprint], after: Fingerprint) -> t.
                 entry[key + "_added"] = gained
             if lost:
                 entry[key + "_removed"] = lost
-        for key in _VALUE_FACETS:
+        for key in _VALUE_FACETS + _NUMBER_FACETS:
             if old.get(key) != new.get(key):
                 entry[key] = [old.get(key), new.get(key)]
         if entry:
@@ -96,4 +100,7 @@ def describe_diff(diff: t.Mapping[str, t.Any], after: Fingerprint) -> t.List[str
         for key in _VALUE_FACETS:
             if key in entry:
                 parts.append("%s %s %s -> %s" % (node, key, entry[key][0], entry[key][1]))
+        if "battery" in entry:
+            old, new = ("unknown" if level is None else "%d%%" % level for level in entry["battery"])
+            parts.append("%s battery %s -> %s" % (node, old, new))
     return parts

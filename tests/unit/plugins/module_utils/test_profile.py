@@ -111,7 +111,8 @@ def test_an_incomplete_profile_follows_the_same_rules(profile: t.Dict[str, t.Any
 
 def test_placement_facets_of_a_full_profile() -> None:
     assert placement_facets(PROFILE) == {
-        "capabilities": ["pom", "spo2.v1"], "power": "ac", "network": ["bluetooth", "wifi"], "arch": "arm/v7"}
+        "capabilities": ["pom", "spo2.v1"], "power": "ac", "network": ["bluetooth", "wifi"], "arch": "arm/v7",
+        "battery": None}
     assert tuple(placement_facets(PROFILE)) == PLACEMENT_FACETS
 
 
@@ -123,12 +124,22 @@ def test_placement_facets_leave_out_what_moves_on_every_report() -> None:
 
 
 @pytest.mark.parametrize("profile, expected", [
-    ({"node": "w9"}, {"capabilities": [], "power": None, "network": [], "arch": None}),
+    ({"node": "w9"}, {"capabilities": [], "power": None, "network": [], "arch": None, "battery": None}),
     ({"capabilities": None, "power": None, "network": None, "arch": None},
-     {"capabilities": [], "power": None, "network": [], "arch": None}),
-    ({"power": {}}, {"capabilities": [], "power": None, "network": [], "arch": None}),
+     {"capabilities": [], "power": None, "network": [], "arch": None, "battery": None}),
+    ({"power": {}}, {"capabilities": [], "power": None, "network": [], "arch": None, "battery": None}),
     ({"power": {"source": "dc"}, "capabilities": ["pom"]},
-     {"capabilities": ["pom"], "power": "dc", "network": [], "arch": None}),
+     {"capabilities": ["pom"], "power": "dc", "network": [], "arch": None, "battery": None}),
+    # a battery counts in steps of 5 %, and not on mains
+    ({"power": {"source": "dc", "battery_percent": 81}},
+     {"capabilities": [], "power": "dc", "network": [], "arch": None, "battery": 80}),
+    ({"power": {"source": "dc", "battery_percent": 19.9}},
+     {"capabilities": [], "power": "dc", "network": [], "arch": None, "battery": 15}),
+    ({"power": {"source": "dc", "battery_percent": 20}},
+     {"capabilities": [], "power": "dc", "network": [], "arch": None, "battery": 20}),
+    ({"power": {"battery_percent": 0}}, {"capabilities": [], "power": None, "network": [], "arch": None, "battery": 0}),
+    ({"power": {"source": "ac", "battery_percent": 95}},
+     {"capabilities": [], "power": "ac", "network": [], "arch": None, "battery": None}),
 ])
 def test_placement_facets_of_a_partial_profile(profile: t.Dict[str, t.Any], expected: t.Dict[str, t.Any]) -> None:
     assert placement_facets(profile) == expected
@@ -146,6 +157,8 @@ def test_placement_facets_of_a_partial_profile(profile: t.Dict[str, t.Any], expe
     ({"power": "ac"}, "power: must be an object, got str"),
     ({"power": {"source": "solar"}}, "power.source: must be one of ac, dc, got 'solar'"),
     ({"arch": 7}, "arch: must be a string, got 7"),
+    ({"power": {"battery_percent": 101}}, "power.battery_percent: must be a number from 0 to 100, got 101"),
+    ({"power": {"battery_percent": True}}, "power.battery_percent: must be a number from 0 to 100, got True"),
 ])
 def test_placement_facets_refuse_a_malformed_facet(profile: t.Any, message: str) -> None:
     with pytest.raises(ProfileError) as info:

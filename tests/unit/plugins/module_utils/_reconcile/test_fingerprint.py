@@ -31,12 +31,13 @@ def test_fingerprint_leaves_out_what_moves_on_every_report():
                    memory_mb={"total": 926, "available": 12}, storage_mb={"total": 29820, "free": 1},
                    labels={"room": "ambulance"})
     assert fingerprint_of({"w4": PROFILE}) == fingerprint_of({"w4": drifted}) == ({"w4": {
-        "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "arm/v7"}}, [])
+        "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "arm/v7",
+                "battery": None}}, [])
 
 
 def test_fingerprint_of_a_profile_without_capabilities_or_power():
     assert fingerprint_of({"w9": {"node": "w9"}}) == (
-        {"w9": {"capabilities": [], "power": None, "network": [], "arch": None}}, [])
+        {"w9": {"capabilities": [], "power": None, "network": [], "arch": None, "battery": None}}, [])
 
 
 def test_fingerprint_of_skips_malformed_profiles_and_refuses_non_objects():
@@ -61,8 +62,9 @@ def test_a_profile_with_a_malformed_facet_is_skipped_with_what_is_wrong(change, 
 
 
 def fp(capabilities: t.Sequence[str] = (), power: str = "ac", network: t.Sequence[str] = ("wifi",),
-       arch: str = "armv7l") -> t.Dict[str, t.Any]:
-    return {"capabilities": sorted(capabilities), "power": power, "network": sorted(network), "arch": arch}
+       arch: str = "armv7l", battery: t.Optional[int] = None) -> t.Dict[str, t.Any]:
+    return {"capabilities": sorted(capabilities), "power": power, "network": sorted(network), "arch": arch,
+            "battery": battery}
 
 
 @pytest.mark.parametrize("before, after, diff, text", [
@@ -79,6 +81,10 @@ def fp(capabilities: t.Sequence[str] = (), power: str = "ac", network: t.Sequenc
      ["w3 gained networks bluetooth, ethernet", "w3 power ac -> dc"]),
     ({"w5": fp(arch="armv7l")}, {"w5": fp(arch="aarch64")},
      {"added": [], "removed": [], "changed": {"w5": {"arch": ["armv7l", "aarch64"]}}}, ["w5 arch armv7l -> aarch64"]),
+    ({"w1": fp(power="dc", battery=80)}, {"w1": fp(power="dc", battery=15)},
+     {"added": [], "removed": [], "changed": {"w1": {"battery": [80, 15]}}}, ["w1 battery 80% -> 15%"]),
+    ({"w1": fp(power="dc")}, {"w1": fp(power="dc", battery=15)},
+     {"added": [], "removed": [], "changed": {"w1": {"battery": [None, 15]}}}, ["w1 battery unknown -> 15%"]),
     (None, {"w0": fp()}, {"added": ["w0"], "removed": [], "changed": {}}, ["w0 joined (no capabilities)"]),
     ({"w1": fp(["bot"])}, {"w1": fp(["bot"])}, {"added": [], "removed": [], "changed": {}}, []),
 ])
@@ -97,6 +103,9 @@ def test_fingerprint_digest_is_stable_and_sensitive():
 @pytest.mark.parametrize("entry, valid", [
     (fp(["pom"]), True),
     ({"capabilities": [], "power": None, "network": [], "arch": None}, True),
+    ({"capabilities": [], "power": "dc", "network": [], "arch": None, "battery": 80}, True),
+    ({"capabilities": [], "power": "dc", "network": [], "arch": None, "battery": "80"}, False),
+    ({"capabilities": [], "power": "dc", "network": [], "arch": None, "battery": True}, False),
     ({"capabilities": "pom", "power": "ac", "network": [], "arch": None}, False),
     ({"capabilities": [], "power": {"source": "ac"}, "network": [], "arch": None}, False),
     ({"capabilities": [], "power": "ac", "network": []}, False),

@@ -60,7 +60,7 @@ def test_a_changed_fingerprint_is_taken_once(caplog):
     watcher.take_payload(Response(CONTENT, json.dumps({"w1": drifted}).encode()))
     assert calls.changes == 1
     assert watcher.fingerprint == {"w1": {"capabilities": ["pom"], "power": "ac", "network": ["wifi"],
-                                          "arch": "arm/v7"}}
+                                          "arch": "arm/v7", "battery": None}}
     assert watcher.reachable() and caplog.records == []
 
 
