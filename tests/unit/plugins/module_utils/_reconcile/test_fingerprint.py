@@ -32,7 +32,7 @@ def test_fingerprint_leaves_out_what_moves_on_every_report():
                    labels={"room": "ambulance"})
     assert fingerprint_of({"w4": PROFILE}) == fingerprint_of({"w4": drifted}) == ({"w4": {
         "capabilities": ["pom"], "power": "ac", "network": ["bluetooth", "ethernet", "wifi"], "arch": "arm/v7",
-                "battery": None}}, [])
+        "battery": None}}, [])
 
 
 def test_fingerprint_of_a_profile_without_capabilities_or_power():
