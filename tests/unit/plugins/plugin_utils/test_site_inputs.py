@@ -11,7 +11,7 @@ import typing as t
 import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.nanoedge.core.plugins.plugin_utils._site_inputs import (
@@ -228,12 +228,26 @@ def old_jinja(cluster: t.Dict[str, t.Any]) -> t.Tuple[t.Any, t.Any]:
     return templar.template(trust_as_template(OLD_NODES)), templar.template(trust_as_template(OLD_CURRENT))
 
 
+SAME_PAIRS_OTHER_ORDER = {
+    "names": ["w1", "w2"], "live": {}, "nodes_from": "discovery", "previous": {},
+    "hostvars": {"w1": {"inventory_hostname": "w1", "nanoedge_site_discovered": {"ansible_facts": {}},
+                        "nanoedge_profile": {"node": "w1", "from": "discovery"},
+                        "nanoedge_deploy_running": {"services": ["spo2", "hr"]}},
+                 "w2": {"inventory_hostname": "w2"}},
+    "swarm": {"hr": "w1", "spo2": "w1"},
+}
+
+
 @settings(max_examples=150, deadline=None)
 @given(clusters())
+@example(SAME_PAIRS_OTHER_ORDER)
 def test_same_as_the_jinja_before(cluster):
     workers = [cluster["hostvars"][name] for name in cluster["names"]]
     nodes = plan_nodes(workers, cluster["live"], cluster["nodes_from"])
     current = current_placement([cluster["hostvars"][name] for name in nodes], cluster["swarm"],
                                 {"placements": cluster["previous"]})
     old_nodes, old_current = old_jinja(cluster)
-    assert (list(nodes.items()), list(current.items())) == (list(old_nodes.items()), list(old_current.items()))
+    assert list(nodes.items()) == list(old_nodes.items())
+    # The placement is compared as a mapping: the old `combine` returned its second dict's order when the
+    # two held the same pairs, and nothing reads the placement's order.
+    assert current == old_current
