@@ -76,7 +76,7 @@ def hosts_to_deploy(services: t.Any, before: t.Any, after: t.Any, nodes: t.Any,
     ``before`` to ``after`` touches; ``returning``: live nodes the last plan was not made for."""
     if not isinstance(nodes, list) or not all(isinstance(node, str) for node in nodes):
         raise MoveError("nodes must be a list of node names")
-    old, new = replica_nodes(before, "before"), replica_nodes(after, "after")
+    old, new = replica_nodes(before, "current"), replica_nodes(after, "plan")
     moved = {service for service in set(old) | set(new) if sorted(old.get(service, [])) != sorted(new.get(service, []))}
     fed_by = consumers(services)
     rewired = {consumer for producer in moved for consumer in fed_by.get(producer, [])}

@@ -75,8 +75,8 @@ def test_consumers_from_the_descriptions():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: replica_nodes(["w1"], "before"), "before must be a dict service -> node(s) or an allocation result, got list"),
-    (lambda: replica_nodes({"spo2": 3}, "after"), "after['spo2'] must be a node name or a list of node names, got 3"),
+    (lambda: replica_nodes(["w1"], "current"), "current must be a dict service -> node(s) or an allocation result, got list"),
+    (lambda: hosts_to_deploy(SERVICES, {}, {"spo2": 3}, NODES), "plan['spo2'] must be a node name or a list of node names, got 3"),
     (lambda: hosts_to_deploy(SERVICES, {}, {}, "w1"), "nodes must be a list of node names"),
     (lambda: consumers([{"image": "x"}]), "services must be a list of service profiles, each with a name"),
     (lambda: replan(SERVICES, {}, NODES, {"by_node": {}}), "the previous plan must be a plan document with its strategy"),
