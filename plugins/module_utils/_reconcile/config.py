@@ -49,6 +49,15 @@ CONFIG_KEYS = {
     # aiocoap's credentials file: one OSCORE context per registry (this manager's and its peers')
     "oscore_credentials": (str, ""),
     "environment": (dict, {}),
+    # Targeted re-placement (targeted.py): a change is re-planned here, from the live profiles of these
+    # workers (in this order, the order first fit tries them) and the services the last full run read
+    # (services_file), and move_command deploys to the nodes it touches only. Without a move_command every
+    # run is the full command. A full run comes first after becoming active, after a failure, and at
+    # least every full_every seconds (the safety net).
+    "workers": (list, []),
+    "move_command": (list, []),
+    "services_file": (str, ""),
+    "full_every": ((int, float), 900),
 }  # type: t.Dict[str, t.Tuple[t.Any, t.Any]]
 
 # Keys of the probe election the lease replaced: accepted so that an older configuration still loads,
@@ -62,7 +71,7 @@ TYPE_NAMES = {
 }  # type: t.Dict[t.Any, str]
 
 POSITIVE_NUMBERS = ("interval", "debounce", "lease_poll", "lease_ttl", "request_timeout",
-                    "command_timeout", "retry_backoff", "retry_backoff_max")
+                    "command_timeout", "retry_backoff", "retry_backoff_max", "full_every")
 
 
 class ConfigError(Exception):
@@ -122,6 +131,7 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
                           % (config["lease_poll"], MAX_LEASE_TTL, config["lease_ttl"]))
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in config["environment"].items()):
         raise ConfigError("environment must map names to strings")
+    _check_targeted(config)
 
     managers = [parse_registry_uri(uri, "managers[%d]" % index) for index, uri in enumerate(config["managers"])]
     if len(set(managers)) != len(managers):
@@ -134,6 +144,16 @@ def validate_config(raw: t.Any) -> t.Dict[str, t.Any]:
     config["log_dir"] = config["log_dir"] or os.path.join(config["state_dir"], "runs")
     config["obsolete"] = sorted(set(raw) & set(OBSOLETE_KEYS))
     return config
+
+
+def _check_targeted(config: t.Dict[str, t.Any]) -> None:
+    workers, move = config["workers"], config["move_command"]
+    if not all(isinstance(name, str) and name for name in workers) or len(set(workers)) != len(workers):
+        raise ConfigError("workers must be a list of distinct node names")
+    if move and (not all(isinstance(arg, str) for arg in move) or not move[0]):
+        raise ConfigError("move_command must be a list of strings (the argv of a targeted run), or empty")
+    if move and not (workers and config["plan_file"] and config["services_file"]):
+        raise ConfigError("move_command needs workers, plan_file and services_file (what a targeted run plans from)")
 
 
 def _self_index(value: t.Any, managers: t.List[str], registry: str) -> t.Optional[int]:

@@ -29,6 +29,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.fingerpri
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.lease import LeaseKeeper
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import RunResult, Runner
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.state import StateFiles, now_iso
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.targeted import Move, Targeted
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.waiting import sleep_or_stop
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.watch import Watcher
 
@@ -60,6 +61,9 @@ class Reconciler:
         # what the last successful run acted on
         self.applied: t.Optional[Fingerprint] = None
         self.skipped_for: t.Optional[str] = None
+        self.targeted = Targeted(config)
+        # when the last full run succeeded (targeted runs rely on what it found running)
+        self.last_full: t.Optional[float] = None
 
     # -- files -----------------------------------------------------------------------
 
@@ -151,7 +155,16 @@ class Reconciler:
         fingerprint = self.live()
         if fingerprint is None:
             return False
-        return self.force_reason is not None or fingerprint != self.applied
+        return self.force_reason is not None or fingerprint != self.applied or self.full_due() is not None
+
+    def full_due(self) -> t.Optional[str]:
+        """Why the next run must be a full one, when only targeted runs happened for full_every seconds."""
+        if not self.targeted.enabled or self.last_full is None:
+            return None
+        if self.clock() - self.last_full < self.config["full_every"]:
+            return None
+        return "a full run every %g s (full_every), the last %.0f s ago" % (
+            self.config["full_every"], self.clock() - self.last_full)
 
     def due_in(self) -> float:
         """Seconds until a pending run may start (debounce, backoff)."""
@@ -230,11 +243,57 @@ class Reconciler:
         # while another run held the lock is part of this run.
         acted_on = self.live() or acted_on
         reason, trigger = self.trigger(acted_on)
+        move = self.targeted_move(reason)
+        if isinstance(move, str):
+            reason = move
+        elif not move.touched():
+            lock.release()
+            return self.applied_in_place(move, acted_on, reason, trigger)
+        else:
+            self.targeted.write_move(move)
+            trigger["targeted"] = move.hosts
+            report = await self.runner.run(lock, "%s; targeted: %s" % (reason, move.describe()), trigger, fence,
+                                           command=self.targeted.command(),
+                                           on_success=lambda: self.targeted.commit(t.cast(Move, move)))
+            return self.ran(report, acted_on, trigger, full=False)
         report = await self.runner.run(lock, reason, trigger, fence)
+        return self.ran(report, acted_on, trigger, full=True)
+
+    def targeted_move(self, reason: str) -> t.Union[Move, str]:
+        """The change re-planned here, or the reason of a full run (``reason``, with why not targeted)."""
+        if not self.targeted.enabled or self.force_reason or self.runner.failures or self.last_full is None:
+            return reason
+        due = self.full_due()
+        if due:
+            return "%s; %s" % (reason, due)
+        move = self.targeted.prepare(self.watcher.profiles)
+        if isinstance(move, str):
+            return "%s; a full run: %s" % (reason, move)
+        return move
+
+    def applied_in_place(self, move: Move, acted_on: Fingerprint, reason: str,
+                         trigger: t.Dict[str, t.Any]) -> RunResult:
+        """A change that moves nothing: the plan file brought up to date, no node touched."""
+        try:
+            self.targeted.commit(move)
+        except OSError as exc:
+            LOG.error("error: cannot write the plan file %s: %s", self.config["plan_file"], exc)
+            return RunResult(None, "cannot write the plan file: %s" % exc, "")
+        self.applied = acted_on
+        unplaced = [entry["service"] for entry in move.document.get("unplaced") or []]
+        self.decide("replan", "%s; re-planned here: %s, nothing to deploy%s" % (
+            reason, move.describe(), " (unplaced: %s)" % ", ".join(unplaced) if unplaced else ""),
+            reason=reason, trigger=trigger, unplaced=unplaced)
+        self.write_state()
+        return RunResult(0, "", "")
+
+    def ran(self, report: t.Any, acted_on: Fingerprint, trigger: t.Dict[str, t.Any], full: bool) -> RunResult:
         if report.result.rc == 0:
             self.applied = acted_on
             self.force_reason = None
-        self.decide("run", report.line, trigger=trigger, **report.fields)
+            if full:
+                self.last_full = self.clock()
+        self.decide("run", report.line, trigger=trigger, targeted=not full, **report.fields)
         self.runner.log_details(report)
         self.write_state()
         return report.result

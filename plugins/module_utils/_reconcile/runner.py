@@ -181,22 +181,29 @@ class Runner:
         return lock
 
     async def run(self, lock: FileLock, reason: str, trigger: t.Dict[str, t.Any],
-                  fence: t.Optional[Fence] = None) -> RunReport:
-        """Run the command under ``lock`` (released at the end) with the term of ``fence``; record the outcome."""
-        LOG.info("%s; running %s%s", reason, os.path.basename(self.config["command"][0]),
+                  fence: t.Optional[Fence] = None, command: t.Optional[t.Sequence[str]] = None,
+                  on_success: t.Optional[t.Callable[[], None]] = None) -> RunReport:
+        """Run ``command`` (the configuration's by default) under ``lock`` (released at the end) with the term
+        of ``fence``; ``on_success`` before the outcome is read (it may write the plan file); record it."""
+        argv = list(command or self.config["command"])
+        LOG.info("%s; running %s%s", reason, os.path.basename(argv[0]),
                  " at term %d" % fence[0] if fence else "")
         self.running = True
         started_wall, started = time.time(), time.monotonic()
         self.on_start()
         try:
-            result = await self.run_command(reason, trigger, started_wall, fence)
+            result = await self.run_command(reason, trigger, started_wall, fence, argv)
+            if result.rc == 0 and on_success is not None:
+                on_success()
         finally:
             lock.release()
             self.running = False
-        return self.finish(result, reason, started_wall, time.time(), round(time.monotonic() - started, 3), fence)
+        return self.finish(result, reason, started_wall, time.time(), round(time.monotonic() - started, 3), fence,
+                           argv)
 
     def finish(self, result: RunResult, reason: str, started_wall: float, finished_wall: float,
-               duration: float, fence: t.Optional[Fence] = None) -> RunReport:
+               duration: float, fence: t.Optional[Fence] = None,
+               command: t.Optional[t.Sequence[str]] = None) -> RunReport:
         """Record a run (wall clock times): the plan it left, the retry it calls for, its line."""
         moves: t.List[t.Dict[str, t.Any]] = []
         unplaced: t.List[t.Dict[str, t.Any]] = []
@@ -220,7 +227,7 @@ class Runner:
                   "started": self.last_run["started"], "finished": self.last_run["finished"], "duration": duration,
                   "moves": moves, "unplaced": unplaced, "plan": self.config["plan_file"] or None,
                   "plan_problem": plan_problem, "log": result.log, "output_tail": output_tail,
-                  "command": self.config["command"], "term": fence[0] if fence else None}
+                  "command": list(command or self.config["command"]), "term": fence[0] if fence else None}
         return RunReport(result, line, fields)
 
     @staticmethod
@@ -238,9 +245,9 @@ class Runner:
             LOG.info("%s unplaced: %s", entry["service"], entry["why"])
 
     async def run_command(self, reason: str, trigger: t.Dict[str, t.Any], started_wall: float,
-                          fence: t.Optional[Fence] = None) -> RunResult:
+                          fence: t.Optional[Fence] = None, command: t.Optional[t.Sequence[str]] = None) -> RunResult:
         """The command with its term, its reason in the environment and its output in a log file of its own."""
-        argv = fence_argv(self.config["command"], fence)
+        argv = fence_argv(command or self.config["command"], fence)
         stamp = datetime.datetime.fromtimestamp(started_wall, datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         log_path = os.path.join(self.config["log_dir"], "run-%s.log" % stamp)
         with open(log_path, "wb") as output:

@@ -51,6 +51,8 @@ class Watcher:
         self.credentials: t.Optional[Credentials] = None
         # the live profiles as last read
         self.fingerprint: t.Optional[Fingerprint] = None
+        # and whole, the well-formed ones: a targeted re-placement plans from them
+        self.profiles: t.Dict[str, t.Dict[str, t.Any]] = {}
         self.last_change = 0.0
         self.error: t.Optional[str] = None
         self.down_since = 0.0
@@ -107,10 +109,12 @@ class Watcher:
             self.payload_problem(_answer_text(response))
             return
         try:
-            fingerprint, problems = fingerprint_of(json.loads(bytes(response.payload).decode("utf-8")))
+            profiles = json.loads(bytes(response.payload).decode("utf-8"))
+            fingerprint, problems = fingerprint_of(profiles)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             self.payload_problem("malformed /profiles answer ignored: %s" % exc)
             return
+        self.profiles = {node: profiles[node] for node in fingerprint}
         for problem in problems:
             self.payload_problem("skipping a malformed profile: %s" % problem)
         if not problems:
