@@ -16,7 +16,7 @@ import typing as t
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
-    PROFILE_STATES, LeadershipError, answer_payload, parse_beat,
+    PROFILE_STATES, Ask, Beat, LeadershipError, answer_payload, parse_beat,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
@@ -26,9 +26,11 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.acc
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
     Code, ObservableResource, PathCapable, Resource, aiocoap,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import (
+    BadInput, decode_small_body, guarded,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import (
-    Leadership, json_answer, small_body,
+    Leadership, check_small_body, json_answer,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import ObserverCount, RefusalLog, peer_of
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.liveness import ALIVE, LOST, Liveness, Transition
@@ -37,6 +39,12 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.mod
 Diagnostic = t.Callable[..., t.Any]  # resources.diagnostic
 # The answers without an ask, encoded once: most beats get one of these.
 PLAIN_ANSWERS = {state: canonical_json(answer_payload(state, None)) for state in PROFILE_STATES}
+# Beats decoded and checked, by their bytes: a node's beats repeat while its
+# profile's ETag and the term do not change (only a grant's ask number moves).
+# Cleared when full: the bytes of 4096 beats of at most 512 bytes.
+MAX_PARSED_BEATS = 4096
+# A placeholder for the ask number, far beyond any ask (they count from 1).
+_ASK_NUMBER_PROBE = 987654321987654321
 
 
 def profile_state(registry: Registry, node: str, etag: str) -> str:
@@ -45,6 +53,17 @@ def profile_state(registry: Registry, node: str, etag: str) -> str:
     if entry is None:
         return "missing"
     return "current" if entry.etag.hex() == etag else "stale"
+
+
+def answer_template(state: str, ask: Ask) -> t.Optional[t.Tuple[bytes, bytes]]:
+    """The canonical JSON of an answer with ``ask``, split where its ask number goes
+    (None if that place cannot be told): an ask differs from the last one only in it."""
+    marker = b'"n":%d' % _ASK_NUMBER_PROBE
+    encoded = canonical_json(answer_payload(state, ask._replace(n=_ASK_NUMBER_PROBE)))
+    if encoded.count(marker) != 1:
+        return None
+    before, after = encoded.split(marker)
+    return before + b'"n":', after
 
 
 class BeatResource(PathCapable, Resource):
@@ -58,21 +77,54 @@ class BeatResource(PathCapable, Resource):
         self.security = security
         self.leadership = leadership
         self.diagnostic = diagnostic
+        self._parsed: t.Dict[t.Tuple[bytes, int], Beat] = {}
+        self._templates: t.Dict[t.Tuple[t.Any, ...], t.Optional[t.Tuple[bytes, bytes]]] = {}
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         return False  # a beat fits one datagram; Block1 is refused (4.13)
 
+    async def render_to_pipe(self, pipe: t.Any) -> None:
+        # The answer at once: aiocoap's Resource would first await
+        # needs_blockwise_assembly, then render, for the same answer.
+        pipe.add_response(self.answer(pipe.request), is_last=True)
+
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        return self.answer(request)
+
+    def answer(self, request: aiocoap.Message) -> aiocoap.Message:
         try:
-            return self._render(request)
-        except BadInput as exc:
-            return self.diagnostic(exc.code, str(exc), **exc.options)
-        except Exception:  # the registry must keep serving whatever arrives
-            LOG.exception("unexpected error while handling %s /beat/%s", request.code, "/".join(request.opt.uri_path))
-            return self.diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
+            return guarded(self._render, request, self.diagnostic, "/beat")
         finally:
             # aiocoap keeps answered requests for EXCHANGE_LIFETIME; the body is decoded by now
             request.payload = b""
+
+    def _beat(self, request: aiocoap.Message) -> Beat:
+        """The request's beat, checked; decoded once for the same bytes."""
+        content_format = check_small_body(request, "beat")
+        key = (bytes(request.payload), content_format)
+        beat = self._parsed.get(key)
+        if beat is None:
+            try:
+                beat = parse_beat(decode_small_body(key[0], content_format))
+            except LeadershipError as exc:
+                raise BadInput(Code.BAD_REQUEST, "invalid beat: %s" % exc) from None
+            if len(self._parsed) >= MAX_PARSED_BEATS:
+                self._parsed.clear()
+            self._parsed[key] = beat
+        return beat
+
+    def _answer_payload(self, state: str, ask: t.Optional[Ask]) -> bytes:
+        if ask is None:
+            return PLAIN_ANSWERS[state]
+        key = (state, ask.manager, ask.term, ask.lease, ask.priority)
+        if key not in self._templates:
+            if len(self._templates) >= len(PROFILE_STATES) * 4:  # a term or two, each state
+                self._templates.clear()
+            self._templates[key] = answer_template(state, ask)
+        template = self._templates[key]
+        if template is None:
+            return canonical_json(answer_payload(state, ask))
+        return template[0] + b"%d" % ask.n + template[1]
 
     def _render(self, request: aiocoap.Message) -> aiocoap.Message:
         path = request.opt.uri_path
@@ -86,11 +138,7 @@ class BeatResource(PathCapable, Resource):
         if request.code != Code.POST:
             raise BadInput(Code.METHOD_NOT_ALLOWED, "%s is not allowed on /beat/%s (POST only)" % (request.code, node))
         check_node_identity(self.security, request, node, "POST /beat/%s" % node, "POST /beat/%s" % node)
-        value = small_body(request, "beat")
-        try:
-            beat = parse_beat(value)
-        except LeadershipError as exc:
-            raise BadInput(Code.BAD_REQUEST, "invalid beat: %s" % exc) from None
+        beat = self._beat(request)
         self.liveness.beat(node)
         state = profile_state(self.registry, node, beat.etag)
         ask = None
@@ -98,8 +146,7 @@ class BeatResource(PathCapable, Resource):
         if leadership is not None and node in leadership.book.members:
             leadership.on_beat(node, beat)
             ask = leadership.ask()
-        payload = PLAIN_ANSWERS[state] if ask is None else canonical_json(answer_payload(state, ask))
-        return aiocoap.Message(code=Code.CHANGED, payload=payload, content_format=CF_JSON)
+        return aiocoap.Message(code=Code.CHANGED, payload=self._answer_payload(state, ask), content_format=CF_JSON)
 
 
 class LivenessResource(ObservableResource):

@@ -11,6 +11,7 @@ import math
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import Code, cbor2
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.wellformed import (
     MAX_DEPTH, MAX_VALUES, check_cbor, check_json_depth,
@@ -28,6 +29,21 @@ class BadInput(Exception):
         super().__init__(message)
         self.code = code
         self.options = options
+
+
+def guarded(render: t.Callable[[t.Any], t.Any], request: t.Any, diagnostic: t.Callable[..., t.Any],
+            resource: str) -> t.Any:
+    """``render(request)``, a BadInput answered with its diagnostic and any
+    other error with 5.00 (logged with the path below ``resource``, e.g.
+    "/beat"): the registry keeps serving whatever arrives."""
+    try:
+        return render(request)
+    except BadInput as exc:
+        return diagnostic(exc.code, str(exc), **exc.options)
+    except Exception:
+        LOG.exception("unexpected error while handling %s %s%s", request.code, resource,
+                      "".join("/" + part for part in request.opt.uri_path))
+        return diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
 
 
 # The critical options (odd numbers, RFC 7252, 5.4.6) the registry acts on:

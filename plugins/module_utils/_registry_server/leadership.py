@@ -27,7 +27,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.acc
     check_manager, check_node_identity,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import Code, Resource, aiocoap
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_small_body
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_small_body, guarded
 
 TERM_FILE = "leadership.json"
 MAX_TTL = 60.0
@@ -144,6 +144,11 @@ def json_answer(code: Code, value: t.Any) -> aiocoap.Message:
 
 def small_body(request: aiocoap.Message, what: str, limit: int = MAX_BEAT_BYTES) -> t.Any:
     """The decoded body of a small request (a beat, a candidacy): its size checked before it is decoded."""
+    return decode_small_body(request.payload, check_small_body(request, what, limit))
+
+
+def check_small_body(request: aiocoap.Message, what: str, limit: int = MAX_BEAT_BYTES) -> int:
+    """The Content-Format of a small request's body, once its options and size are checked; else BadInput."""
     if request.opt.uri_query:
         raise BadInput(Code.BAD_REQUEST, "%s takes no query parameters" % what)
     size = len(request.payload)
@@ -155,7 +160,7 @@ def small_body(request: aiocoap.Message, what: str, limit: int = MAX_BEAT_BYTES)
     if content_format not in (CF_JSON, CF_CBOR):
         raise BadInput(Code.UNSUPPORTED_CONTENT_FORMAT, "Content-Format %s is not accepted: send JSON (50) or CBOR (60)"
                        % ("none" if content_format is None else int(content_format)))
-    return decode_small_body(request.payload, content_format)
+    return int(content_format)
 
 
 class LeadershipResource(Resource):
@@ -173,13 +178,7 @@ class LeadershipResource(Resource):
         return False
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
-        try:
-            return self._render(request)
-        except BadInput as exc:
-            return self.diagnostic(exc.code, str(exc), **exc.options)
-        except Exception:  # the registry must keep serving whatever arrives
-            LOG.exception("unexpected error while handling %s /leadership", request.code)
-            return self.diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
+        return guarded(self._render, request, self.diagnostic, "/leadership")
 
     def _render(self, request: aiocoap.Message) -> aiocoap.Message:
         name = self.leadership.book.name

@@ -18,9 +18,10 @@ from aiocoap.optiontypes import BlockOption
 
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
-from ansible_collections.nanoedge.core.plugins.module_utils._leadership import GrantBook
+from ansible_collections.nanoedge.core.plugins.module_utils._leadership import Ask, GrantBook, answer_payload
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import beats as beats_module
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.beats import (
-    BeatResource, LivenessResource, wire,
+    BeatResource, LivenessResource, answer_template, wire,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import Leadership
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import ObserverCount
@@ -272,3 +273,65 @@ def test_beats_feed_the_grant_book_and_carry_its_asks(world: World) -> None:
     assert world.leadership.saved == 4
     assert answer(world.beat("w2", {"etag": ETAG, "term": 7}))["ask"]["term"] == 8
     assert world.leadership.saved == 8
+
+
+@pytest.mark.parametrize("state, ask", [
+    ("current", Ask("m1", 2, 1, 4.0, 0)),
+    ("stale", Ask("m2", 9007199254740991, 2 ** 53, 0.25, 1)),
+    ("missing", Ask("manager-2.x_y", 1, 0, 60.0, 12)),
+])
+@pytest.mark.parametrize("n", [0, 7, 123456, 2 ** 53])
+def test_an_answer_from_its_template_is_the_canonical_json(state: str, ask: Ask, n: int) -> None:
+    template = answer_template(state, ask)
+    assert template is not None
+    assert template[0] + b"%d" % n + template[1] == canonical_json(answer_payload(state, ask._replace(n=n)))
+
+
+class Pipe:
+    def __init__(self, request: Message) -> None:
+        self.request = request
+        self.answers: t.List[t.Tuple[Message, bool]] = []
+
+    def add_response(self, message: Message, is_last: bool = False) -> None:
+        self.answers.append((message, is_last))
+
+
+def test_an_answer_through_the_pipe_is_the_rendered_one(world: World) -> None:
+    world.leadership.stand(3.0)
+    rendered = world.beat("w1")
+    request = Message(code=Code.POST, uri_path=("w1",), payload=json.dumps({"etag": ETAG, "term": 0}).encode(),
+                      content_format=CF_JSON)
+    pipe = Pipe(request)
+    world.loop.run_until_complete(world.beats.render_to_pipe(pipe))
+    [(piped, is_last)] = pipe.answers
+    assert is_last and (piped.code, piped.opt.content_format) == (rendered.code, rendered.opt.content_format)
+    assert json.loads(piped.payload) == dict(json.loads(rendered.payload), ask=dict(answer(rendered)["ask"], n=2))
+    assert request.payload == b""  # not kept with aiocoap's duplicate answer
+    refused = Pipe(Message(code=Code.POST, uri_path=("w1",), payload=b"{", content_format=CF_JSON))
+    world.loop.run_until_complete(world.beats.render_to_pipe(refused))
+    assert [(str(m.code), last) for m, last in refused.answers] == [("4.00 Bad Request", True)]
+
+
+def test_the_same_beat_is_decoded_once_and_the_decoded_beats_are_bounded(world: World, monkeypatch) -> None:
+    monkeypatch.setattr(beats_module, "MAX_PARSED_BEATS", 3)
+    parsed = world.beats._parsed  # pylint: disable=protected-access
+    world.beat("w1")
+    world.beat("w2")
+    assert len(parsed) == 1  # the same bytes from both
+    beat = next(iter(parsed.values()))
+    world.beat("w1", cbor2.dumps({"etag": ETAG, "term": 0}), content_format=CF_CBOR)
+    assert len(parsed) == 2 and beat in parsed.values()
+    world.beat("w1", {"etag": ETAG, "term": 3})
+    world.beat("w1", {"etag": ETAG, "term": 4})  # full: the decoded beats start again
+    assert list(parsed.values()) == [(ETAG, 4, None, None)]
+    assert refusal(world.beat("w1", {"etag": ETAG, "term": -1}))[0] == "4.00 Bad Request"
+    assert len(parsed) == 1
+
+
+def test_an_unexpected_error_is_answered_500_and_logged(world: World, monkeypatch, caplog) -> None:
+    def broken(*_args: t.Any) -> None:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(world.liveness, "beat", broken)
+    assert refusal(world.beat("w1")) == ("5.00 Internal Server Error", "internal error (see the registry log)")
+    assert "unexpected error while handling POST /beat/w1" in caplog.text
