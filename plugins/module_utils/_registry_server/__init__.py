@@ -33,7 +33,8 @@ bounded check of a body before it is decoded), ``store`` (SQLite, the lock
 and the check at start), ``model`` (leases and the collection),
 ``resources`` (CoAP), ``limits`` (the caps, the request rate per peer and
 the observations per peer), ``uploads`` (unfinished block-wise uploads, within
-their caps), ``server`` (sockets and the serving loop),
+their caps), ``server`` (sockets and the serving loop), ``oscore_site``
+(the OSCORE security contexts and the site wrapper that unprotects requests),
 ``watchdog`` (systemd notification, restarting a stalled loop), ``cli``
 (the command line), ``aiocoap_dep`` (the libraries beyond the standard
 library).

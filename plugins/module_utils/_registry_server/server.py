@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import os
 import signal
 import socket
 import typing as t
-from pathlib import Path
 
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG, PROG
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import GrantBook
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import aiocoap
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_tuning import (
+    cheaper_addresses, cheaper_option_copies,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.beats import BeatResource, LivenessResource, wire
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import Leadership, LeadershipResource
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import limits_of
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.liveness import TICK, Liveness
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.model import Registry
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.oscore_site import load_credentials, oscore_site
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.resources import (
     ProfilesResource, Settings, build_site, diagnostic,
 )
@@ -29,49 +31,6 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.sto
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.watchdog import notify, start_watchdogs
 
 SWEEP_INTERVAL = 1.0
-
-
-def load_credentials(directory: str) -> t.Tuple[t.Any, t.List[str]]:
-    """One OSCORE security context per peer: DIR/<name>/settings.json (+ secret.json)."""
-    from aiocoap.credentials import CredentialsMap
-
-    base = Path(directory)
-    if not base.is_dir():
-        raise SystemExit("%s: --oscore-contexts %s is not a directory" % (PROG, directory))
-    entries = {}
-    names = []
-    for child in sorted(base.iterdir()):
-        if child.is_dir() and ((child / "settings.json").is_file() or (child / "secret.json").is_file()):
-            entries[":" + child.name] = {"oscore": {"basedir": str(child) + "/"}}
-            names.append(child.name)
-    if not names:
-        raise SystemExit("%s: no OSCORE security context (NAME/settings.json) under %s" % (PROG, directory))
-    credentials = _indexed(CredentialsMap)()
-    try:
-        credentials.load_from_dict(entries)
-    except Exception as exc:
-        raise SystemExit("%s: cannot load OSCORE contexts from %s: %s" % (PROG, directory, exc)) from None
-    credentials.reindex()
-    return credentials, names
-
-
-def _indexed(base: t.Any) -> t.Any:
-    """aiocoap's CredentialsMap finds the context of a request by asking every
-    context in turn (a beat from each of 500 workers each second is 125,000
-    questions); this one looks the (kid, kid context) up in a dict first."""
-    from aiocoap.oscore import COSE_KID, COSE_KID_CONTEXT
-
-    class IndexedCredentials(base):  # type: ignore[misc,valid-type]
-        def reindex(self) -> None:
-            self.by_kid = {(getattr(item, "recipient_id", None), getattr(item, "id_context", None)): item
-                           for item in self.values() if hasattr(item, "get_oscore_context_for")}
-
-        def find_oscore(self, unprotected: t.Any) -> t.Any:
-            item = getattr(self, "by_kid", {}).get((unprotected.get(COSE_KID), unprotected.get(COSE_KID_CONTEXT)))
-            context = item.get_oscore_context_for(unprotected) if item is not None else None
-            return context if context is not None else super().find_oscore(unprotected)
-
-    return IndexedCredentials
 
 
 def tolerate_undecodable_datagrams() -> None:
@@ -96,36 +55,6 @@ def tolerate_undecodable_datagrams() -> None:
 
     if getattr(udp6, "Message", None) is base:
         udp6.Message = TolerantMessage
-
-
-def cheaper_address_repr() -> None:
-    """aiocoap names a task after every request it renders ("Rendering for
-    %r"), twice under OSCORE, and the repr of a UDP address parses the address
-    and looks up the interface each time: a third of the cost of a beat. The
-    repr of an address depends on the socket address and the packet info
-    only, so it is kept for the peers seen last."""
-    from aiocoap.transports import udp6
-
-    cls = udp6.UDP6EndpointAddress
-    original = cls.__repr__
-    if getattr(original, "cached", False):
-        return
-    cache: "collections.OrderedDict[t.Any, str]" = collections.OrderedDict()
-
-    def __repr__(self: t.Any) -> str:
-        try:
-            key = (self.sockaddr, self.pktinfo)
-            text = cache.get(key)
-        except TypeError:  # not hashable: no caching
-            return str(original(self))
-        if text is None:
-            text = cache[key] = original(self)
-            if len(cache) > 4096:
-                cache.popitem(last=False)
-        return text
-
-    __repr__.cached = True  # type: ignore[attr-defined]
-    cls.__repr__ = __repr__
 
 
 def server_sockets(context: aiocoap.Context) -> t.List[t.Any]:
@@ -191,16 +120,15 @@ async def serve(args: argparse.Namespace) -> None:
     liveness, site = liveness_site(args, registry, resource, settings)
 
     tolerate_undecodable_datagrams()
-    cheaper_address_repr()
+    cheaper_addresses()
+    cheaper_option_copies()
     # aiocoap sets SO_REUSEPORT, which lets a second registry bind the same
     # port and take half of the reports: without it, the second bind fails.
     os.environ["AIOCOAP_REUSE_PORT"] = "0"
     bind = (args.bind, args.port)
     if security:
-        from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
-
         credentials, names = load_credentials(args.oscore_contexts)
-        site = OscoreSiteWrapper(site, credentials)
+        site = oscore_site(site, credentials)
         transports = ["oscore", "udp6"]
         LOG.info("OSCORE on: %d security context(s) (%s); GETs %s", len(names), ", ".join(names),
                  "restricted to " + ", ".join(sorted(managers)) if managers else "open")
