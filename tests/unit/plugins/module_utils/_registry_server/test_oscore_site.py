@@ -23,18 +23,16 @@ from aiocoap.oscore_sitewrapper import OscoreSiteWrapper
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.oscore_site import (
     _indexed, kept_external_aad, load_credentials, mark_replay_windows, oscore_site,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._oscore_material import pair_material
 
-SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-
-def write_pair(base: Path, peer: str, peer_id: str = "01") -> Path:
-    """The server and client halves of one peer's context, as the registry role writes them."""
-    for side, sender, recipient in (("server", "", peer_id), ("client", peer_id, "")):
+def write_pair(base: Path, peer: str) -> Path:
+    """The server and client halves of one peer's context, as the registry role writes them; the client's folder."""
+    pair = pair_material(str(base / "material"), "m1", peer)
+    for side in ("server", "client"):
         folder = base / side / peer
         folder.mkdir(parents=True)
-        (folder / "settings.json").write_text(json.dumps({
-            "sender-id_hex": sender, "recipient-id_hex": recipient, "secret_hex": SECRET, "salt_hex": "",
-            "id-context_ascii": "m1"}))
+        (folder / "settings.json").write_text(json.dumps(pair[side]))
     return base / "client" / peer
 
 
@@ -92,7 +90,7 @@ def exchange(tmp_path: Path, wrap: t.Callable[[t.Any, t.Any], t.Any], behaviour:
     client_dir = write_pair(tmp_path, "w1")
     if forged:
         settings = json.loads((client_dir / "settings.json").read_text())
-        settings["secret_hex"] = SECRET[::-1]
+        settings["secret_hex"] = settings["secret_hex"][::-1]
         (client_dir / "settings.json").write_text(json.dumps(settings))
     credentials, _names = load_credentials(str(tmp_path / "server"))
     client = oscore.FilesystemSecurityContext(str(client_dir) + "/")
@@ -162,8 +160,8 @@ def test_an_unprotected_request_reaches_the_site_as_it_is(tmp_path: Path) -> Non
 
 
 def test_every_replay_window_is_marked_unknown_before_serving(tmp_path: Path) -> None:
-    for index, peer in enumerate(("m1", "w1", "w2")):
-        write_pair(tmp_path, peer, "%02x" % (index + 1))
+    for peer in ("m1", "w1", "w2"):
+        write_pair(tmp_path, peer)
     # w2's window is known from an earlier run; m1's was already unknown (a crash): not written again
     (tmp_path / "server" / "w2" / "sequence.json").write_text(json.dumps(
         {"next-to-send": 20, "received": {"index": 5, "bitfield": 3}}))
