@@ -86,16 +86,20 @@ class Bench:
         return {host: state.get("fingerprint") for host, state in self.cluster.manager_states().items()}
 
     def quiet(self) -> t.Tuple[bool, str]:
-        """The paper's placement and no manager running site.yml."""
+        """The paper's placement, no manager running a playbook, and the active one done with what it saw."""
         placement = self.placement()
         if placement != {s: [n] for s, n in sorted(PAPER.items())}:
             return False, "placement %s" % json.dumps(placement, sort_keys=True)
         states = self.cluster.manager_states()
         running = sorted(h for h, s in states.items() if s.get("running"))
         if running:
-            return False, "%s running site.yml" % " and ".join(running)
+            return False, "%s running a playbook" % " and ".join(running)
         if not states:
             return False, "no manager's state file can be read"
+        pending = sorted(h for h, s in states.items()
+                         if s.get("role") == "active" and s.get("fingerprint") != s.get("applied_fingerprint"))
+        if pending:
+            return False, "%s has not acted on the live profiles yet" % " and ".join(pending)
         return True, ""
 
     def wait_quiet(self, what: str, hold_s: float = 3.0, nudge_after: float = 30.0) -> None:
@@ -103,7 +107,8 @@ class Bench:
 
         The reconcile service keeps a service where it runs while that node fits it, so a service that moved
         away stays away once its old node is back. After ``nudge_after`` s the bench removes the service's
-        container from the node it moved to; the next run places it again, first fit, on the paper's node.
+        container from the node it moved to and asks the active manager for a full run (``systemctl reload``),
+        which places it again, first fit, on the paper's node.
         """
         started = time.monotonic()
         deadline = started + self.settle_timeout
@@ -132,7 +137,9 @@ class Bench:
                     self.cluster.remove_service(node, service)
                     removed.append("%s from %s" % (service, node))
         if removed:
-            log("%s: removed %s, so that the next run places it on the paper's node" % (what, ", ".join(removed)))
+            asked = self.cluster.request_full_run()
+            log("%s: removed %s and asked %s for a full run, which places it on the paper's node"
+                % (what, ", ".join(removed), asked or "no active manager"))
         return bool(removed)
 
     def wait_for_change(self, before: t.Mapping[str, t.Any], what: str) -> None:

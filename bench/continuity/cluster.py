@@ -183,6 +183,14 @@ class Cluster:
                  if isinstance(state.get("term") or 0, int) and self.running(host)]
         return max(terms)[1] if terms else None
 
+    def request_full_run(self) -> t.Optional[str]:
+        """``systemctl reload`` of the active manager's reconcile service: a full run of the site playbook, which
+        finds what really runs on every node (a targeted run trusts the plan). The manager asked, if any."""
+        host = self.active_manager()
+        if host is not None:
+            self.exec(host, "systemctl", "reload", "nanoedge-reconcile", timeout=30)
+        return host
+
     def active_manager(self) -> t.Optional[str]:
         """The running manager whose state file says active (the first, should two say so)."""
         for host, state in sorted(self.manager_states().items()):

@@ -148,6 +148,17 @@ class Reconciler:
         self.write_state()
         self.wakeup.set()
 
+    def full_run_requested(self) -> None:
+        """SIGHUP (``systemctl reload``): a full run at once when active, whatever changed (an operator who
+        changed a node by hand, a new image); ignored, with a line saying so, when passive."""
+        if self.election.role != "active":
+            why = "ignored, this manager is %s" % self.election.role
+            self.decide("request", "a full run requested (SIGHUP): %s" % why, request="full run", why=why)
+            return
+        self.force_reason = "a full run requested (SIGHUP)"
+        self.decide("request", self.force_reason, request="full run", why="active")
+        self.wakeup.set()
+
     # -- deciding and running -------------------------------------------------------------
 
     def pending(self) -> bool:
@@ -313,6 +324,7 @@ class Reconciler:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.full_run_requested)
         self._obsolete_keys()
         await self.watcher.open()
         self.decide("start", "started as manager %s (passive until its registry grants the lease), watching %s" % (

@@ -191,3 +191,28 @@ def test_bad_targeted_settings_are_named(settings, message):
     with pytest.raises(ConfigError) as error:
         validate_config(raw)
     assert str(error.value) == message
+
+
+def test_sighup_asks_the_active_manager_for_a_full_run(tmp_path):
+    reconciler = make(tmp_path)
+    fingerprint = live(reconciler, profile("w1"), profile("w2"), profile("w3"), profile("w4", "pom"))
+    reconciler.applied = fingerprint
+    assert not reconciler.pending()
+    reconciler.full_run_requested()
+    assert reconciler.pending() and reconciler.wakeup.is_set()
+    assert asyncio.run(reconciler.reconcile(fingerprint)).rc == 0
+    assert [c["argv"][0] for c in calls(tmp_path)] == ["full"]
+    assert decisions(tmp_path)[-1]["reason"].startswith("a full run requested (SIGHUP)")
+    assert not reconciler.pending()
+
+
+def test_sighup_is_ignored_by_a_passive_manager(tmp_path):
+    reconciler = make(tmp_path)
+    reconciler.election.answered(reconciler.clock(), {
+        "manager": "m1", "candidate": True, "term": 9, "leader": False, "lease_remaining": 0,
+        "granted_by": [], "members": 5, "majority": 3, "highest_term": 11})
+    reconciler.election.update("the lease went to another manager")
+    reconciler.full_run_requested()
+    assert reconciler.force_reason is None
+    last = decisions(tmp_path)[-1]
+    assert (last["event"], last["request"], last["why"]) == ("request", "full run", "ignored, this manager is passive")
