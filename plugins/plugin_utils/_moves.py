@@ -6,7 +6,7 @@ A plan that differs from the one running touches three kinds of node:
 
 - ``start``: a node that gains a service (a replica): it starts it;
 - ``rewire``: a node that keeps a consumer of a service whose nodes changed: the consumer is started
-  again with its producers' new addresses (docs/contracts.md, "The service description");
+  again with its producers' new addresses (docs/contracts.md, "Service description");
 - ``stop``: a node that loses a service, or that comes back after the last plan left it out (it may
   still run what was moved away from it): it removes what no longer runs there.
 
