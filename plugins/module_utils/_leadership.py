@@ -303,6 +303,14 @@ class GrantBook:
         self._highest = self.term
         self._forget()
 
+    def _reterm(self) -> None:
+        """A leader that hears of a higher term (a member granted it to another manager that had no
+        majority, say after a restart) moves above it, so that no node fences it out, and keeps leading:
+        the grants it holds are exclusive to it whatever their term, and count until they lapse, while
+        the members grant the new term with their next beats."""
+        self.term = next_term(self._highest, self.index, self.managers)
+        self._highest = self.term
+
     def _stop(self) -> None:
         self.term = 0
         self._forget()
@@ -322,6 +330,11 @@ class GrantBook:
             if now - self._split_checked >= 0.25:
                 self._split_checked = now  # a few times a second is enough, and keeps a beat's cost flat
                 self._split(now)
+            if self.term and self.term < self._highest and self._leader_until(now) <= now and not self._other_leads():
+                # Another term is ahead: the next asks carry a higher one. Not while another manager leads:
+                # the leader moves above every term it hears of, and a follower that kept climbing too would
+                # race it, term after term, on the grants of the members it holds.
+                self._stand()
         elif now < self._candidate_until and now >= self._withdrawn_until:
             self._stand()
         return bool(self.term)
@@ -369,8 +382,9 @@ class GrantBook:
         self._holders[member] = beat.holder
         if beat.term > self._highest:
             self._highest = beat.term
-            if self.term and not self.is_leader():
-                self._stand()  # another term is ahead: the next asks carry a higher one
+            if self.term and self.is_leader():
+                self._reterm()
+            # else candidate() stands again above it, unless another manager leads (see there)
         grant = beat.grant
         if grant is None or not self.term or grant.term != self.term:
             return

@@ -267,6 +267,42 @@ def test_book_bumps_its_term_when_a_member_has_seen_a_higher_one() -> None:
     assert b.highest_term == 9
 
 
+def test_book_a_leader_moves_above_a_higher_term_and_keeps_leading() -> None:
+    clock = Clock()
+    b = book("m2", clock=clock)
+    clock.advance(4.0)
+    b.set_candidate(30.0)
+    first = b.next_ask()
+    grant_from(b, ["w1", "w3", "w4"], first)
+    assert b.is_leader() and b.term == 1
+    # w2 came back and granted term 6 to m1, which has no majority: the nodes that saw 6 would refuse m2's
+    # runs at term 1, so m2 moves to 7, still leading on the grants it holds
+    b.on_beat("w2", L.Beat(ETAG, 6, None, "m1"))
+    assert b.term == 7 and b.is_leader() and b.status()["granted_by"] == ["w1", "w3", "w4"]
+    clock.advance(1.0)
+    renewal = b.next_ask()
+    assert renewal.term == 7
+    grant_from(b, ["w1", "w3", "w4"], renewal)
+    clock.advance(3.5)  # the grants of term 1 have lapsed; those of term 7 carry the lead
+    assert b.is_leader() and b.status()["term"] == 7 and b.highest_term == 7
+
+
+def test_book_a_follower_does_not_climb_above_a_leader() -> None:
+    clock = Clock()
+    b = book("m2", clock=clock)
+    clock.advance(4.0)
+    b.set_candidate(30.0)
+    assert b.term == 1
+    for worker in ["w1", "w2", "w3"]:  # a majority grants m1, which leads
+        b.on_beat(worker, L.Beat(ETAG, 0, None, "m1"))
+    for worker in ["w1", "w2", "w3"]:  # at term 8
+        b.on_beat(worker, L.Beat(ETAG, 8, None, "m1"))
+    assert b.term == 1 and b.highest_term == 8 and b.next_ask().term == 1
+    for worker in ["w1", "w2", "w3"]:  # m1's grants lapsed: m2 stands above the highest term it heard of
+        b.on_beat(worker, L.Beat(ETAG, 8, None, None))
+    assert b.next_ask().term == 9
+
+
 def test_book_asks_are_forgotten_after_one_lease() -> None:
     clock = Clock()
     b = book(clock=clock)
@@ -391,6 +427,14 @@ def test_never_two_leaders(seed: int) -> None:
             assert len(leaders) <= 1, (second, leaders)
             led.update(leaders)
     assert led  # the cluster was not simply leaderless
+    # healed and left alone, the leader ends up at a term no witness is above: no node fences it out
+    cluster.cut = set()
+    for _second in range(20):
+        cluster.tick()
+        for _tenth in range(10):
+            cluster.step(0.1)
+    [leader] = cluster.leaders()
+    assert cluster.books[leader].term >= max(w.highest_term for w in cluster.witnesses.values())
 
 
 def test_failover_when_the_leader_dies() -> None:
