@@ -261,14 +261,28 @@ class Reconciler:
             lock.release()
             return self.applied_in_place(move, acted_on, reason, trigger)
         else:
-            self.targeted.write_move(move)
-            trigger["targeted"] = move.hosts
-            report = await self.runner.run(lock, "%s; targeted: %s" % (reason, move.describe()), trigger, fence,
-                                           command=self.targeted.command(),
-                                           on_success=lambda: self.targeted.commit(t.cast(Move, move)))
-            return self.ran(report, acted_on, trigger, full=False)
+            try:
+                self.targeted.write_move(move)
+            except OSError as exc:
+                reason = "%s; a full run: cannot write the move file: %s" % (reason, exc)
+            else:
+                trigger["targeted"] = move.hosts
+                report = await self.runner.run(lock, "%s; targeted: %s" % (reason, move.describe()), trigger, fence,
+                                               command=self.targeted.command(),
+                                               on_success=lambda: self.commit_move(t.cast(Move, move)))
+                return self.ran(report, acted_on, trigger, full=False)
         report = await self.runner.run(lock, reason, trigger, fence)
         return self.ran(report, acted_on, trigger, full=True)
+
+    def commit_move(self, move: Move) -> None:
+        """The plan file after a targeted run; when it cannot be written, the next run is a full one (the
+        nodes run the new plan, the file still says the old one)."""
+        try:
+            self.targeted.commit(move)
+        except OSError as exc:
+            LOG.error("error: cannot write the plan file %s: %s; the next run is a full one",
+                      self.config["plan_file"], exc)
+            self.last_full = None
 
     def targeted_move(self, reason: str) -> t.Union[Move, str]:
         """The change re-planned here, or the reason of a full run (``reason``, with why not targeted)."""

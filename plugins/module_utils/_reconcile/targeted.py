@@ -100,6 +100,6 @@ class Targeted:
         write_atomically(self.move_file, json.dumps(move.move, sort_keys=True) + "\n", mode=0o600)
 
     def commit(self, move: Move) -> None:
-        """The plan file, once the nodes run the plan."""
+        """The plan file, once the nodes run the plan (OSError when it cannot be written; the old file stays)."""
         write_atomically(self.config["plan_file"], json.dumps(move.document, indent=2, sort_keys=True) + "\n",
                          mode=0o644)

@@ -216,3 +216,26 @@ def test_sighup_is_ignored_by_a_passive_manager(tmp_path):
     assert reconciler.force_reason is None
     last = decisions(tmp_path)[-1]
     assert (last["event"], last["request"], last["why"]) == ("request", "full run", "ignored, this manager is passive")
+
+
+def test_a_plan_file_that_cannot_be_written_after_a_move_makes_the_next_run_full(tmp_path, monkeypatch):
+    reconciler = make(tmp_path)
+    fingerprint = live(reconciler, profile("w1"), profile("w2", "pom"), profile("w3"), profile("w4"))
+
+    def full_disk(_move: t.Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reconciler.targeted, "commit", full_disk)
+    assert asyncio.run(reconciler.reconcile(fingerprint)).rc == 0
+    assert [c["argv"][0] for c in calls(tmp_path)] == ["move"]
+    assert json.loads((tmp_path / "plan.json").read_text()) == PREVIOUS
+    assert reconciler.last_full is None and reconciler.targeted_move("x") == "x"
+
+
+def test_a_move_file_that_cannot_be_written_makes_a_full_run(tmp_path):
+    reconciler = make(tmp_path)
+    fingerprint = live(reconciler, profile("w1"), profile("w2", "pom"), profile("w3"), profile("w4"))
+    reconciler.targeted.move_file = str(tmp_path / "missing" / "move.json")
+    assert asyncio.run(reconciler.reconcile(fingerprint)).rc == 0
+    assert [c["argv"][0] for c in calls(tmp_path)] == ["full"]
+    assert "a full run: cannot write the move file" in decisions(tmp_path)[-1]["reason"]
