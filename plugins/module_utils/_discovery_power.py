@@ -29,6 +29,8 @@ def power(reader: Reader) -> t.Dict[str, t.Any]:
     malformed) gives ``ac``, with a warning.
     ``charging`` is true for status Charging, false for Discharging,
     Not charging and Full, null when unknown or without a battery.
+    ``battery_percent`` is the battery's ``capacity``, a reading over 100 (a
+    full fuel gauge's overshoot) counting as 100.
     """
     base = "/sys/class/power_supply"
     battery: t.Optional[str] = None
@@ -73,8 +75,10 @@ def power(reader: Reader) -> t.Dict[str, t.Any]:
 def _battery_percent(reader: Reader, folder: str) -> t.Optional[int]:
     capacity = reader.integer(folder + "/capacity", required=False)
     if capacity is not None:
-        if 0 <= capacity <= 100:
-            return capacity
+        if capacity >= 0:
+            # fuel gauges read over 100 when full (the max17040 driver passes its
+            # state-of-charge register through: 101 on a UPS HAT), as laptop packs do
+            return min(capacity, 100)
         reader.warn("%s/capacity: malformed (%d is not a percentage)" % (folder, capacity))
     percent = _battery_ratio(reader, folder, "now", "full", 100)
     return None if percent is None else min(100, round(percent))

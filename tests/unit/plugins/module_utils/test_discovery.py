@@ -215,6 +215,23 @@ def test_a_battery_of_unknown_status_without_an_external_supply_is_ac_with_a_war
         "/sys/class/power_supply/battery/status: Unknown, and no external supply is exposed: power.source assumed ac"])
 
 
+@pytest.mark.parametrize("capacity, percent, warnings", [
+    ("101", 100, []),  # the max17040 driver on a full UPS HAT
+    ("255", 100, []),
+    ("100", 100, []),
+    ("0", 0, []),
+    ("-1", None, ["/sys/class/power_supply/battery/capacity: malformed (-1 is not a percentage)"]),
+])
+def test_a_fuel_gauge_reading_over_full_is_100(tmp_path, capacity, percent, warnings):
+    battery = tmp_path / "sys/class/power_supply/battery"
+    battery.mkdir(parents=True)
+    for file, text in (("type", "Battery"), ("status", "Discharging"), ("capacity", capacity)):
+        (battery / file).write_text(text + "\n")
+    reader = Reader(str(tmp_path))
+    assert _discovery_power.power(reader)["battery_percent"] == percent
+    assert reader.warnings == warnings
+
+
 def test_usb_pulse_oximeter_found_through_user_catalog():
     """The BerryMed BM1000B's cable is a generic FTDI bridge: only a site's own
     catalog entry turns it into a pom sensor; the CP2102 next to it stays unknown."""
@@ -257,7 +274,7 @@ def test_malformed_sources_are_skipped_and_named():
         "/sys/fs/cgroup/memory.max: malformed ('256M')",
         "/sys/class/power_supply/BAT0/status: malformed (unknown status 'Exploding')",
         "/sys/class/power_supply/BAT0/status: not known, and no external supply is exposed: power.source assumed ac",
-        "/sys/class/power_supply/BAT0/capacity: malformed (150 is not a percentage)",
+        "/sys/class/power_supply/BAT0/capacity: malformed (-3 is not a percentage)",
         "/sys/class/net/eth0/type: malformed (expected an integer, got 'ether')",
     ]
 
@@ -327,7 +344,7 @@ def test_storage_rounds_down_to_whole_mib():
         "/sys/class/power_supply/ucsi-source-psy-0/type: missing",
         "/sys/class/power_supply/BAT0/status: malformed (unknown status 'Exploding')",
         "/sys/class/power_supply/BAT0/status: not known, and no external supply is exposed: power.source assumed ac",
-        "/sys/class/power_supply/BAT0/capacity: malformed (150 is not a percentage)",
+        "/sys/class/power_supply/BAT0/capacity: malformed (-3 is not a percentage)",
         "/sys/class/power_supply/BAT0/energy_full: malformed (expected an integer, got 'lots')",
     ]),
 ])
