@@ -33,8 +33,8 @@ NOW = "2026-11-26T02:30:00Z"
 StatVfs = collections.namedtuple("StatVfs", "f_blocks f_frsize f_bavail")
 # a 29.8 GiB SD card with 21033 MiB free: 7634944 blocks of 4 KiB
 SD_CARD = StatVfs(7634944, 4096, 5384448)
-MAX17048 = {"capability": "ups", "kind": "sensor", "name": "Maxim MAX17048 battery fuel gauge", "bus": "i2c",
-            "id": "max17048", "path": "1-0036"}
+MAX17040 = {"capability": "ups", "kind": "sensor", "name": "Maxim MAX17040 battery fuel gauge", "bus": "i2c",
+            "id": "max17040", "path": "1-0036"}
 BERRYMED = {"capability": "pom", "kind": "sensor", "name": "BerryMed BM1000B", "usb": "0403:6001"}
 AC = {"source": "ac", "battery_percent": None, "battery_health": None, "charging": None}
 SENSE_HAT = [
@@ -131,47 +131,51 @@ BOARDS = {
     # Wi-Fi only: the Docker bridge, veths, a systemd-nspawn veth, WireGuard, tun, tap and dummy give no "ethernet"
     "pi-zero-2-w": profile(
         "raspberrypi", "arm64", "aarch64", "Raspberry Pi Zero 2 W Rev 1.0",
-        {"cores": 4, "bogomips": 38.4, "load1": 0.14}, {"total": 429, "available": 294}, network=["bluetooth", "wifi"],
+        {"cores": 4, "bogomips": 38.4, "load1": 0.14}, {"total": 416, "available": 228}, network=["bluetooth", "wifi"],
     ),
     "pi-2": profile(
-        "rasp2b", "arm/v7", "armv7l", "Raspberry Pi 2 Model B Rev 1.1",
-        {"cores": 4, "bogomips": 57.6, "load1": 0.42}, {"total": 925, "available": 751}, network=["ethernet"],
+        "volumio", "arm/v7", "armv7l", "Raspberry Pi 2 Model B Rev 1.1",
+        {"cores": 4, "bogomips": 38.4, "load1": 0.42}, {"total": 925, "available": 751}, network=["ethernet"],
     ),
-    # a UPS HAT on mains: its battery, the only supply exposed, is "Not charging"
+    # a UPS HAT whose fuel gauge cannot tell the source: status Unknown, capacity 101 (a full gauge's overshoot)
     "cm4": profile(
-        "cm4-io", "arm64", "aarch64", "Raspberry Pi Compute Module 4 Rev 1.0",
-        {"cores": 4, "bogomips": 108.0, "load1": 0.31}, {"total": 3791, "available": 3424},
-        power={"source": "ac", "battery_percent": 98, "battery_health": None, "charging": False},
-        capabilities=["ups"], devices=[MAX17048],
+        "raspberry", "arm64", "aarch64", "Raspberry Pi Compute Module 4 Rev 1.1",
+        {"cores": 4, "bogomips": 108.0, "load1": 0.31}, {"total": 7811, "available": 7340},
+        power={"source": "ac", "battery_percent": 100, "battery_health": None, "charging": None},
+        capabilities=["ups"], devices=[MAX17040],
     ),
-    # a 64-bit kernel under a 32-bit userland: images must be arm/v7; a UPS HAT on battery
+    # a 64-bit kernel under a 32-bit userland: images must be arm/v7; a UPS HAT on battery (its charger offline)
     "pi-5-32bit-userland": profile(
         "pi5", "arm/v7", "aarch64", "Raspberry Pi 5 Model B Rev 1.0",
-        {"cores": 4, "bogomips": 108.0, "load1": 0.08}, {"total": 4042, "available": 3638},
-        power={"source": "dc", "battery_percent": 63, "battery_health": None, "charging": False},
-        capabilities=["ups"], devices=[MAX17048],
+        {"cores": 4, "bogomips": 108.0, "load1": 0.08}, {"total": 8052, "available": 7522},
+        power={"source": "dc", "battery_percent": 63, "battery_health": None, "charging": None},
+        capabilities=["ups"], devices=[MAX17040],
     ),
     # Processor line, no processor lines, no device tree, no MemAvailable
     "pi-1-old-kernel": profile(
         "raspberrypi", "arm/v6", "armv6l", "ARMv6-compatible processor rev 7 (v6l)",
-        {"cores": 1, "bogomips": 697.95, "load1": 0.0}, {"total": 438, "available": 386}, network=["ethernet"],
+        {"cores": 1, "bogomips": 697.95, "load1": 0.0}, {"total": 186, "available": 171}, network=["ethernet"],
     ),
+}
+# what discovery must say of a board, where it says anything
+BOARD_WARNINGS = {
+    "cm4": ["/sys/class/power_supply/battery/status: Unknown, and no external supply is exposed: power.source assumed ac"],
 }
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
 def test_board_profile(board):
-    assert run(FIXTURES / board) == (BOARDS[board], [])
+    assert run(FIXTURES / board) == (BOARDS[board], BOARD_WARNINGS.get(board, []))
 
 
 def test_hat_plus_found_through_user_catalog():
     """A HAT+ EEPROM shows in the device tree as a HAT's does; the site's catalog names the product."""
-    accelerator = {"capability": "npu", "kind": "actuator", "name": "Raspberry Pi AI HAT+", "hat": "AI HAT+"}
+    accelerator = {"capability": "npu", "kind": "actuator", "name": "Raspberry Pi AI Kit", "hat": "M.2 HAT+ M Key"}
     assert run(FIXTURES / "pi-5-hat-plus", catalog=build_catalog([accelerator])) == (profile(
-        "pi5-ai", "arm64", "aarch64", "Raspberry Pi 5 Model B Rev 1.0",
+        "hatplus", "arm64", "aarch64", "Raspberry Pi 5 Model B Rev 1.0",
         {"cores": 4, "bogomips": 108.0, "load1": 0.27}, {"total": 8052, "available": 7630}, capabilities=["npu"],
-        devices=[{"capability": "npu", "kind": "actuator", "name": "Raspberry Pi AI HAT+", "bus": "hat", "id": "AI HAT+",
-                  "serial": "3f7a2c51-9d84-4b6e-a0c2-5e1d7b93f408"}],
+        devices=[{"capability": "npu", "kind": "actuator", "name": "Raspberry Pi AI Kit", "bus": "hat",
+                  "id": "M.2 HAT+ M Key", "serial": "833ad001-a8e0-4779-8e6f-3c4ee6676e9c"}],
     ), [])
 
 
@@ -206,13 +210,19 @@ def test_cores_come_from_the_kernels_list_whatever_cpuinfo_prints(tmp_path):
     assert run(tree)[0]["cpu"]["cores"] == 2
 
 
-def test_a_battery_of_unknown_status_without_an_external_supply_is_ac_with_a_warning(tmp_path):
+@pytest.mark.parametrize("status, source, charging", [
+    # with only a battery exposed, its status says whether external power is there
+    ("Not charging", "ac", False),
+    ("Full", "ac", False),
+    ("Charging", "ac", True),
+    ("Discharging", "dc", False),
+])
+def test_a_ups_battery_alone_tells_the_source_by_its_status(tmp_path, status, source, charging):
     tree = copy_board(tmp_path, "cm4")
-    (tree / "sys/class/power_supply/battery/status").write_text("Unknown\n")
-    expected = dict(BOARDS["cm4"], power={"source": "ac", "battery_percent": 98, "battery_health": None,
-                                          "charging": None})
-    assert run(tree) == (expected, [
-        "/sys/class/power_supply/battery/status: Unknown, and no external supply is exposed: power.source assumed ac"])
+    (tree / "sys/class/power_supply/battery/status").write_text(status + "\n")
+    expected = dict(BOARDS["cm4"], power={"source": source, "battery_percent": 100, "battery_health": None,
+                                          "charging": charging})
+    assert run(tree) == (expected, [])
 
 
 @pytest.mark.parametrize("capacity, percent, warnings", [
