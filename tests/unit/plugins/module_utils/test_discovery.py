@@ -104,7 +104,7 @@ BOARDS = {
         ],
     ),
     "pi-4b": profile(
-        "w5", "arm64", "aarch64", "Raspberry Pi 4 Model B Rev 1.4",
+        "w5", "arm64", "aarch64", "Raspberry Pi 4 Model B Rev 1.1",
         {"cores": 4, "bogomips": 108.0, "load1": 1.07}, {"total": 3791, "available": 3343},
         power={"source": "dc", "battery_percent": 41, "battery_health": 0.93, "charging": False},
         capabilities=["dd", "ups"],
