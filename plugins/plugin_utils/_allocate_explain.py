@@ -121,6 +121,7 @@ class _Threshold:
         self.descending = [-values[index] for index in self.order]
         # the bitset of the first 64 * i nodes of ``order``, for every i: any prefix is one of them and < 64 bits
         self.checkpoints = [0]
+        self.prefixes: t.Dict[int, int] = {}
         bits = 0
         for position, index in enumerate(self.order, 1):
             bits |= 1 << index
@@ -129,7 +130,11 @@ class _Threshold:
 
     def at_least(self, amount: int) -> int:
         size = bisect.bisect_right(self.descending, -amount)
-        bits = self.checkpoints[size // _STRIDE]
-        for index in self.order[size - size % _STRIDE:size]:
-            bits |= 1 << index
+        bits = self.prefixes.get(size)
+        if bits is None:
+            # each prefix once: services of a large cluster share the few hundred distinct amounts they need
+            bits = self.checkpoints[size // _STRIDE]
+            for index in self.order[size - size % _STRIDE:size]:
+                bits |= 1 << index
+            self.prefixes[size] = bits
         return bits

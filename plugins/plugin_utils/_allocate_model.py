@@ -18,7 +18,12 @@ from collections.abc import Mapping
 
 from ansible_collections.nanoedge.core.plugins.module_utils._plan import STRATEGIES
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, ProfileError, validate_profile
-from ansible_collections.nanoedge.core.plugins.module_utils._requirements import RequirementError, normalize_requirements
+from ansible_collections.nanoedge.core.plugins.module_utils._requirements import (
+    REQUIREMENT_DEFAULTS,
+    REQUIREMENT_KEYS,
+    RequirementError,
+    normalize_requirements,
+)
 
 # What allocation reads from a node's profile; the rest may be left out.
 PLACEMENT_FIELDS = ("capabilities", "cpu.cores", "memory_mb.available", "storage_mb.free", "power.source", "network")
@@ -51,16 +56,13 @@ class Node:
         self.network = network
 
 
-class Service:
-    """One service with its normalised requirements."""
+class Need:
+    """One distinct normalised requirement vector, in the units allocation compares (shared by its services)."""
 
-    __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "network",
-                 "min_battery", "priority", "replicas", "signature", "demand", "key")
+    __slots__ = ("capabilities", "cpu", "memory", "storage", "power", "network", "min_battery", "signature",
+                 "demand", "key")
 
-    def __init__(self, name: str, index: int, requires: t.Dict[str, t.Any], priority: t.Union[int, float],
-                 replicas: int) -> None:
-        self.name = name
-        self.index = index
+    def __init__(self, requires: t.Mapping[str, t.Any]) -> None:
         self.capabilities: t.Tuple[str, ...] = tuple(requires["capabilities"])
         self.cpu = milli_up(requires["cpu"])
         self.memory = milli_up(requires["memory_mb"])
@@ -68,11 +70,32 @@ class Service:
         self.power: str = requires["power"]
         self.network: str = requires["network"]
         self.min_battery = milli_up(requires["min_battery_percent"])
-        self.priority = priority
-        self.replicas = replicas
         self.signature: Signature = (self.capabilities, self.power, self.network, self.min_battery)
         self.demand: Demand = (self.cpu, self.memory, self.storage)
         self.key: Key = (self.signature, self.demand)
+
+
+class Service:
+    """One service with its normalised requirements."""
+
+    __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "network",
+                 "min_battery", "priority", "replicas", "signature", "demand", "key")
+
+    def __init__(self, name: str, index: int, need: Need, priority: t.Union[int, float], replicas: int) -> None:
+        self.name = name
+        self.index = index
+        self.capabilities = need.capabilities
+        self.cpu = need.cpu
+        self.memory = need.memory
+        self.storage = need.storage
+        self.power = need.power
+        self.network = need.network
+        self.min_battery = need.min_battery
+        self.priority = priority
+        self.replicas = replicas
+        self.signature = need.signature
+        self.demand = need.demand
+        self.key = need.key
 
 
 def milli_up(value: t.Union[int, float]) -> int:
@@ -191,11 +214,11 @@ def parse_services(services: t.Any) -> t.List[Service]:
         raise AllocationError("services must be a list of dicts, got %s" % _type_name(services))
     result: t.List[Service] = []
     seen: t.Set[str] = set()
-    # replicas and templates repeat the same requirements: each distinct one is normalised once
-    normalized: t.Dict[t.Any, t.Dict[str, t.Any]] = {}
+    needs = Needs()
     for index, item in enumerate(services):
         where = "services[%d]" % index
-        if not isinstance(item, Mapping):
+        # a dict is a Mapping, and checked at C speed (the abstract class's check is not)
+        if not isinstance(item, (dict, Mapping)):
             raise AllocationError("%s must be a dict, got %s" % (where, _type_name(item)))
         if "name" not in item:
             raise AllocationError("%s: missing key name" % where)
@@ -205,48 +228,79 @@ def parse_services(services: t.Any) -> t.List[Service]:
         if name in seen:
             raise AllocationError("service %r is listed twice" % name)
         seen.add(name)
-        result.append(_parse_service(item, name, index, normalized))
+        result.append(_parse_service(item, name, index, needs))
     return result
 
 
-def _frozen(raw: t.Any) -> t.Any:
-    """A hashable copy of a requirements dict that tells types apart (1, 1.0 and True), or None."""
-    # exact types, not isinstance: a subclass may compare equal and still normalise differently
-    if type(raw) is not dict:  # pylint: disable=unidiomatic-typecheck
-        return None
-    key = []
-    for name, value in raw.items():
-        kind = type(value)
-        if kind is list or kind is tuple:
-            if not all(type(item) is str for item in value):  # pylint: disable=unidiomatic-typecheck
-                return None
-            value = tuple(value)
-        elif kind not in _SCALARS:
-            return None
-        key.append((name, kind, value))
-    return tuple(key)
+# what a requirement value may be to be normalised once for all its services: types whose equal values
+# normalise alike (exact types, not isinstance: a subclass may compare equal and still normalise differently)
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_KNOWN = frozenset(REQUIREMENT_KEYS)
+_POSITION = {key: position for position, key in enumerate(REQUIREMENT_KEYS)}
 
 
-_SCALARS = (str, int, float, bool, type(None))
+class Needs:
+    """Requirement dicts to their ``Need``: replicas, templates and even diverse services repeat the same
+    values, so each distinct value of each key is normalised once (by ``normalize_requirements``, which
+    also gives the errors) and each distinct normalised vector becomes one ``Need``."""
+
+    def __init__(self) -> None:
+        self._values: t.Dict[t.Tuple[str, type, t.Any], t.Any] = {}
+        self._needs: t.Dict[t.Tuple[t.Any, ...], Need] = {}
+        self._defaults = tuple(() if key == "capabilities" else value for key, value in REQUIREMENT_DEFAULTS.items())
+
+    def of(self, raw: t.Any, who: str) -> Need:
+        """The need of a service's ``requires`` (None or a mapping); raises AllocationError."""
+        if raw is None:
+            return self._need(self._defaults)
+        if not isinstance(raw, dict) or not _KNOWN.issuperset(raw):
+            # a mapping of another kind, or unknown keys: the whole dict at once (the error names them all)
+            requires = self._normalized(dict(raw), who)
+            return self._need(tuple(tuple(value) if key == "capabilities" else value
+                                    for key, value in requires.items()))
+        vector = list(self._defaults)
+        values = self._values
+        for key, value in raw.items():
+            kind = type(value)
+            if kind in _SCALARS:
+                cached: t.Any = (key, kind, value)
+            elif kind is list and all(type(item) is str for item in value):  # pylint: disable=unidiomatic-typecheck
+                cached = (key, kind, tuple(value))
+            else:
+                cached = None
+            found = values.get(cached) if cached is not None else None
+            if found is None:
+                # the keys are checked one by one in the dict's order, as the whole dict is: the same first error
+                found = self._normalized({key: value}, who)[key]
+                if key == "capabilities":
+                    found = tuple(found)
+                if cached is not None:
+                    values[cached] = found
+            vector[_POSITION[key]] = found
+        return self._need(tuple(vector))
+
+    def _need(self, vector: t.Tuple[t.Any, ...]) -> Need:
+        found = self._needs.get(vector)
+        if found is None:
+            found = self._needs[vector] = Need(dict(zip(REQUIREMENT_KEYS, vector)))
+        return found
+
+    @staticmethod
+    def _normalized(raw: t.Dict[str, t.Any], who: str) -> t.Dict[str, t.Any]:
+        try:
+            return normalize_requirements(raw)
+        except RequirementError as exc:
+            raise AllocationError("%s requires %s" % (who, exc)) from exc
 
 
-def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int,
-                   normalized: t.Dict[t.Any, t.Dict[str, t.Any]]) -> Service:
+def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int, needs: Needs) -> Service:
     who = "service %r" % name
     if "requires" not in item:
         raise AllocationError("%s: missing key requires" % who)
     raw = item["requires"]
-    if raw is not None and not isinstance(raw, Mapping):
+    if raw is not None and not isinstance(raw, (dict, Mapping)):
         raise AllocationError("%s: requires must be a dict, got %s" % (who, _type_name(raw)))
-    key = _frozen(raw)
-    requires = normalized.get(key) if key is not None else None
-    if requires is None:
-        try:
-            requires = normalize_requirements(dict(raw) if raw is not None else None)
-        except RequirementError as exc:
-            raise AllocationError("%s requires %s" % (who, exc)) from exc
-        if key is not None:
-            normalized[key] = requires
+    need = needs.of(raw, who)
     priority = item.get("priority", 0)
     if priority is None:
         priority = 0
@@ -257,7 +311,7 @@ def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int,
         replicas = 1
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise AllocationError("%s: replicas must be an integer >= 1, got %r" % (who, replicas))
-    return Service(name, index, requires, priority, replicas)
+    return Service(name, index, need, priority, replicas)
 
 
 def parse_current(current: t.Any) -> t.Dict[str, t.List[str]]:
