@@ -34,8 +34,14 @@ _LEVELS = 256
 AT_LEAST = [bytes(1 if value >= level else 0 for value in range(_LEVELS)) for level in range(_LEVELS)]
 AT_MOST = [bytes(1 if value <= level else 0 for value in range(_LEVELS)) for level in range(_LEVELS)]
 _INVERT = bytes(_LEVELS - 1 - value for value in range(_LEVELS))
+_SIXTEENTH = bytes(value >> 4 for value in range(_LEVELS))
+_BYTE = [bytes((value,)) for value in range(_LEVELS)]
+# score levels: two bytes
+_FINE = _LEVELS * _LEVELS
 # nodes per chunk: a chunk whose best levels are below the demand's is skipped without looking at its nodes
 CHUNK = 256
+# best_fit and spread look at every chunk with room (no early stop), so theirs are larger: fewer steps in Python
+SCORED = 16
 # demands that get a level of their own; past that many, quantiles of them (a level is one byte)
 MAX_BOUNDS = _LEVELS - 1
 
@@ -43,6 +49,26 @@ MAX_BOUNDS = _LEVELS - 1
 def bits_of(flags: t.Union[bytes, bytearray]) -> int:
     """One byte per node (0 or 1) to a bitset with node i at bit 8 * i."""
     return int.from_bytes(flags, "little")
+
+
+def highest(levels: t.Union[bytes, bytearray]) -> int:
+    """The highest byte of ``levels`` (0 when empty), found at C speed: first its high four bits, then it."""
+    # max() walks the bytes one Python int at a time; ``in`` is one memchr per value tried, at most 32 here
+    sixteenths = levels.translate(_SIXTEENTH)
+    for high in range(15, -1, -1):
+        if _BYTE[high] in sixteenths:
+            for value in range(high * 16 + 15, high * 16, -1):
+                if _BYTE[value] in levels:
+                    return value
+            return high * 16
+    return 0
+
+
+def _lowest(levels: bytearray, bits: int) -> int:
+    """The nodes of ``bits`` (not empty) whose level is the lowest among them."""
+    # (255 - level) at the nodes' bytes, 0 elsewhere: the most of it is the lowest level
+    level = _LEVELS - 1 - highest((bits_of(levels.translate(_INVERT)) & bits * 255).to_bytes(len(levels), "little"))
+    return bits & bits_of(levels.translate(AT_MOST[level]))
 
 
 def nodes_of(bits: int) -> t.Iterator[int]:
@@ -106,34 +132,52 @@ class Pool:
     """The nodes that have one set of capabilities, in the node order: their remaining capacity (and
     score) as levels, in chunks, updated in place. Positions are places in ``members``."""
 
-    def __init__(self, members: t.List[int], index: "NodeIndex") -> None:
+    def __init__(self, members: t.List[int], index: "NodeIndex", size: int) -> None:
         self.members = members
         self.owner = index
+        self.size = size
         self.levels = [bytearray(bisect.bisect_right(index.bounds[kind], index.resources[kind][node])
                                  for node in members) for kind in range(3)]
-        self.chunks = [(low, min(low + CHUNK, len(members))) for low in range(0, len(members), CHUNK)]
-        # per chunk, the highest level of each resource: a chunk below the demand's level is skipped whole
-        self.top = [[max(levels[low:high]) for low, high in self.chunks] for levels in self.levels]
+        self.chunks = [(low, min(low + size, len(members))) for low in range(0, len(members), size)]
+        # per chunk, the highest level of each resource: a chunk below the demand's level is skipped whole.
+        # Levels only fall, so a top that is too high is still a bound: it is brought down (``_refresh``)
+        # only when its chunk is searched in vain, not at every placement.
+        self.top = [[highest(levels[low:high]) for low, high in self.chunks] for levels in self.levels]
+        self.stale = [False] * len(self.chunks)
         if index.score is not None:
             self.values = [index.score(node) for node in members]
-            self.scores = bytearray(index.score_level(value) for value in self.values)
-            # per chunk, the least score of its nodes: no candidate there scores less
+            levels = [index.score_level(value) for value in self.values]
+            # a score's level in two bytes: the high one (``scores``) picks the least candidates, the low one
+            # (``fine``) narrows them to the few that are compared exactly
+            self.scores = bytearray(level >> 8 for level in levels)
+            self.fine = bytearray(level & 255 for level in levels)
+            # per chunk, at most the least score of its nodes: no candidate there scores less
             self.least = [min(self.values[low:high]) for low, high in self.chunks]
         self._chunked: t.Dict[Signature, t.List[int]] = {}
 
     def update(self, position: int) -> None:
         """The node at ``position`` took a service."""
         owner, node = self.owner, self.members[position]
-        chunk = position // CHUNK
-        low, high = self.chunks[chunk]
+        chunk = position // self.size
         for kind in range(3):
-            levels = self.levels[kind]
-            levels[position] = bisect.bisect_right(owner.bounds[kind], owner.resources[kind][node])
-            self.top[kind][chunk] = max(levels[low:high])
+            self.levels[kind][position] = bisect.bisect_right(owner.bounds[kind], owner.resources[kind][node])
+        self.stale[chunk] = True
         if owner.score is not None:
             value = self.values[position] = owner.score(node)
-            self.scores[position] = owner.score_level(value)
-            self.least[chunk] = min(self.values[low:high])
+            level = owner.score_level(value)
+            self.scores[position] = level >> 8
+            self.fine[position] = level & 255
+            # best_fit's scores fall; spread's rise, and the least stays a bound
+            if value < self.least[chunk]:
+                self.least[chunk] = value
+
+    def _refresh(self, chunk: int) -> None:
+        """The chunk's tops brought down to its nodes' levels."""
+        if self.stale[chunk]:
+            low, high = self.chunks[chunk]
+            for kind in range(3):
+                self.top[kind][chunk] = highest(self.levels[kind][low:high])
+            self.stale[chunk] = False
 
     def _eligible(self, signature: Signature) -> t.List[int]:
         """The signature's nodes, as one bitset per chunk (position ``low + i`` at bit 8 * i)."""
@@ -167,7 +211,10 @@ class Pool:
         need, fits, members = self.owner.need(service), self.owner.fits, self.members
         for chunk, bits in self._open(service, need):
             low = self.chunks[chunk][0]
-            for offset in nodes_of(self._candidates(chunk, bits, need)):
+            candidates = self._candidates(chunk, bits, need)
+            if not candidates:
+                self._refresh(chunk)
+            for offset in nodes_of(candidates):
                 node = members[low + offset]
                 if node not in taken and fits(service, node):
                     return node
@@ -189,12 +236,11 @@ class Pool:
             if bound > best_score or (bound == best_score and members[low] > best_node):
                 break
             bits = self._candidates(chunk, bits, need)
-            scores = self.scores[low:high]
+            if not bits:
+                self._refresh(chunk)
+            scores, fine = self.scores[low:high], self.fine[low:high]
             while bits:
-                # the lowest score level among the chunk's candidates: (255 - level) at their bytes, the most
-                level = _LEVELS - 1 - max((bits_of(scores.translate(_INVERT)) & bits * 255).to_bytes(
-                    high - low, "little"))
-                at_level = bits & bits_of(scores.translate(AT_MOST[level]))
+                at_level = _lowest(fine, _lowest(scores, bits))
                 found = [(score(members[low + offset]), members[low + offset]) for offset in nodes_of(at_level)
                          if members[low + offset] not in taken and fits(service, members[low + offset])]
                 if found:
@@ -223,7 +269,7 @@ class NodeIndex:
         for capabilities in sorted({service.capabilities for service in services}):
             wanted = set(capabilities)
             members = [node.index for node in nodes if node.capabilities.issuperset(wanted)]
-            pool = self.pools[capabilities] = Pool(members, self)
+            pool = self.pools[capabilities] = Pool(members, self, CHUNK if score is None else CHUNK * SCORED)
             for position, node in enumerate(members):
                 self.holders[node].append((pool, position))
         self.failed: t.Dict[Signature, t.List[Demand]] = {}
@@ -233,7 +279,7 @@ class NodeIndex:
         low, high = self.span
         if high <= low:
             return 0
-        return max(0, min(_LEVELS - 1, int((value - low) * ((_LEVELS - 1) / (high - low)))))
+        return max(0, min(_FINE - 1, int((value - low) * ((_FINE - 1) / (high - low)))))
 
     def need(self, service: Service) -> t.List[int]:
         """The levels of the service's demand: a node with room for it is at least there."""
