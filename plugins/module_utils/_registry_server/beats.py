@@ -11,6 +11,7 @@ the node beats again."""
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
@@ -167,7 +168,9 @@ class LivenessResource(ObservableResource):
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: t.Any) -> None:
         peer = peer_of(request.remote)
-        refused = self.observer_count.admit(peer) if request.code == Code.GET else "not a GET"
+        end = functools.partial(serverobservation.trigger, is_last=True, response=self.diagnostic(
+            Code.SERVICE_UNAVAILABLE, self.observer_count.pushed_out()))
+        refused = self.observer_count.admit(peer, serverobservation, end) if request.code == Code.GET else "not a GET"
         if refused is not None:
             self.refusals.note("observation of /liveness served as a plain GET: %s" % refused)
             # RFC 7641, 4.1: answered without the Observe option
@@ -178,7 +181,7 @@ class LivenessResource(ObservableResource):
 
         def _cancel(obs: t.Any = serverobservation) -> None:
             self._observations.discard(obs)
-            self.observer_count.release(peer)
+            self.observer_count.release(peer, obs)
 
         serverobservation.accept(_cancel)
 

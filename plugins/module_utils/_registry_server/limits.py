@@ -57,7 +57,8 @@ _OPTIONS: t.Tuple[t.Tuple[str, str, t.Callable[[str], t.Any], str, str], ...] = 
      "the same from one IP address (at least --max-body plus 4096)"),
     ("--max-observers", "max_observers", int, "N",
      "observations held at most; beyond, an observation request is answered as a plain GET"),
-    ("--max-observers-per-peer", "max_observers_per_peer", int, "N", "observations held at most for one IP address"),
+    ("--max-observers-per-peer", "max_observers_per_peer", int, "N",
+     "observations held at most for one IP address; its newest pushes out its oldest"),
     ("--rate-limit", "rate", float, "PER_SECOND",
      "requests per second from one IP address (0: no limit); more get 4.29 with Max-Age"),
     ("--rate-burst", "burst", int, "N", "requests one IP address may send at once before --rate-limit applies"),
@@ -164,36 +165,49 @@ class RateLimiter:
 
 
 class ObserverCount:
-    """Observations held, per peer and in all; ``admit`` says why not when a cap is reached."""
+    """Observations held, per peer and in all.
+
+    A client that observes again does not always end its old observation: aiocoap, for one, only
+    forgets it and resets the next notification, which may be minutes away. Refusing the newest
+    observation of a peer at its cap would leave such a client polling, so at the per-peer cap the
+    peer's OLDEST observation is ended (``end``, its last notification) to make room: a peer can only
+    ever push out its own. The cap on all observations refuses (``admit`` says why)."""
 
     def __init__(self, per_peer: int, total: int) -> None:
         self.per_peer = per_peer
         self.total = total
         self.count = 0
-        self._by_peer: t.Dict[str, int] = {}
+        self._by_peer: t.Dict[str, "collections.OrderedDict[t.Any, t.Callable[[], None]]"] = {}
 
-    def admit(self, peer: str) -> t.Optional[str]:
-        held = self._by_peer.get(peer, 0)
-        if held >= self.per_peer:
-            return "%s holds %d observations (at most %d per peer)" % (peer, held, self.per_peer)
-        if self.count >= self.total:
+    def admit(self, peer: str, observation: t.Any, end: t.Callable[[], None]) -> t.Optional[str]:
+        """Hold ``observation`` of ``peer``; None, or why it is served as a plain GET."""
+        held = self._by_peer.get(peer)
+        if held is not None and len(held) >= self.per_peer:
+            _oldest, end_oldest = held.popitem(last=False)
+            self.count -= 1
+            end_oldest()
+        elif self.count >= self.total:
             return "%d observations are held (at most %d)" % (self.count, self.total)
-        self._by_peer[peer] = held + 1
+        self._by_peer.setdefault(peer, collections.OrderedDict())[observation] = end
         self.count += 1
         return None
 
-    def release(self, peer: str) -> None:
-        held = self._by_peer.get(peer, 0)
-        if held <= 0:
+    def release(self, peer: str, observation: t.Any) -> None:
+        """``observation`` ended (idempotent: an observation pushed out is released already)."""
+        held = self._by_peer.get(peer)
+        if held is None or held.pop(observation, None) is None:
             return
         self.count -= 1
-        if held == 1:
+        if not held:
             del self._by_peer[peer]
-        else:
-            self._by_peer[peer] = held - 1
 
     def held_by(self, peer: str) -> int:
-        return self._by_peer.get(peer, 0)
+        return len(self._by_peer.get(peer, ()))
+
+    def pushed_out(self) -> str:
+        """The last notification's text of an observation ended to make room for its peer's newer one."""
+        return "observation ended: its peer observes again beyond %d observations at once (the oldest ends)" % (
+            self.per_peer)
 
 
 class RefusalLog:

@@ -132,6 +132,10 @@ def kept_external_aad() -> None:
     cls._extract_external_aad = _extract_external_aad  # pylint: disable=protected-access
 
 
+class PeerGone(Exception):
+    """The peer's interest in an observation ended while a notification was handed over."""
+
+
 class _ProtectingPipe:
     """What the inner site fills for one unprotected request: each answer is
     protected and added to the outer pipe at once, as aiocoap's wrapper does
@@ -160,7 +164,13 @@ class _ProtectingPipe:
             protected.opt.observe = self.context.sender_sequence_number & 0xFFFFFFFF
         self.log.debug("Response %r was encrypted into %r", message, protected)
         self.ended = is_last
-        self.outer.add_response(protected, is_last=is_last)
+        try:
+            self.outer.add_response(protected, is_last=is_last)
+        except TypeError:
+            # aiocoap 0.4.17's pipe fails this way when the peer's interest ends while the answer is
+            # handed over (a reset notification): the observation is over, and its render must end
+            self.ended = True
+            raise PeerGone() from None
 
     def add_exception(self, exception: BaseException) -> None:
         from aiocoap import error
@@ -233,6 +243,8 @@ def oscore_site(inner: t.Any, credentials: t.Any) -> t.Any:
             answers = _ProtectingPipe(unprotected, pipe, context.context_for_response(), seqno, self.log)
             try:
                 await self._inner_site.render_to_pipe(answers)
+            except PeerGone:
+                self.log.debug("Observation %r ended: its peer is gone", unprotected)
             except Exception as exc:  # the answer aiocoap's error_to_message makes of it
                 answers.add_exception(exc)
 

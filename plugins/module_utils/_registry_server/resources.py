@@ -5,6 +5,7 @@ and /.well-known/core, with access control and block-wise transfers."""
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
@@ -109,7 +110,10 @@ class ProfilesResource(ObservableResource, PathCapable):
             _serve_without_observing(serverobservation)
             return
         peer = peer_of(request.remote)
-        refused = self.observer_count.admit(peer)
+        # pushed out by a newer observation of the same peer: the last notification says so
+        end = functools.partial(serverobservation.trigger, is_last=True, response=diagnostic(
+            Code.SERVICE_UNAVAILABLE, self.observer_count.pushed_out()))
+        refused = self.observer_count.admit(peer, serverobservation, end)
         if refused is not None:
             self.refusals.note("observation of /profiles%s served as a plain GET: %s"
                                % ("/" + path[0] if path else "", refused))
@@ -121,7 +125,7 @@ class ProfilesResource(ObservableResource, PathCapable):
 
         def _cancel(observers: t.Set[t.Any] = observers, obs: t.Any = serverobservation, key: t.Any = key) -> None:
             observers.discard(obs)
-            self.observer_count.release(peer)
+            self.observer_count.release(peer, obs)
             if not observers and self._observers.get(key) is observers:
                 del self._observers[key]
 

@@ -60,15 +60,27 @@ def test_rate_zero_switches_the_limit_off():
 
 def test_observations_per_peer_and_in_all():
     count = ObserverCount(per_peer=2, total=3)
-    assert [count.admit("a"), count.admit("a")] == [None, None]
-    assert count.admit("a") == "a holds 2 observations (at most 2 per peer)"
-    assert count.admit("b") is None
-    assert count.admit("c") == "3 observations are held (at most 3)"
-    count.release("a")
+    ended: t.List[str] = []
+    assert [count.admit("a", "a1", lambda: ended.append("a1")), count.admit("a", "a2", lambda: ended.append("a2"))] \
+        == [None, None]
+    # at the per-peer cap the peer's oldest observation ends to make room for its newest
+    assert count.admit("a", "a3", lambda: ended.append("a3")) is None
+    assert (ended, count.count, count.held_by("a")) == (["a1"], 2, 2)
+    count.release("a", "a1")  # its end comes back as a release: already gone
+    assert (count.count, count.held_by("a")) == (2, 2)
+    assert count.admit("b", "b1", lambda: ended.append("b1")) is None
+    # the cap on all observations refuses, and pushes out nobody
+    assert count.admit("c", "c1", lambda: ended.append("c1")) == "3 observations are held (at most 3)"
+    assert (ended, count.count) == (["a1"], 3)
+    count.release("a", "a2")
     assert (count.count, count.held_by("a")) == (2, 1)
-    assert count.admit("c") is None
-    count.release("nobody")  # nothing held: nothing to release
-    assert count.count == 3
+    assert count.admit("c", "c1", lambda: ended.append("c1")) is None
+    count.release("nobody", "x")  # nothing held: nothing to release
+    count.release("c", "c1")
+    count.release("c", "c1")  # twice: once
+    assert (count.count, count.held_by("c")) == (2, 0)
+    assert count.pushed_out() == (
+        "observation ended: its peer observes again beyond 2 observations at once (the oldest ends)")
 
 
 @pytest.mark.parametrize("seconds, expected", [(0.0, 1), (0.01, 1), (1.0, 1), (1.2, 2), (92.5, 93), (1e12, 2 ** 32 - 1)])
