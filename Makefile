@@ -17,7 +17,11 @@ SANITY_ARGS ?=
 UNITS_ARGS ?=
 PYTEST_ARGS ?=
 CONTINUITY_ARGS ?=
-DEPS_STAMP := $(COLLECTIONS)/.deps-$(ANSIBLE_BUNDLE)
+# The collections unpacked from the bundle: the dependencies galaxy.yml declares (community.docker
+# needs community.library_inventory_filtering_v1) and community.general. The stamp counts them, so a
+# checkout unpacked before a collection was added unpacks again.
+DEP_COLLECTIONS := community.docker community.library_inventory_filtering_v1 ansible.posix community.general
+DEPS_STAMP := $(COLLECTIONS)/.deps-$(ANSIBLE_BUNDLE)-$(words $(DEP_COLLECTIONS))
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
@@ -39,14 +43,14 @@ $(BIN)/.stamp: requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# community.docker, community.general and ansible.posix from the PyPI
+# The collections of DEP_COLLECTIONS from the PyPI
 # "ansible" bundle (Galaxy is not reachable from every edge site or CI).
 collections: $(DEPS_STAMP)
 $(DEPS_STAMP): | venv
 	rm -rf $(BUILD)/bundle && mkdir -p $(BUILD)/bundle $(COLLECTIONS)/ansible_collections
 	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(BUILD)/bundle ansible==$(ANSIBLE_BUNDLE)
 	$(BIN)/python tools/unpack_collections.py $(BUILD)/bundle/ansible-$(ANSIBLE_BUNDLE)-*.whl \
-		$(COLLECTIONS)/ansible_collections community.docker community.general ansible.posix
+		$(COLLECTIONS)/ansible_collections $(DEP_COLLECTIONS)
 	rm -rf $(BUILD)/bundle
 	touch $@
 
