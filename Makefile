@@ -6,7 +6,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-PYVER := 3.11
+# The controller Pythons of the pinned ansible-core (2.19); CI tests 3.11, Debian 12's.
+CONTROLLER_PYTHONS := 3.11 3.12 3.13
+PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# ansible-test runs on the venv's Python (known once the venv exists).
+PYVER = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 BUILD := $(CURDIR)/.build
@@ -26,7 +30,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help test sanity units lint integration prereqs venv collections layout demo bench continuity clean \
+.PHONY: help test sanity units lint integration prereqs python-check venv collections layout demo bench continuity clean \
 	testbed-up testbed-down testbed-status images molecule
 
 help:
@@ -36,9 +40,13 @@ help:
 	@echo "make continuity  time what the patient sees on the running demo cluster (after make demo)"
 	@echo "make testbed-up | testbed-down | testbed-status | images"
 
+python-check:
+	@case " $(CONTROLLER_PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; \
+		*) echo "need one of Python $(CONTROLLER_PYTHONS) on the controller (PYTHON=$(PYTHON) is $(PYTHON_VERSION))" >&2; exit 1;; esac
+
 venv: $(BIN)/.stamp
 $(BIN)/.stamp: requirements-dev.txt
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "need Python 3.11, got %s" % sys.version'
+	@$(MAKE) -s --no-print-directory python-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@

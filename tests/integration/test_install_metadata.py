@@ -2,17 +2,22 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the collection declares is what the tests run against: the dependencies in galaxy.yml (every
 collection the roles and playbooks use, from the version unpacked from the pinned "ansible" bundle up to its
-next major version) and requires_ansible (the pinned ansible-core)."""
+next major version), requires_ansible (the pinned ansible-core) and the controller Pythons the Makefile
+accepts (those of the pinned ansible-core)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import typing as t
 from pathlib import Path
 
+import pytest
 import yaml
 from ansible.release import __version__ as ansible_core_version
+from ansible_test._util.target.common.constants import CONTROLLER_PYTHON_VERSIONS
 
 from conftest import COLLECTION_ROOT  # pylint: disable=import-error
 from test_install import dependency_closure, unpacked_roots  # pylint: disable=import-error
@@ -51,3 +56,30 @@ def test_each_dependency_range_starts_at_the_version_tested(ansible_env):
 def test_requires_ansible_is_the_tested_ansible_core():
     runtime = yaml.safe_load((COLLECTION_ROOT / "meta" / "runtime.yml").read_text())
     assert runtime["requires_ansible"] == ">=%s.0" % ".".join(ansible_core_version.split(".")[:2])
+
+
+def makefile_check(*variables: str) -> subprocess.CompletedProcess:
+    # not the variables of a make this test may run under (make integration)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "-s", "--no-print-directory", "-C", str(COLLECTION_ROOT), "python-check",
+                           *variables], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("version", CONTROLLER_PYTHON_VERSIONS)
+def test_the_makefile_accepts_every_controller_python(version):
+    checked = makefile_check("PYTHON_VERSION=%s" % version)
+    assert (checked.returncode, checked.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.14", "3.1"])
+def test_the_makefile_refuses_other_pythons(version):
+    checked = makefile_check("PYTHON=python3", "PYTHON_VERSION=%s" % version)
+    assert checked.returncode != 0
+    assert checked.stderr.startswith("need one of Python %s on the controller (PYTHON=python3 is %s)\n" % (
+        " ".join(CONTROLLER_PYTHON_VERSIONS), version))
+
+
+def test_the_makefile_accepts_the_python_running_the_tests():
+    """The Python CI tests with (3.11), found by the check itself."""
+    checked = makefile_check("PYTHON=python3")
+    assert (checked.returncode, checked.stderr) == (0, "")
