@@ -83,3 +83,11 @@ def test_the_makefile_accepts_the_python_running_the_tests():
     """The Python CI tests with (3.11), found by the check itself."""
     checked = makefile_check("PYTHON=python3")
     assert (checked.returncode, checked.stderr) == (0, "")
+
+
+def test_the_tarball_leaves_out_what_git_ignores():
+    """A tarball built from a working checkout carries no build output, caches or virtual environment."""
+    built_in = {"__pycache__", "*.pyc", "tests/output"}  # ansible-galaxy leaves these out itself
+    ignored = {line.strip().strip("/") for line in (COLLECTION_ROOT / ".gitignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert ignored - built_in - set(galaxy()["build_ignore"]) == set()
