@@ -30,13 +30,15 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help test sanity units lint integration prereqs python-check venv collections layout demo bench continuity clean \
+.PHONY: help test sanity units lint integration prereqs python-check venv collections layout changelog changelog-build \
+	demo bench continuity clean \
 	testbed-up testbed-down testbed-status images molecule
 
 help:
 	@echo "make test   run every test (sanity, units, lint, integration)"
 	@echo "make demo   bring up the demo cluster and deploy the scenario"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make changelog  write CHANGELOG.rst for galaxy.yml's version from the fragments (which stay)"
 	@echo "make continuity  time what the patient sees on the running demo cluster (after make demo)"
 	@echo "make testbed-up | testbed-down | testbed-status | images"
 
@@ -76,8 +78,19 @@ sanity: layout
 units: layout
 	cd $(COLL_DEST) && ansible-test units --local --python $(PYVER) --color no $(UNITS_ARGS)
 
-lint: layout
+# ansible-lint, the docs lint and the changelog's (its fragments, and the release notes they make).
+lint: layout changelog-build
 	cd $(COLL_DEST) && ansible-lint --offline --profile production
+	cd $(COLL_DEST) && antsibull-docs lint-collection-docs .
+
+# The release notes of galaxy.yml's version as `antsibull-changelog release` writes them, made in a
+# copy so that the fragments stay until the release is cut; make changelog puts them in CHANGELOG.rst.
+CHANGELOG_COPY := $(BUILD)/changelog/ansible_collections/nanoedge/core
+changelog-build: collections
+	$(BIN)/python tools/layout.py $(CHANGELOG_COPY)
+	cd $(CHANGELOG_COPY) && antsibull-changelog lint && antsibull-changelog release
+changelog: changelog-build
+	cp $(CHANGELOG_COPY)/CHANGELOG.rst CHANGELOG.rst
 
 integration: layout prereqs
 	cd $(COLL_DEST) && $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v $(PYTEST_ARGS); \
