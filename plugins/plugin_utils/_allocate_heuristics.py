@@ -163,12 +163,11 @@ def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> No
         run_heaps(pending, state, score, ranked)
         return
     index = NodeIndex(state.nodes, pending, state.cpu, state.memory, state.storage, score if ranked else None)
-    floor = _floor(strategy, state)
     for service in pending:
         wanted = service.replicas - state.placed_count(service)
         taken = set(state.assigned.get(service.name, ()))
         while wanted and not index.hopeless(service):
-            where = index.best(service, floor(service), taken) if ranked else index.first(service, taken)
+            where = index.best(service, taken) if ranked else index.first(service, taken)
             if where < 0:
                 if not taken:
                     index.fail(service)
@@ -204,11 +203,3 @@ def _scorer(strategy: str, state: State) -> t.Callable[[int], float]:
 
     return score
 
-
-def _floor(strategy: str, state: State) -> t.Callable[[Service], float]:
-    """A score under which no node with room for the service can be (best_fit); spread has none."""
-    if strategy != "best_fit":
-        return lambda service: float("-inf")
-    scale_cpu, scale_memory, scale_storage = _scales(strategy, state)
-    # the scales are positive and float products and sums are monotonic: a node with room scores at least this
-    return lambda service: service.cpu * scale_cpu + service.memory * scale_memory + service.storage * scale_storage

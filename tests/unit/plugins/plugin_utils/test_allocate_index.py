@@ -51,10 +51,10 @@ def diverse(draw: t.Any, scarce: bool = False) -> t.Tuple[t.List[t.Any], t.List[
 
 
 def index_only(patch: pytest.MonkeyPatch) -> None:
-    """Always the index (never the heaps), in chunks of 4 nodes, with 3 demand levels (quantiles beyond)."""
+    """Always the index (never the heaps), with 3 demand levels (quantiles beyond) and 4 score levels."""
     patch.setattr(_allocate_heuristics, "HEAP_BUDGET", -1)
-    patch.setattr(_allocate_index, "CHUNK", 4)
     patch.setattr(_allocate_index, "MAX_BOUNDS", 3)
+    patch.setattr(_allocate_index, "SCORE_LEVELS", 4)
 
 
 def _assigned(services: t.List[t.Any], nodes: t.List[t.Any], strategy: str) -> t.Dict[str, t.List[int]]:
@@ -82,10 +82,34 @@ def test_property_the_index_gives_the_heaps_answer(cluster: t.Any, strategy: str
     heaps = _assigned(services, nodes, strategy)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_allocate_heuristics, "HEAP_BUDGET", -1)
-        patch.setattr(_allocate_index, "CHUNK", data.draw(st.sampled_from((1, 3, 8))))
-        patch.setattr(_allocate_index, "MAX_BOUNDS", data.draw(st.sampled_from((1, 5, 255))))
+        patch.setattr(_allocate_index, "MAX_BOUNDS", data.draw(st.sampled_from((1, 5, 4095))))
+        patch.setattr(_allocate_index, "SCORE_LEVELS", data.draw(st.sampled_from((1, 3, 4096))))
         assert _assigned(services, nodes, strategy) == heaps
         assert_feasible(allocate(services, nodes, strategy=strategy), services, nodes)
+
+
+@SETTINGS
+@given(st.data())
+def test_property_levels_answer_as_a_scan(data: t.Any) -> None:
+    size = data.draw(st.integers(1, 20))
+    levels = data.draw(st.lists(st.integers(0, size - 1), max_size=30))
+    tree = _allocate_index.Levels(levels, size)
+    moves = data.draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, size - 1)), max_size=20))
+    for node, level in [(node, level) for node, level in moves if node < len(levels)] + [(0, 0)]:
+        if node < len(levels):
+            tree.move(node, level)
+            levels[node] = level
+        for floor in range(-1, size + 1):
+            assert tree.at_least(floor) == sum(1 << index for index, at in enumerate(levels) if at >= floor)
+        among = data.draw(st.integers(0, (1 << len(levels)) - 1)) if levels else 0
+        chosen = [level for index, level in enumerate(levels) if among >> index & 1]
+        assert tree.lowest(among) == sum(1 << index for index, level in enumerate(levels)
+                                         if among >> index & 1 and level == min(chosen))
+
+
+def test_the_nodes_of_a_bitset_in_order() -> None:
+    assert list(_allocate_index.nodes_of(0b1010_0001)) == [0, 5, 7]
+    assert list(_allocate_index.nodes_of(0)) == []
 
 
 def _per_node(entry: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
