@@ -64,6 +64,9 @@ class Reconciler:
         self.targeted = Targeted(config)
         # when the last full run succeeded (targeted runs rely on what it found running)
         self.last_full: t.Optional[float] = None
+        # Just became active: a change that moves services is deployed targeted first, from the plan and
+        # services files this manager has, and the full run that must follow a takeover comes right after.
+        self.takeover = False
 
     # -- files -----------------------------------------------------------------------
 
@@ -132,12 +135,14 @@ class Reconciler:
         if change.role == "active":
             if change.previous != "active" and (change.term != self.led_term or self.applied is None):
                 self.force_reason = "became active: %s" % change.why
+                self.takeover = True
             # Back at the term it held: no other manager can have led meanwhile (its majority would
             # share a witness with this one's, and a witness refuses a term below one it granted),
             # so what this manager applied is still what runs; only what changed calls for a run.
             self.led_term = change.term
         else:
             self.force_reason = None
+            self.takeover = False
             self.skipped_for = None
         self.decide("role", change.line, previous=change.previous, term=change.term, granted_by=change.granted_by,
                     majority=change.majority, members=change.members, why=change.why)
@@ -286,14 +291,27 @@ class Reconciler:
 
     def targeted_move(self, reason: str) -> t.Union[Move, str]:
         """The change re-planned here, or the reason of a full run (``reason``, with why not targeted)."""
-        if not self.targeted.enabled or self.force_reason or self.runner.failures or self.last_full is None:
+        if not self.targeted.enabled or self.runner.failures:
             return reason
+        if self.force_reason or self.last_full is None:
+            return self.takeover_move(reason) if self.takeover else reason
         due = self.full_due()
         if due:
             return "%s; %s" % (reason, due)
         move = self.targeted.prepare(self.watcher.profiles)
         if isinstance(move, str):
             return "%s; a full run: %s" % (reason, move)
+        return move
+
+    def takeover_move(self, reason: str) -> t.Union[Move, str]:
+        """After a takeover, the services that must move are moved at once, before the full run a new
+        leader makes: it may have missed the last moves of the manager before it, but each node the move
+        touches ends up running what the new plan gives it, and the full run puts right what it missed."""
+        self.takeover = False
+        move = self.targeted.prepare(self.watcher.profiles)
+        if isinstance(move, str) or not move.touched():
+            return reason
+        LOG.info("taking over: %s first, then a full run", move.describe())
         return move
 
     def applied_in_place(self, move: Move, acted_on: Fingerprint, reason: str,
@@ -315,8 +333,8 @@ class Reconciler:
     def ran(self, report: t.Any, acted_on: Fingerprint, trigger: t.Dict[str, t.Any], full: bool) -> RunResult:
         if report.result.rc == 0:
             self.applied = acted_on
-            self.force_reason = None
-            if full:
+            if full:  # a targeted run after a takeover leaves the forced full run to come
+                self.force_reason = None
                 self.last_full = self.clock()
         self.decide("run", report.line, trigger=trigger, targeted=not full, **report.fields)
         self.runner.log_details(report)

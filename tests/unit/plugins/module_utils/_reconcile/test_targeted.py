@@ -239,3 +239,62 @@ def test_a_move_file_that_cannot_be_written_makes_a_full_run(tmp_path):
     assert asyncio.run(reconciler.reconcile(fingerprint)).rc == 0
     assert [c["argv"][0] for c in calls(tmp_path)] == ["full"]
     assert "a full run: cannot write the move file" in decisions(tmp_path)[-1]["reason"]
+
+
+def taken_over(reconciler: Reconciler) -> None:
+    """The state right after this manager became active at a new term (no full run of its own yet)."""
+    reconciler.force_reason, reconciler.takeover, reconciler.last_full = "became active: leader at term 9", True, None
+
+
+def test_a_takeover_moves_what_must_move_first_then_runs_full(tmp_path):
+    reconciler = make(tmp_path)
+    taken_over(reconciler)
+    fingerprint = live(reconciler, profile("w1"), profile("w2", "pom"), profile("w3"), profile("w4"))
+
+    async def twice() -> None:
+        assert (await reconciler.reconcile(fingerprint)).rc == 0
+        assert [c["argv"][0] for c in calls(tmp_path)] == ["move"]
+        assert reconciler.pending() and reconciler.force_reason == "became active: leader at term 9"
+        assert (await reconciler.reconcile(fingerprint)).rc == 0
+
+    asyncio.run(twice())
+    assert [c["argv"][0] for c in calls(tmp_path)] == ["move", "full"]
+    first, second = [d for d in decisions(tmp_path) if d["event"] == "run"]
+    assert (first["targeted"], second["targeted"]) == (True, False)
+    assert first["reason"].startswith("became active: leader at term 9")
+    assert first["reason"].endswith("targeted: start on w2; rewire on w1; stop on w4")
+    assert reconciler.force_reason is None and not reconciler.takeover and not reconciler.pending()
+    assert reconciler.last_full == pytest.approx(reconciler.clock(), abs=5)
+
+
+@pytest.mark.parametrize("setup", [
+    lambda r, p: None,  # nothing moves: the full run at once
+    lambda r, p: (p / "services.json").unlink(),  # nothing to plan from
+    lambda r, p: setattr(r.runner, "failures", 1),
+])
+def test_a_takeover_runs_full_at_once_when_nothing_moves_or_no_re_plan(tmp_path, setup):
+    reconciler = make(tmp_path)
+    taken_over(reconciler)
+    fingerprint = live(reconciler, profile("w1"), profile("w2"), profile("w3"), profile("w4", "pom", "temp"))
+    setup(reconciler, tmp_path)
+    reconciler.runner.next_retry = 0.0
+    assert asyncio.run(reconciler.reconcile(fingerprint)).rc == 0
+    assert [c["argv"][0] for c in calls(tmp_path)] == ["full"]
+    assert reconciler.force_reason is None and not reconciler.pending()
+
+
+def test_becoming_active_is_a_takeover_and_losing_the_lease_ends_it(tmp_path):
+    reconciler = make(tmp_path)
+
+    def answer(leader: bool, term: int) -> None:
+        change = reconciler.election.answered(reconciler.clock(), {
+            "manager": "m1", "candidate": True, "term": term, "leader": leader, "lease_remaining": 2.8 if leader else 0,
+            "granted_by": ["w1", "w2", "w3"] if leader else [], "members": 5, "majority": 3, "highest_term": term})
+        assert change is not None
+        reconciler._role_changed(change)  # pylint: disable=protected-access
+
+    answer(False, 11)
+    answer(True, 13)
+    assert reconciler.takeover and reconciler.force_reason.startswith("became active: leader at term 13")
+    answer(False, 15)
+    assert (reconciler.takeover, reconciler.force_reason) == (False, None)
