@@ -21,6 +21,8 @@ SANITY_ARGS ?=
 UNITS_ARGS ?=
 PYTEST_ARGS ?=
 CONTINUITY_ARGS ?=
+# antsibull-docs lint-collection-docs options; --plugin-docs also checks every plugin's and role's docs.
+DOCS_LINT_ARGS ?=
 # The collections unpacked from the bundle: the dependencies galaxy.yml declares (community.docker
 # needs community.library_inventory_filtering_v1) and community.general. The stamp counts them, so a
 # checkout unpacked before a collection was added unpacks again.
@@ -81,7 +83,7 @@ units: layout
 # ansible-lint, the docs lint and the changelog's (its fragments, and the release notes they make).
 lint: layout changelog-build
 	cd $(COLL_DEST) && ansible-lint --offline --profile production
-	cd $(COLL_DEST) && antsibull-docs lint-collection-docs .
+	cd $(COLL_DEST) && antsibull-docs lint-collection-docs $(DOCS_LINT_ARGS) .
 
 # The release notes of galaxy.yml's version as `antsibull-changelog release` writes them, made in a
 # copy so that the fragments stay until the release is cut; make changelog puts them in CHANGELOG.rst.
