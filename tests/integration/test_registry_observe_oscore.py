@@ -66,3 +66,19 @@ def test_observing_again_many_times_keeps_the_notifications(cluster):
         observation.cancel()
 
     run(cluster, scenario)
+
+
+def test_every_lease_answer_names_the_etag_of_profiles(cluster):
+    async def scenario(peers: Peers, url: str) -> None:
+        await put_profile(peers, url, "w1")
+        for method in (Code.GET, Code.PUT):
+            body = {"candidate": True, "ttl": 3} if method == Code.PUT else None
+            status = await peers.json("m1", url, method, "/leadership", body)
+            whole = await peers.request("m1", url, Code.GET, "/profiles")
+            assert status["profiles"] == bytes(whole.opt.etag).hex()
+        await put_profile(peers, url, "w2")
+        status = await peers.json("m1", url, Code.GET, "/leadership")
+        assert status["profiles"] == bytes((await peers.request("m1", url, Code.GET, "/profiles")).opt.etag).hex()
+        assert status["profiles"] != bytes(whole.opt.etag).hex()
+
+    run(cluster, scenario)

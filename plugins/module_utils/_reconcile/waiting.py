@@ -18,16 +18,21 @@ async def sleep_or_stop(stopping: asyncio.Event, seconds: float, *events: asynci
             waiter.cancel()
 
 
-async def next_or_stop(queue: asyncio.Queue, stopping: asyncio.Event) -> t.Tuple[str, t.Any]:
-    """The next item of ``queue``, or ``("stop", None)`` when ``stopping`` is set first."""
+async def next_or_stop(queue: asyncio.Queue, stopping: asyncio.Event, *events: asyncio.Event) -> t.Tuple[str, t.Any]:
+    """The next item of ``queue``; ``("stop", None)`` when ``stopping`` is set first, ``("event", None)``
+    when one of ``events`` is."""
     getter = asyncio.ensure_future(queue.get())
     stopper = asyncio.ensure_future(stopping.wait())
+    others = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({getter, stopper, *others}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopper.cancel()
+        for waiter in [stopper] + others:
+            waiter.cancel()
         if not getter.done():
             getter.cancel()
     if getter.done() and not getter.cancelled():
         return getter.result()
-    return ("stop", None)
+    if stopping.is_set():
+        return ("stop", None)
+    return ("event", None)

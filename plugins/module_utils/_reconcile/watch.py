@@ -54,6 +54,11 @@ class Watcher:
         # and whole, the well-formed ones: a targeted re-placement plans from them
         self.profiles: t.Dict[str, t.Dict[str, t.Any]] = {}
         self.last_change = 0.0
+        # the ETag of the /profiles last read, and how many lease answers in a row named another
+        self.etag: t.Optional[str] = None
+        self.behind = self.refreshes = 0
+        # set when /profiles changed without a notification: observe again at once
+        self.refresh = asyncio.Event()
         self.error: t.Optional[str] = None
         self.down_since = 0.0
         self._reported_problems: t.Set[str] = set()
@@ -115,6 +120,7 @@ class Watcher:
             self.payload_problem("malformed /profiles answer ignored: %s" % exc)
             return
         self.profiles = {node: profiles[node] for node in fingerprint}
+        self.etag = bytes(response.opt.etag).hex() if response.opt.etag else None
         for problem in problems:
             self.payload_problem("skipping a malformed profile: %s" % problem)
         if not problems:
@@ -141,6 +147,9 @@ class Watcher:
         while not self.stopping.is_set():
             if await self._observe_once():
                 retry = 0.5
+                if self.refresh.is_set():
+                    self.refresh.clear()
+                    continue
                 await sleep_or_stop(self.stopping, min(0.5, self.interval))
             else:
                 await sleep_or_stop(self.stopping, retry)
@@ -195,10 +204,11 @@ class Watcher:
             if remaining <= 0:
                 return
             try:
-                kind, item = await asyncio.wait_for(next_or_stop(notifications, self.stopping), remaining)
+                kind, item = await asyncio.wait_for(next_or_stop(notifications, self.stopping, self.refresh),
+                                                    remaining)
             except asyncio.TimeoutError:
                 return
-            if kind == "stop":
+            if kind in ("stop", "event"):
                 return
             if kind == "end":
                 LOG.debug("observation of %s/profiles ended (%s); observing again", self.registry, item)
@@ -233,9 +243,29 @@ class Watcher:
         if not response.code.is_successful():
             return "error", "/leadership " + _answer_text(response)
         try:
-            return "answer", json.loads(bytes(response.payload).decode("utf-8"))
+            status = json.loads(bytes(response.payload).decode("utf-8"))
         except ValueError as exc:
             return "error", "/leadership answered a payload that is not JSON: %s" % exc
+        self.compare_etag(status)
+        return "answer", status
+
+    def compare_etag(self, status: t.Any) -> None:
+        """A lease answer names the ETag of /profiles as it stands (docs/contracts.md, "The CoAP API").
+        Two answers in a row that name another than the one last read mean a change whose notification
+        was lost (one answer alone may just have overtaken it): observe again at once."""
+        etag = status.get("profiles") if isinstance(status, dict) else None
+        if not isinstance(etag, str) or self.etag is None or etag == self.etag:
+            self.behind = self.refreshes = 0
+            return
+        self.behind += 1
+        # a registry whose answers keep naming another ETag is read again less and less often
+        if self.behind == 2 ** min(self.refreshes + 1, 6):
+            if not self.refreshes:
+                LOG.info("registry %s: /profiles changed (ETag %s) and no notification came; reading it again",
+                         self.registry, etag)
+            self.refreshes += 1
+            self.behind = 0
+            self.refresh.set()
 
 
 def _cancel(observation: t.Any) -> None:

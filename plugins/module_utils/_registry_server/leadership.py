@@ -167,12 +167,22 @@ class LeadershipResource(Resource):
     """``/leadership``: PUT from the manager's own reconcile daemon, GET for the managers."""
 
     def __init__(self, leadership: Leadership, security: bool, managers: t.FrozenSet[str],
-                 diagnostic: t.Callable[..., aiocoap.Message]) -> None:
+                 diagnostic: t.Callable[..., aiocoap.Message], profiles_etag: t.Callable[[], str] = lambda: "") -> None:
         super().__init__()
         self.leadership = leadership
         self.security = security
         self.managers = managers
         self.diagnostic = diagnostic
+        # The ETag of /profiles as it stands, in every answer: the manager renews its lease every second,
+        # so a change whose notification was lost (they are NON, and UDP) is noticed within a renewal.
+        self.profiles_etag = profiles_etag
+
+    def _status(self, code: Code) -> aiocoap.Message:
+        status = self.leadership.status()
+        etag = self.profiles_etag()
+        if etag:
+            status["profiles"] = etag
+        return json_answer(code, status)
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         return False
@@ -186,7 +196,7 @@ class LeadershipResource(Resource):
             if request.payload:
                 raise BadInput(Code.BAD_REQUEST, "GET takes no payload")
             check_manager(self.security, self.managers, request, "reading /leadership")
-            return json_answer(Code.CONTENT, self.leadership.status())
+            return self._status(Code.CONTENT)
         if request.code != Code.PUT:
             raise BadInput(Code.METHOD_NOT_ALLOWED, "%s is not allowed on /leadership (GET, PUT)" % request.code)
         check_node_identity(self.security, request, name, "writing /leadership", "write /leadership")
@@ -196,4 +206,4 @@ class LeadershipResource(Resource):
         except LeadershipError as exc:
             raise BadInput(Code.BAD_REQUEST, "invalid candidacy: %s" % exc) from None
         self.leadership.stand(ttl)
-        return json_answer(Code.CHANGED, self.leadership.status())
+        return self._status(Code.CHANGED)

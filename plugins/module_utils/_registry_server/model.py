@@ -222,6 +222,10 @@ class Registry:
             self._collection_cache[CF_CBOR] = (payload, etag)
         return self._collection_cache[content_format]
 
+    def collection_etag(self) -> str:
+        """The ETag of ``/profiles`` as JSON, in hex (both forms share it)."""
+        return self.collection(CF_JSON)[1].hex()
+
     def _keys(self, content_format: int) -> t.Dict[str, bytes]:
         """Node -> its encoded key in ``content_format`` (for JSON with the colon), for every live node."""
         keys = self._cbor_keys if content_format == CF_CBOR else self._json_keys

@@ -94,7 +94,8 @@ def liveness_site(args: argparse.Namespace, registry: Registry, resource: Profil
         book = GrantBook(args.name, args.cluster_managers, args.members, lease=args.lease, drift=args.clock_drift,
                          highest_term=args.highest_term)
         leadership = Leadership(book, args.term_file, args.highest_term)
-        others.append(("leadership", LeadershipResource(leadership, settings.security, settings.managers, diagnostic)))
+        others.append(("leadership", LeadershipResource(leadership, settings.security, settings.managers, diagnostic,
+                                                        registry.collection_etag)))
         LOG.info("leadership: manager %s (%d of %s), %d members, lease %g s, highest term %d (%s)", args.name,
                  book.index + 1, ",".join(args.cluster_managers), len(book.members), args.lease, args.highest_term,
                  args.term_file)

@@ -13,6 +13,7 @@ import typing as t
 import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import validate_config
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.waiting import next_or_stop
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.watch import Watcher, describe_error
 
 PROFILE = {"node": "w1", "capabilities": ["pom"], "power": {"source": "ac"}, "network": ["wifi"], "arch": "armv7l"}
@@ -26,9 +27,14 @@ class Code(t.NamedTuple):
         return self.dotted.startswith("2.")
 
 
+class Options(t.NamedTuple):
+    etag: t.Optional[bytes] = None
+
+
 class Response(t.NamedTuple):
     code: Code
     payload: bytes
+    opt: Options = Options()
 
 
 CONTENT = Code("2.05", "Content")
@@ -112,3 +118,38 @@ def test_errors_are_described_by_their_errno():
     assert describe_error(error) == "Connection refused"
     assert describe_error(RuntimeError()) == "RuntimeError"
     assert describe_error(RuntimeError("timed out")) == "timed out"
+
+
+def test_lease_answers_that_name_another_etag_make_the_watcher_read_again(caplog):
+    caplog.set_level(logging.INFO, logger="nanoedge.reconcile")
+    watcher, _calls = make_watcher()
+    watcher.compare_etag({"profiles": "ffff"})  # nothing read yet: nothing to compare
+    watcher.take_payload(Response(CONTENT, json.dumps({"w1": PROFILE}).encode(), Options(b"\x01\x02")))
+    assert watcher.etag == "0102"
+    refreshed = []
+    for status in [{"profiles": "0102"}, {"profiles": "ffff"}, {"profiles": "0102"},  # overtaken once: nothing
+                   {"profiles": "ffff"}, {"profiles": "ffff"},  # twice in a row: read again
+                   {"profiles": "ffff"}, {"profiles": "ffff"}, {"profiles": "ffff"}, {"profiles": "ffff"},  # then 4
+                   {"term": 9}, "not an object"]:  # a registry that does not say: nothing
+        watcher.compare_etag(status)
+        refreshed.append(watcher.refresh.is_set())
+        watcher.refresh.clear()
+    assert refreshed == [False, False, False, False, True, False, False, False, True, False, False]
+    assert [r.getMessage() for r in caplog.records] == [
+        "registry coap://m1:5683: /profiles changed (ETag ffff) and no notification came; reading it again"]
+
+
+def test_the_refresh_ends_the_wait_for_a_notification():
+    async def scenario() -> t.List[t.Tuple[str, t.Any]]:
+        queue: asyncio.Queue = asyncio.Queue()
+        stopping, refresh = asyncio.Event(), asyncio.Event()
+        results = []
+        queue.put_nowait(("notification", 1))
+        results.append(await next_or_stop(queue, stopping, refresh))
+        refresh.set()
+        results.append(await next_or_stop(queue, stopping, refresh))
+        stopping.set()
+        results.append(await next_or_stop(queue, stopping, refresh))
+        return results
+
+    assert asyncio.run(scenario()) == [("notification", 1), ("event", None), ("stop", None)]
