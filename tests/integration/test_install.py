@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from _registry_server import RegistryServer
-from conftest import COLLECTION_ROOT, COLLECTIONS_PATH  # pylint: disable=import-error
+from conftest import COLLECTION_ROOT  # pylint: disable=import-error
 from test_service_profiles import LABEL, Pusher  # pylint: disable=import-error
 
 # ansible-doc's plugin type for each folder of plugins/ (action plugins document as their modules)
@@ -44,9 +44,9 @@ def run(command: t.Sequence[str], env: t.Dict[str, str], cwd: Path) -> str:
 
 
 def unpacked_roots(env: t.Dict[str, str]) -> t.List[Path]:
-    """The collection roots besides the checkout's layout: where the bundle's collections were unpacked."""
-    paths = [Path(p) for p in env["ANSIBLE_COLLECTIONS_PATH"].split(os.pathsep) if p]
-    return [p / "ansible_collections" for p in paths if p.resolve() != COLLECTIONS_PATH.resolve()]
+    """The ansible_collections folders the tests use: the checkout's layout and where the bundle's collections
+    were unpacked (the same folder with make's default layout)."""
+    return [Path(p) / "ansible_collections" for p in env["ANSIBLE_COLLECTIONS_PATH"].split(os.pathsep) if p]
 
 
 def dependency_closure(direct: t.Dict[str, str], roots: t.Sequence[Path]) -> t.Dict[str, Path]:
