@@ -7,6 +7,12 @@ and long periods such as 30 minutes; the demo uses seconds).
 The alert state is served over CoAP at ``/alert`` (observable) and logged.
 With ``--oc-uri`` the alert also asks the oxygen controller for more oxygen
 (``--alert-flow``) while it lasts and returns it to ``--normal-flow`` after.
+
+Every SpO2 reading is judged once, in order, at the time it was taken: the
+service follows the SpO2 service's history (``<spo2 uri>/history``), so after
+a restart or a move it first catches up on what it missed; each state change
+keeps the sequence number of the reading that caused it. What it received,
+dropped as duplicate or could not get is served at ``/counters``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import logging
 import sys
 import typing as t
 
-from nanoedge_ns import alerting, coapio, service
+from nanoedge_ns import alerting, coapio, follower, service
 
 log = logging.getLogger("alert")
 
@@ -30,21 +36,37 @@ class Monitor:
         self.alert = alerting.ThresholdAlert(threshold, hold_s, margin, below=True)
         self.history: t.Deque[t.Dict[str, t.Any]] = collections.deque(maxlen=history)
         self.source_error: t.Optional[str] = None
+        self.last_seq: t.Optional[int] = None
 
     def observe(self, reading: t.Any, now: float) -> t.Optional[alerting.Transition]:
         value = reading.get("spo2") if isinstance(reading, dict) else None
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError("alert: the SpO2 service sent spo2=%r, not a number" % (value,))
+        seq = reading.get("seq") if isinstance(reading, dict) else None
         transition = self.alert.update(value, now)
+        if seq is not None:
+            self.last_seq = seq
         if transition is not None:
             self.history.append({"state": transition.state, "time": service.iso(transition.since),
-                                 "spo2": transition.value})
+                                 "spo2": transition.value, "seq": seq,
+                                 "source": reading.get("source") if isinstance(reading, dict) else None})
         return transition
+
+    def observe_numbered(self, reading: t.Dict[str, t.Any]) -> t.Optional[alerting.Transition]:
+        """A reading from the SpO2 history, judged at the time it was taken."""
+        taken_at = reading.get("taken_at")
+        now = float(taken_at) if isinstance(taken_at, (int, float)) and not isinstance(taken_at, bool) else \
+            service.now()
+        try:
+            return self.observe(reading, now)
+        except ValueError as exc:
+            log.error("seq %s: %s", reading.get("seq"), exc)  # one bad reading must not stop the catch-up
+            return None
 
     def snapshot(self) -> t.Dict[str, t.Any]:
         result = self.alert.snapshot()
         result.update(since=service.iso(self.alert.since), measure="spo2", unit="%",
-                      history=list(self.history), source_error=self.source_error)
+                      history=list(self.history), source_error=self.source_error, last_seq=self.last_seq)
         return result
 
 
@@ -60,28 +82,52 @@ def message(transition: alerting.Transition, monitor: Monitor) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     monitor = Monitor(args.threshold, args.hold, args.margin)
-    resource = coapio.make_json_resource(monitor.snapshot)
-    context = await coapio.serve({"alert": resource}, args.bind, args.port)
     client = coapio.Client(timeout=args.poll * 5)
-    try:
+    valve: t.List[alerting.Transition] = []
+    valve_changed = asyncio.Event()
+
+    def react(transition: t.Optional[alerting.Transition]) -> None:
+        if transition is None:
+            return
+        log.log(logging.WARNING if transition.state == alerting.ALERT else logging.INFO,
+                "%s", message(transition, monitor))
+        resource.notify()
+        if args.oc_uri and transition.state in (alerting.ALERT, alerting.NORMAL):
+            valve[:] = [transition]  # catching up, only the last command matters
+            valve_changed.set()
+
+    spo2 = follower.open_follower("alert", args, lambda reading: react(monitor.observe_numbered(reading)))
+
+    async def poll_live() -> None:
+        # an SpO2 service without a history (an older image): its current reading, as before
+        try:
+            reading = await client.get(args.spo2_uri)
+            monitor.source_error = spo2.source_error = None
+        except (asyncio.TimeoutError, OSError, ValueError) as exc:
+            reading = None
+            if monitor.source_error is None:
+                log.warning("cannot read %s: %s", args.spo2_uri, exc)
+            monitor.source_error = spo2.source_error = str(exc) or type(exc).__name__
+        react(monitor.observe(reading, service.now()))
+
+    async def drive_valve() -> None:
         while True:
-            try:
-                reading = await client.get(args.spo2_uri)
-                monitor.source_error = None
-            except (asyncio.TimeoutError, OSError, ValueError) as exc:
-                reading = None
-                if monitor.source_error is None:
-                    log.warning("cannot read %s: %s", args.spo2_uri, exc)
-                monitor.source_error = str(exc) or type(exc).__name__
-            transition = monitor.observe(reading, service.now())
-            if transition is not None:
-                log.log(logging.WARNING if transition.state == alerting.ALERT else logging.INFO,
-                        "%s", message(transition, monitor))
-                resource.notify()
-                if args.oc_uri and transition.state in (alerting.ALERT, alerting.NORMAL):
-                    await _drive_valve(client, args, transition)
-            await asyncio.sleep(args.poll)
+            await valve_changed.wait()
+            valve_changed.clear()
+            await _drive_valve(client, args, valve[-1])
+
+    def snapshot() -> t.Dict[str, t.Any]:
+        monitor.source_error = spo2.source_error
+        return monitor.snapshot()
+
+    resource = coapio.make_json_resource(snapshot)
+    context = await coapio.serve({"alert": resource, "counters": coapio.make_json_resource(spo2.counters)},
+                                 args.bind, args.port)
+    driver = asyncio.ensure_future(drive_valve())
+    try:
+        await spo2.follow(client, args.spo2_uri.rstrip("/") + "/history", args.poll, legacy=poll_live)
     finally:
+        driver.cancel()
         await client.close()
         await context.shutdown()
 

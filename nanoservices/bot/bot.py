@@ -15,7 +15,7 @@ import os
 import sys
 import typing as t
 
-from nanoedge_ns import coapio, service, w1therm
+from nanoedge_ns import coapio, readings, service, w1therm
 
 log = logging.getLogger("bot")
 
@@ -36,17 +36,22 @@ def read_temperature(devices_dir: str) -> t.Dict[str, t.Any]:
 async def main(args: argparse.Namespace) -> None:
     state: t.Dict[str, t.Any] = {"celsius": None, "unit": "C", "time": None}
     resource = coapio.make_json_resource(lambda: state)
-    context = await coapio.serve({"temperature": resource}, args.bind, args.port)
+    producer = readings.open_producer("bot", args)
+    context = await coapio.serve({"temperature": resource,
+                                  "temperature/history": coapio.make_history_resource(producer.answer)},
+                                 args.bind, args.port)
     try:
         while True:
             # the w1 driver blocks for the ~750 ms conversion: keep it off the loop
             result = await asyncio.get_running_loop().run_in_executor(None, read_temperature, args.devices)
             if result["error"] and result["error"] != state.get("error"):
                 log.warning("%s", result["error"])
-            state.update(result, time=service.iso(service.now()))
+            now = service.now()
+            state.update(producer.publish(dict(result, unit="C", time=service.iso(now)), taken_at=now))
             resource.notify()
             await asyncio.sleep(args.interval)
     finally:
+        producer.close()
         await context.shutdown()
 
 

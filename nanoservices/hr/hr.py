@@ -14,7 +14,7 @@ import logging
 import sys
 import typing as t
 
-from nanoedge_ns import beats, bm1000b, coapio, service
+from nanoedge_ns import beats, bm1000b, coapio, readings, service
 
 log = logging.getLogger("hr")
 
@@ -56,16 +56,20 @@ async def main(args: argparse.Namespace) -> None:
     window = BeatWindow(args.rate, args.window)
     state: t.Dict[str, t.Any] = {"bpm": None, "beats": 0, "time": None}
     resource = coapio.make_json_resource(lambda: state)
-    context = await coapio.serve({"hr": resource}, args.bind, args.port)
+    producer = readings.open_producer("hr", args)
+    context = await coapio.serve({"hr": resource, "hr/history": coapio.make_history_resource(producer.answer)},
+                                 args.bind, args.port)
     try:
         count = 0
         async for packet in bm1000b.stream_packets(args.device, args.rate):
             window.add(packet)
             count += 1
             if count % args.rate == 0:
-                state.update(reading(window), time=service.iso(service.now()))
+                now = service.now()
+                state.update(producer.publish(dict(reading(window), time=service.iso(now)), taken_at=now))
                 resource.notify()
     finally:
+        producer.close()
         await context.shutdown()
 
 

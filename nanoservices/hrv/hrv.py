@@ -13,7 +13,7 @@ import logging
 import sys
 import typing as t
 
-from nanoedge_ns import beats, bm1000b, coapio, service
+from nanoedge_ns import beats, bm1000b, coapio, readings, service
 
 log = logging.getLogger("hrv")
 
@@ -61,16 +61,21 @@ async def main(args: argparse.Namespace) -> None:
     window = IntervalWindow(args.rate, args.window)
     state: t.Dict[str, t.Any] = {"sdnn_ms": None, "rmssd_ms": None, "window_s": args.window, "time": None}
     resource = coapio.make_json_resource(lambda: state)
-    context = await coapio.serve({"hrv": resource}, args.bind, args.port)
+    producer = readings.open_producer("hrv", args)
+    context = await coapio.serve({"hrv": resource, "hrv/history": coapio.make_history_resource(producer.answer)},
+                                 args.bind, args.port)
     try:
         count = 0
         async for packet in bm1000b.stream_packets(args.device, args.rate):
             window.add(packet)
             count += 1
             if count % (args.rate * 5) == 0:  # HRV moves slowly: every 5 s
-                state.update(reading(window), time=service.iso(service.now()))
+                now = service.now()
+                state.update(producer.publish(dict(reading(window), window_s=args.window, time=service.iso(now)),
+                                              taken_at=now))
                 resource.notify()
     finally:
+        producer.close()
         await context.shutdown()
 
 

@@ -16,7 +16,7 @@ import logging
 import sys
 import typing as t
 
-from nanoedge_ns import bm1000b, coapio, service
+from nanoedge_ns import bm1000b, coapio, readings, service
 
 log = logging.getLogger("spo2")
 
@@ -57,17 +57,21 @@ async def main(args: argparse.Namespace) -> None:
     state: t.Dict[str, t.Any] = {"spo2": None, "pulse_rate": None, "status": "no data", "unit": "%",
                                  "device": args.device, "time": None}
     resource = coapio.make_json_resource(lambda: state)
-    context = await coapio.serve({"spo2": resource}, args.bind, args.port)
+    producer = readings.open_producer("spo2", args)  # numbered readings, kept for consumers that catch up
+    context = await coapio.serve({"spo2": resource, "spo2/history": coapio.make_history_resource(producer.answer)},
+                                 args.bind, args.port)
     try:
         count = 0
         async for packet in bm1000b.stream_packets(args.device, args.rate):
             window.add(packet)
             count += 1
             if count % args.rate == 0:  # once a second
-                state.update(window.reading(), time=service.iso(service.now()))
+                now = service.now()
+                state.update(producer.publish(dict(window.reading(), time=service.iso(now)), taken_at=now))
                 resource.notify()
                 log.debug("%s", state)
     finally:
+        producer.close()
         await context.shutdown()
 
 

@@ -16,6 +16,7 @@ import logging
 import typing as t
 
 JSON_FORMAT = 50
+OCTET_STREAM = 42
 DEFAULT_PORT = 5683
 
 log = logging.getLogger("nanoedge_ns.coap")
@@ -68,6 +69,25 @@ def make_json_resource(getter: t.Callable[[], t.Any],
     return JsonResource()
 
 
+def make_history_resource(answer: t.Callable[[t.Sequence[str]], t.Tuple[bytes, bool]]) -> t.Any:
+    """``GET <resource>/history?since=N&limit=L[&enc=zlib]``: ``answer``
+    (``Producer.answer``) gets the Uri-Query items and returns the page and
+    whether it is zlib-compressed (sent as application/octet-stream, 42).
+    aiocoap sends a long page block-wise (RFC 7959); a bad query is 4.00
+    with the reason."""
+    aiocoap = _aiocoap()
+
+    class HistoryResource(aiocoap.resource.Resource):
+        async def render_get(self, request: t.Any) -> t.Any:
+            try:
+                payload, compressed = answer(list(request.opt.uri_query))
+            except ValueError as exc:
+                return aiocoap.Message(code=aiocoap.BAD_REQUEST, payload=str(exc).encode())
+            return aiocoap.Message(payload=payload, content_format=OCTET_STREAM if compressed else JSON_FORMAT)
+
+    return HistoryResource()
+
+
 async def serve(resources: t.Dict[str, t.Any], bind: str = "", port: int = DEFAULT_PORT) -> t.Any:
     """Start a CoAP server with ``resources`` (path -> resource) and /.well-known/core.
 
@@ -93,6 +113,14 @@ async def serve(resources: t.Dict[str, t.Any], bind: str = "", port: int = DEFAU
     return context
 
 
+class CoapError(ValueError):
+    """A peer answered with an error code (``code``, e.g. "4.04")."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Client:
     """A CoAP client context that fetches and sends JSON with a timeout."""
 
@@ -106,6 +134,11 @@ class Client:
         return self._context
 
     async def request(self, method: str, uri: str, document: t.Any = None) -> t.Any:
+        payload, _ = await self.exchange(method, uri, document)
+        return json.loads(payload.decode("utf-8")) if payload else None
+
+    async def exchange(self, method: str, uri: str, document: t.Any = None) -> t.Tuple[bytes, t.Optional[int]]:
+        """The raw answer: payload (whole, block-wise transfers assembled) and content format."""
         aiocoap = _aiocoap()
         code = {"GET": aiocoap.GET, "PUT": aiocoap.PUT, "POST": aiocoap.POST}[method]
         message = aiocoap.Message(code=code, uri=uri)
@@ -119,8 +152,9 @@ class Client:
             # any other to the callers, which retry
             raise ConnectionError("%s %s: %s" % (method, uri, exc or type(exc).__name__)) from exc
         if not response.code.is_successful():
-            raise ValueError("%s %s: %s %s" % (method, uri, response.code, response.payload.decode(errors="replace")))
-        return json.loads(response.payload.decode("utf-8")) if response.payload else None
+            raise CoapError("%s %s: %s %s" % (method, uri, response.code, response.payload.decode(errors="replace")),
+                            response.code.dotted)
+        return response.payload, response.opt.content_format
 
     async def get(self, uri: str) -> t.Any:
         return await self.request("GET", uri)

@@ -32,7 +32,29 @@ def parser(name: str, doc: t.Optional[str], port: int) -> argparse.ArgumentParse
     result.add_argument("--port", type=int, default=int(env("port", str(port))),
                         help="CoAP port (env NANOEDGE_PORT, default %d)" % port)
     result.add_argument("--verbose", action="store_true")
+    durable = result.add_argument_group("numbered readings and their history (nanoedge_ns.readings, .follower)")
+    durable.add_argument("--state-dir", default=env("state_dir", ""),
+                         help="folder of the durable state: the history of a producer, the position of a consumer "
+                              "(env NANOEDGE_STATE_DIR, default /var/lib/nanoedge/%s)" % name)
+    durable.add_argument("--instance", default=env("instance", "main"),
+                         help="names this source in its readings: <service>/<instance> "
+                              "(env NANOEDGE_INSTANCE, default main)")
+    durable.add_argument("--history-count", type=int, default=int(env("history_count", "20000")),
+                         help="readings kept at most (env NANOEDGE_HISTORY_COUNT, default 20000)")
+    durable.add_argument("--history-bytes", type=int, default=int(env("history_bytes", str(4 << 20))),
+                         help="bytes of history kept at most (env NANOEDGE_HISTORY_BYTES, default 4 MiB)")
+    durable.add_argument("--history-fsync", type=_flag, default=_flag(env("history_fsync", "1")),
+                         help="1: each reading is on stable storage before it is served; 0: only in the kernel's "
+                              "cache, lost by a power cut (env NANOEDGE_HISTORY_FSYNC, default 1)")
     return result
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError("expected 1 or 0, got %r" % value)
 
 
 def now() -> float:

@@ -227,6 +227,22 @@ def test_alert_monitor(service_module):
     assert alert.message(cleared, monitor) == "SpO2 back to 95 %: alert cleared"
 
 
+def test_alert_keeps_the_sequence_numbers_of_its_transitions(service_module):
+    alert = service_module("alert")
+    monitor = alert.Monitor(threshold=92, hold_s=10, margin=1)
+    readings = [{"seq": 7, "source": "spo2/main", "spo2": 97, "taken_at": 100.0},
+                {"seq": 8, "source": "spo2/main", "spo2": 90, "taken_at": 101.0},
+                {"seq": 9, "source": "spo2/main", "spo2": "bad", "taken_at": 105.0},
+                {"seq": 10, "source": "spo2/main", "spo2": 89, "taken_at": 111.0}]
+    states = [getattr(monitor.observe_numbered(r), "state", None) for r in readings]
+    assert states == [None, "pending", None, "alert"]  # judged at the time each was taken, a bad one skipped
+    snapshot = monitor.snapshot()
+    assert snapshot["history"] == [
+        {"state": "pending", "time": "1970-01-01T00:01:41Z", "spo2": 90, "seq": 8, "source": "spo2/main"},
+        {"state": "alert", "time": "1970-01-01T00:01:51Z", "spo2": 89, "seq": 10, "source": "spo2/main"}]
+    assert snapshot["last_seq"] == 10
+
+
 def test_alert_rejects_a_non_number(service_module):
     alert = service_module("alert")
     with pytest.raises(ValueError) as error:
@@ -307,7 +323,7 @@ def test_a_service_stops_at_once_on_sigterm(tmp_path):
     # A moved service is stopped with SIGTERM; as its container's PID 1 it must act on it itself.
     env = dict(os.environ, PYTHONPATH=str(NANOSERVICES / "common"), NANOEDGE_BIND="127.0.0.1",
                NANOEDGE_PORT=str(20000 + os.getpid() % 20000), NANOEDGE_SPO2_URI="coap://127.0.0.1:9/spo2",
-               NANOEDGE_OC_URI="coap://127.0.0.1:9/valve")
+               NANOEDGE_OC_URI="coap://127.0.0.1:9/valve", NANOEDGE_STATE_DIR=str(tmp_path))
     proc = subprocess.Popen([sys.executable, str(NANOSERVICES / "alert" / "alert.py")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

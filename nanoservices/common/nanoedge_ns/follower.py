@@ -1,0 +1,254 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The consumer's side of numbered readings: catch up, then follow.
+
+A :class:`Follower` hands a producer's readings to ``handle`` in order,
+each once. It remembers, durably, the last sequence number it processed per
+source (``<state dir>/follow-<name>.json``, written whole by rename) and
+asks the producer's history for what came after (``?since=N``): a consumer
+that starts, restarts or moves catches up before it follows. What it could
+not get is counted and logged, never skipped in silence:
+
+- ``missing`` and ``gaps``: readings the history no longer held (it is
+  bounded) or that never reached it, as ``[first, last]`` ranges;
+- ``duplicates``: readings at or below the position, dropped;
+- ``resets``: the producer started a new numbering (a new epoch: its
+  history folder was lost); the readings it took and lost are unknown;
+- ``refused``: the producer's numbering went backwards in the same epoch
+  (a restored or copied history): its readings are refused with a message
+  until the operator deletes the position file.
+
+Position and counters are saved after each page handed to ``handle``: a
+consumer killed while handling a page is given that page again at its
+restart (at-least-once for at most one page; ``handle`` should tolerate
+it, e.g. by the sequence number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+import typing as t
+import zlib
+
+from nanoedge_ns import coapio
+from nanoedge_ns.history import write_atomically
+from nanoedge_ns.readings import safe_name, state_dir_for
+
+MAX_GAP_RANGES = 50
+
+log = logging.getLogger("nanoedge_ns.follower")
+
+
+class SequenceError(Exception):
+    """A producer's numbering went backwards: its readings are refused."""
+
+
+def _source_state() -> t.Dict[str, t.Any]:
+    return {"epoch": None, "last_seq": 0, "head": 0, "received": 0, "duplicates": 0, "missing": 0, "gaps": [],
+            "resets": 0, "refused": None, "last_taken_at": None}
+
+
+class Follower:
+    """Numbered readings of one producer, in order, once, to ``handle``.
+
+    ``start`` says where a source never seen before starts: ``"oldest"``
+    (everything its history still holds) or ``"latest"`` (only what comes).
+    ``path`` empty keeps the position in memory only (tests, benchmarks).
+    """
+
+    def __init__(self, name: str, path: str, handle: t.Callable[[t.Dict[str, t.Any]], None],
+                 start: str = "oldest", clock: t.Callable[[], float] = time.time, sync: bool = True) -> None:
+        if start not in ("oldest", "latest"):
+            raise ValueError("follower %s: start must be oldest or latest, got %r" % (name, start))
+        self.name = name
+        self.path = path
+        self.handle = handle
+        self.start = start
+        self.clock = clock
+        self.sync = sync
+        self.current: t.Optional[str] = None
+        self.sources: t.Dict[str, t.Dict[str, t.Any]] = {}
+        self.source_error: t.Optional[str] = None
+        self._load()
+
+    # --------------------------------------------------------------- state
+
+    def _load(self) -> None:
+        if not self.path:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            with open(self.path, "rb") as handle:
+                stored = json.loads(handle.read().decode("utf-8"))
+            self.current = stored["current"]
+            for source, state in stored["sources"].items():
+                self.sources[source] = dict(_source_state(), **state)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SystemExit("follower %s: cannot read its position file %s (%s): fix or delete it"
+                             % (self.name, self.path, exc)) from exc
+
+    def save(self) -> None:
+        if self.path:
+            document = {"current": self.current, "sources": self.sources}
+            write_atomically(self.path, json.dumps(document, sort_keys=True).encode(), self.sync)
+
+    def since(self) -> int:
+        """The ``since`` of the next history request."""
+        state = self.sources.get(self.current or "")
+        return state["last_seq"] if state else 0
+
+    # -------------------------------------------------------------- pages
+
+    def accept(self, page: t.Dict[str, t.Any]) -> bool:
+        """Hand the new readings of one history page to ``handle``; True
+        when the next page should be asked for at once (more to catch up,
+        or the position moved to another source or epoch)."""
+        source, epoch, last = str(page["source"]), str(page["epoch"]), int(page["last"])
+        state = self.sources.get(source)
+        if state is None:
+            state = self.sources[source] = _source_state()
+            state["epoch"] = epoch
+            if self.start == "latest" and last:
+                state["last_seq"] = state["head"] = last
+                self.current = source
+                self.save()
+                return True
+        if source != self.current:
+            self.current = source  # the first answer, or another source now answers at this address
+            if int(page["since"]) != state["last_seq"]:
+                self.save()
+                return True  # asked from another source's position: ask again from this one's
+        elif int(page["since"]) > state["last_seq"]:
+            return True
+        if state["refused"]:
+            raise SequenceError(state["refused"])
+        if state["epoch"] != epoch:
+            log.warning("follower %s: %s began a new numbering (epoch %s, was %s after seq %d): whatever it took "
+                        "after seq %d and did not keep is unknown", self.name, source, epoch, state["epoch"],
+                        state["last_seq"], state["last_seq"])
+            state.update(epoch=epoch, last_seq=0, resets=state["resets"] + 1)
+            self.save()
+            return True
+        if last < state["last_seq"]:
+            state["refused"] = ("follower %s: %s went back to seq %d (epoch %s) after seq %d was processed: its "
+                                "readings are refused (restore its history, or delete %s to start again)"
+                                % (self.name, source, last, epoch, state["last_seq"], self.path or "the position"))
+            log.error("%s", state["refused"])
+            self.save()
+            raise SequenceError(state["refused"])
+        if int(page["since"]) == state["last_seq"] and page.get("missing"):
+            self._gap(source, state, state["last_seq"] + 1, state["last_seq"] + int(page["missing"]),
+                      "no longer in its history")
+        for reading in page.get("readings", ()):
+            self._one(source, state, reading)
+        state["head"] = max(last, state["last_seq"])
+        self.save()
+        return bool(page.get("more"))
+
+    def _one(self, source: str, state: t.Dict[str, t.Any], reading: t.Dict[str, t.Any]) -> None:
+        seq = int(reading["seq"])
+        if seq <= state["last_seq"]:
+            state["duplicates"] += 1
+            return
+        if seq > state["last_seq"] + 1:
+            self._gap(source, state, state["last_seq"] + 1, seq - 1, "not sent")
+        reading.setdefault("source", source)
+        self.handle(reading)
+        state["last_seq"] = seq
+        state["received"] += 1
+        state["last_taken_at"] = reading.get("taken_at")
+
+    def _gap(self, source: str, state: t.Dict[str, t.Any], first: int, last: int, why: str) -> None:
+        count = last - first + 1
+        log.warning("follower %s: %d reading(s) of %s missing, seq %d..%d (%s)", self.name, count, source, first,
+                    last, why)
+        state["missing"] += count
+        state["gaps"] = (state["gaps"] + [[first, last]])[-MAX_GAP_RANGES:]
+        state["last_seq"] = last
+
+    # ----------------------------------------------------------- counters
+
+    def counters(self) -> t.Dict[str, t.Any]:
+        """What a benchmark reads (the consumer's ``/counters`` resource)."""
+        now = self.clock()
+        sources = {}
+        for source, state in self.sources.items():
+            taken = state["last_taken_at"]
+            sources[source] = dict(state, lag_readings=max(0, state["head"] - state["last_seq"]),
+                                   lag_s=None if taken is None else round(max(0.0, now - taken), 3))
+        current = sources.get(self.current or "", {})
+        totals = {key: sum(s[key] for s in sources.values())
+                  for key in ("received", "duplicates", "missing", "resets")}
+        return dict(totals, follower=self.name, current=self.current, sources=sources,
+                    gaps=[dict(source=s, first=g[0], last=g[1]) for s, v in sources.items() for g in v["gaps"]],
+                    refused=[v["refused"] for v in sources.values() if v["refused"]],
+                    lag_readings=current.get("lag_readings", 0), lag_s=current.get("lag_s"),
+                    source_error=self.source_error)
+
+    # ------------------------------------------------------------ network
+
+    async def fetch(self, client: coapio.Client, history_uri: str, limit: int = 500) -> t.Dict[str, t.Any]:
+        uri = "%s?since=%d&limit=%d&enc=zlib" % (history_uri, self.since(), limit)
+        payload, content_format = await client.exchange("GET", uri)
+        if content_format == coapio.OCTET_STREAM:
+            payload = zlib.decompress(payload)
+        return t.cast(t.Dict[str, t.Any], json.loads(payload.decode("utf-8")))
+
+    async def follow(self, client: coapio.Client, history_uri: str, poll: float = 1.0, limit: int = 500,
+                     legacy: t.Optional[t.Callable[[], t.Awaitable[None]]] = None) -> None:
+        """Catch up, then poll ``history_uri`` every ``poll`` s, forever.
+        A producer without a history (4.04: an older image) is polled
+        through ``legacy`` instead, when given."""
+        reported = ""
+        while True:
+            again = False
+            try:
+                again = self.accept(await self.fetch(client, history_uri, limit))
+                self.source_error = None
+                reported = ""
+            except coapio.CoapError as exc:
+                if exc.code == "4.04" and legacy is not None:
+                    await legacy()
+                else:
+                    self._trouble(str(exc), reported)
+                    reported = str(exc)
+            except SequenceError as exc:
+                self._trouble(str(exc), reported, logged=True)
+                reported = str(exc)
+            except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError, zlib.error) as exc:
+                message = "%s: %s" % (history_uri, exc or type(exc).__name__)
+                self._trouble(message, reported)
+                reported = message
+            if not again:
+                await asyncio.sleep(poll)
+
+    def _trouble(self, message: str, reported: str, logged: bool = False) -> None:
+        self.source_error = message
+        if message != reported and not logged:
+            log.warning("follower %s: %s", self.name, message)
+
+
+def position_path(state_dir: str, name: str) -> str:
+    return os.path.join(state_dir, "follow-%s.json" % safe_name(name))
+
+
+def open_follower(name: str, args: t.Any, handle: t.Callable[[t.Dict[str, t.Any]], None],
+                  start: str = "oldest") -> Follower:
+    """The follower the common options describe (``service.parser``); a state
+    folder that cannot be written falls back to a temporary one, loudly."""
+    directory = state_dir_for(name, args.state_dir)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        return Follower(name, position_path(directory, name), handle, start=start)
+    except OSError as exc:
+        fallback = os.path.join(tempfile.gettempdir(), "nanoedge-%s" % name)
+        log.error("%s: cannot keep its position in %s (%s); keeping it in %s instead, which does not survive "
+                  "the service", name, directory, exc, fallback)
+        return Follower(name, position_path(fallback, name), handle, start=start)

@@ -1,0 +1,121 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The producer's side of numbered readings: number, keep, serve.
+
+A :class:`Producer` gives every reading its source (``service/instance``),
+its sequence number (from the durable :class:`~nanoedge_ns.history.History`,
+so a restart continues the numbering and never reuses a number) and the
+time it was taken, stores it, and answers the history queries of
+consumers (``GET /<resource>/history?since=N&limit=L``)::
+
+    producer = Producer("resp", state_dir, instance="bed-4")
+    reading = producer.publish({"breaths_per_min": 14})
+    # {"breaths_per_min": 14, "taken_at": 1764990000.123, "seq": 1,
+    #  "source": "resp/bed-4", "epoch": "9f0c..."}
+
+Standard library only; the CoAP resources are in ``coapio``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+import typing as t
+import zlib
+from urllib.parse import parse_qsl
+
+from nanoedge_ns.history import History, HistoryError
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 2000
+DEFAULT_STATE_ROOT = "/var/lib/nanoedge"
+
+log = logging.getLogger("nanoedge_ns.readings")
+
+
+class Query(t.NamedTuple):
+    since: int
+    limit: int
+    zlib: bool
+
+
+def parse_query(query: t.Union[str, t.Sequence[str]]) -> Query:
+    """``since=N&limit=L&enc=zlib`` (or the Uri-Query options one by one);
+    ValueError names the bad item."""
+    items = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else \
+        [tuple(part.partition("=")[::2]) for part in query]
+    values = {"since": "0", "limit": str(DEFAULT_LIMIT), "enc": ""}
+    for key, value in items:
+        if key not in values:
+            raise ValueError("history: unknown query item %r (known: since, limit, enc)" % key)
+        values[key] = value
+    try:
+        since, limit = int(values["since"]), int(values["limit"])
+    except ValueError as exc:
+        raise ValueError("history: since and limit must be whole numbers, got since=%r limit=%r"
+                         % (values["since"], values["limit"])) from exc
+    if since < 0 or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError("history: since must be >= 0 and limit 1..%d, got since=%d limit=%d"
+                         % (MAX_LIMIT, since, limit))
+    if values["enc"] not in ("", "zlib"):
+        raise ValueError("history: enc must be zlib or absent, got %r" % values["enc"])
+    return Query(since, limit, values["enc"] == "zlib")
+
+
+def safe_name(source: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+
+
+class Producer:
+    """Numbers, keeps and serves the readings of one source."""
+
+    def __init__(self, service: str, state_dir: str, instance: str = "main", max_count: int = 20000,
+                 max_bytes: int = 4 << 20, fsync: bool = True,
+                 clock: t.Callable[[], float] = time.time) -> None:
+        self.source = "%s/%s" % (service, instance) if instance else service
+        self.clock = clock
+        self.history = History(os.path.join(state_dir, "history", safe_name(self.source)), self.source,
+                               max_count=max_count, max_bytes=max_bytes, fsync=fsync)
+        self.latest: t.Optional[t.Dict[str, t.Any]] = None
+        log.info("%s: history in %s holds seq %d..%d (epoch %s)", self.source, self.history.directory,
+                 self.history.first_seq, self.history.last_seq, self.history.epoch)
+
+    def publish(self, values: t.Dict[str, t.Any], taken_at: t.Optional[float] = None) -> t.Dict[str, t.Any]:
+        """Number and store ``values`` (taken now unless ``taken_at``); the
+        reading is on disk when this returns, so it may be served."""
+        stamp = self.clock() if taken_at is None else taken_at
+        self.latest = self.history.append(dict(values, taken_at=round(stamp, 3)))
+        return self.latest
+
+    def answer(self, query: t.Union[str, t.Sequence[str]]) -> t.Tuple[bytes, bool]:
+        """The history page for ``query`` and whether it is zlib-compressed."""
+        parsed = parse_query(query)
+        page = self.history.page(parsed.since, parsed.limit)
+        return (zlib.compress(page, 6), True) if parsed.zlib else (page, False)
+
+    def close(self) -> None:
+        self.history.close()
+
+
+def state_dir_for(service: str, state_dir: str) -> str:
+    """``state_dir`` as given, or /var/lib/nanoedge/<service> when empty."""
+    return state_dir or os.path.join(DEFAULT_STATE_ROOT, service)
+
+
+def open_producer(service: str, args: t.Any) -> Producer:
+    """The producer the common options describe (``service.parser``); a state
+    folder that cannot be written falls back to a temporary one, loudly:
+    the service still runs, without a history that survives it."""
+    directory = state_dir_for(service, args.state_dir)
+    options = {"instance": args.instance, "max_count": args.history_count, "max_bytes": args.history_bytes,
+               "fsync": args.history_fsync}
+    try:
+        return Producer(service, directory, **options)
+    except HistoryError as exc:
+        fallback = os.path.join(tempfile.gettempdir(), "nanoedge-%s" % service)
+        log.error("%s: %s; keeping the history in %s instead, which does not survive the service", service, exc,
+                  fallback)
+        return Producer(service, fallback, **options)

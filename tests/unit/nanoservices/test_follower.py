@@ -1,0 +1,210 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The consumer's catch-up: in order, once, and loud about what is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+
+import pytest
+
+from nanoedge_ns import coapio
+from nanoedge_ns.follower import Follower, SequenceError, position_path
+from nanoedge_ns.readings import Producer
+
+
+def _producer(folder, **options):
+    return Producer("spo2", str(folder), fsync=False, clock=lambda: 100.0, **options)
+
+
+def _catch_up(follower, producer, limit=4):
+    pages = 0
+    while True:
+        pages += 1
+        page = json.loads(producer.answer("since=%d&limit=%d" % (follower.since(), limit))[0])
+        if not follower.accept(page):
+            return pages
+
+
+class Consumer:
+    def __init__(self, folder, **options):
+        self.seen = []
+        self.path = position_path(str(folder), "alert")
+        self.follower = Follower("alert", self.path, self.seen.append, clock=lambda: 110.0, sync=False, **options)
+
+    @property
+    def seqs(self):
+        return [r["seq"] for r in self.seen]
+
+
+def test_catches_up_in_order_then_follows(tmp_path):
+    producer = _producer(tmp_path / "p")
+    for value in range(10):
+        producer.publish({"spo2": 90 + value})
+    consumer = Consumer(tmp_path / "c")
+    assert _catch_up(consumer.follower, producer) == 3  # 4 + 4 + 2
+    producer.publish({"spo2": 99})
+    _catch_up(consumer.follower, producer)
+    assert consumer.seqs == list(range(1, 12))
+    assert consumer.seen[0] == {"seq": 1, "spo2": 90, "taken_at": 100.0, "source": "spo2/main"}
+    counters = consumer.follower.counters()
+    assert {k: counters[k] for k in ("received", "duplicates", "missing", "resets", "gaps", "refused",
+                                     "lag_readings", "lag_s", "current")} == {
+        "received": 11, "duplicates": 0, "missing": 0, "resets": 0, "gaps": [], "refused": [],
+        "lag_readings": 0, "lag_s": 10.0, "current": "spo2/main"}
+
+
+def test_a_restarted_consumer_resumes_after_its_last_reading(tmp_path):
+    producer = _producer(tmp_path / "p")
+    for value in range(5):
+        producer.publish({"spo2": value})
+    first = Consumer(tmp_path / "c")
+    _catch_up(first.follower, producer)
+    for value in range(5, 8):
+        producer.publish({"spo2": value})  # taken while the consumer was down
+    second = Consumer(tmp_path / "c")
+    _catch_up(second.follower, producer)
+    assert second.seqs == [6, 7, 8]
+    assert second.follower.counters()["received"] == 8  # the counters survive the restart too
+
+
+def test_a_history_that_no_longer_reaches_back_is_a_counted_gap(tmp_path, caplog):
+    producer = _producer(tmp_path / "p", max_count=8)
+    producer.publish({"spo2": 1})
+    consumer = Consumer(tmp_path / "c")
+    _catch_up(consumer.follower, producer)
+    for value in range(20):
+        producer.publish({"spo2": value})  # 2..21 taken, 14..21 still held
+    _catch_up(consumer.follower, producer)
+    assert consumer.seqs == [1] + list(range(14, 22))
+    counters = consumer.follower.counters()
+    assert (counters["missing"], counters["gaps"]) == (12, [{"source": "spo2/main", "first": 2, "last": 13}])
+    assert "follower alert: 12 reading(s) of spo2/main missing, seq 2..13 (no longer in its history)" in caplog.text
+
+
+def test_duplicates_and_a_gap_in_a_page_are_counted():
+    seen = []
+    follower = Follower("alert", "", seen.append)
+    page = {"source": "s", "epoch": "e", "since": 0, "first": 1, "last": 6, "missing": 0, "more": False,
+            "readings": [{"seq": 1}, {"seq": 2}, {"seq": 2}, {"seq": 5}, {"seq": 6}]}
+    follower.accept(page)
+    follower.accept(dict(page, since=6, readings=[{"seq": 6}]))  # a retransmitted answer
+    assert [r["seq"] for r in seen] == [1, 2, 5, 6]
+    counters = follower.counters()
+    assert (counters["received"], counters["duplicates"], counters["missing"]) == (4, 2, 2)
+    assert counters["gaps"] == [{"source": "s", "first": 3, "last": 4}]
+
+
+def test_a_producer_that_went_backwards_is_refused(tmp_path):
+    producer = _producer(tmp_path / "p")
+    for value in range(5):
+        producer.publish({"spo2": value})
+    shutil.copytree(str(tmp_path / "p"), str(tmp_path / "old"))
+    for value in range(5):
+        producer.publish({"spo2": value})
+    consumer = Consumer(tmp_path / "c")
+    _catch_up(consumer.follower, producer)
+    producer.close()
+    restored = _producer(tmp_path / "old")  # restarted from a copy of its history taken at seq 5
+    restored.publish({"spo2": 50})
+    with pytest.raises(SequenceError) as error:
+        _catch_up(consumer.follower, restored)
+    assert str(error.value) == (
+        "follower alert: spo2/main went back to seq 6 (epoch %s) after seq 10 was processed: its readings are "
+        "refused (restore its history, or delete %s to start again)" % (restored.history.epoch, consumer.path))
+    for value in range(10):
+        restored.publish({"spo2": value})  # past the position again: still refused, also after a restart
+    again = Consumer(tmp_path / "c")
+    with pytest.raises(SequenceError):
+        _catch_up(again.follower, restored)
+    assert again.seqs == [] and again.follower.counters()["refused"] == [str(error.value)]
+
+
+def test_a_producer_that_lost_its_history_starts_a_counted_new_epoch(tmp_path, caplog):
+    producer = _producer(tmp_path / "p")
+    for value in range(3):
+        producer.publish({"spo2": value})
+    consumer = Consumer(tmp_path / "c")
+    _catch_up(consumer.follower, producer)
+    producer.close()
+    shutil.rmtree(str(tmp_path / "p"))
+    fresh = _producer(tmp_path / "p")
+    fresh.publish({"spo2": 42})
+    _catch_up(consumer.follower, fresh)
+    assert consumer.seqs == [1, 2, 3, 1] and consumer.seen[-1]["spo2"] == 42
+    assert consumer.follower.counters()["resets"] == 1
+    assert "spo2/main began a new numbering (epoch %s" % fresh.history.epoch in caplog.text
+
+
+@pytest.mark.parametrize("start, expected", [("oldest", [1, 2, 3, 4]), ("latest", [4])])
+def test_where_a_new_consumer_starts(tmp_path, start, expected):
+    producer = _producer(tmp_path / "p")
+    for value in range(3):
+        producer.publish({"spo2": value})
+    consumer = Consumer(tmp_path / "c", start=start)
+    _catch_up(consumer.follower, producer)
+    producer.publish({"spo2": 9})
+    _catch_up(consumer.follower, producer)
+    assert consumer.seqs == expected
+
+
+def test_an_unreadable_position_file_stops_the_consumer(tmp_path):
+    path = position_path(str(tmp_path), "alert")
+    os.makedirs(str(tmp_path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write("{")
+    with pytest.raises(SystemExit) as error:
+        Follower("alert", path, print)
+    assert str(error.value).startswith("follower alert: cannot read its position file %s (" % path)
+
+
+def test_rejects_an_unknown_start():
+    with pytest.raises(ValueError) as error:
+        Follower("alert", "", print, start="middle")
+    assert str(error.value) == "follower alert: start must be oldest or latest, got 'middle'"
+
+
+def test_catch_up_over_coap_block_wise_then_legacy(tmp_path):
+    pytest.importorskip("aiocoap")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    producer = _producer(tmp_path / "p")
+    for value in range(600):
+        producer.publish({"spo2": 90 + value % 10, "status": "ok"})
+    consumer = Consumer(tmp_path / "c")
+    base = "coap://127.0.0.1:%d" % port
+
+    async def scenario():
+        server = await coapio.serve({"spo2/history": coapio.make_history_resource(producer.answer),
+                                     "spo2": coapio.make_json_resource(lambda: producer.latest)}, "127.0.0.1", port)
+        client = coapio.Client(timeout=10)
+        try:
+            plain = await client.get(base + "/spo2/history?since=0&limit=300")  # ~10 kB: block-wise
+            while consumer.follower.accept(await consumer.follower.fetch(client, base + "/spo2/history", 250)):
+                pass
+            with pytest.raises(coapio.CoapError) as bad:
+                await client.get(base + "/spo2/history?since=-1")
+            legacy = []
+
+            async def poll_live():
+                legacy.append(await client.get(base + "/spo2"))
+                raise asyncio.CancelledError
+
+            with pytest.raises(asyncio.CancelledError):
+                await consumer.follower.follow(client, base + "/nothing/history", legacy=poll_live)
+            return plain, bad.value, legacy
+        finally:
+            await client.close()
+            await server.shutdown()
+
+    plain, bad, legacy = asyncio.run(scenario())
+    assert [r["seq"] for r in plain["readings"]] == list(range(1, 301)) and plain["more"] is True
+    assert consumer.seqs == list(range(1, 601))
+    assert bad.code == "4.00" and str(bad).endswith("history: since must be >= 0 and limit 1..2000, got since=-1 "
+                                                    "limit=500")
+    assert legacy[0]["seq"] == 600
