@@ -11,7 +11,7 @@ description:
   - Lists the containers labelled O(label) (in any state) and the systemd units named C(<name_prefix><service>.service)
     on the node, and returns them as the fact C(nanoedge_deploy_running).
   - The site playbook gathers it before planning and passes what runs as the C(current) placement of
-    M(nanoedge.core.allocate), so services stay where they are while their node still fits them; the
+    P(nanoedge.core.allocate#filter), so services stay where they are while their node still fits them; the
     R(nanoedge.core.deploy,ansible_collections.nanoedge.core.deploy_role) role removes what the plan no longer puts
     on the node.
   - The Docker engine is asked over its Unix socket with the Python standard library, so the node needs neither the
