@@ -194,14 +194,14 @@ class Follower:
 
     # ------------------------------------------------------------ network
 
-    async def fetch(self, client: coapio.Client, history_uri: str, limit: int = 500) -> t.Dict[str, t.Any]:
+    async def fetch(self, client: coapio.Client, history_uri: str, limit: int = 2000) -> t.Dict[str, t.Any]:
         uri = "%s?since=%d&limit=%d&enc=zlib" % (history_uri, self.since(), limit)
         payload, content_format = await client.exchange("GET", uri)
         if content_format == coapio.OCTET_STREAM:
             payload = zlib.decompress(payload)
         return t.cast(t.Dict[str, t.Any], json.loads(payload.decode("utf-8")))
 
-    async def follow(self, client: coapio.Client, history_uri: str, poll: float = 1.0, limit: int = 500,
+    async def follow(self, client: coapio.Client, history_uri: str, poll: float = 1.0, limit: int = 2000,
                      legacy: t.Optional[t.Callable[[], t.Awaitable[None]]] = None) -> None:
         """Catch up, then poll ``history_uri`` every ``poll`` s, forever.
         A producer without a history (4.04: an older image) is polled
