@@ -15,8 +15,10 @@ not get is counted and logged, never skipped in silence:
 - ``resets``: the producer started a new numbering (a new epoch: its
   history folder was lost); the readings it took and lost are unknown;
 - ``refused``: the producer's numbering went backwards in the same epoch
-  (a restored or copied history): its readings are refused with a message
-  until the operator deletes the position file.
+  (a restored or copied history: its newest number is below the position,
+  or its reading at the position was taken at another time than the one
+  processed): its readings are refused with a message until the operator
+  deletes the position file.
 
 Position and counters are saved after each page handed to ``handle``: a
 consumer killed while handling a page is given that page again at its
@@ -136,10 +138,17 @@ class Follower:
             state.update(epoch=epoch, last_seq=0, resets=state["resets"] + 1)
             self.save()
             return True
-        if last < state["last_seq"]:
+        reused = (int(page["since"]) == state["last_seq"] and page.get("at_since") is not None
+                  and state["last_taken_at"] is not None and page["at_since"] != state["last_taken_at"])
+        if last < state["last_seq"] or reused:
             state["refused"] = ("follower %s: %s went back to seq %d (epoch %s) after seq %d was processed: its "
                                 "readings are refused (restore its history, or delete %s to start again)"
                                 % (self.name, source, last, epoch, state["last_seq"], self.path or "the position"))
+            if reused:
+                state["refused"] = ("follower %s: %s numbered another reading seq %d (taken at %s, not %s; epoch %s):"
+                                    " its readings are refused (restore its history, or delete %s to start again)"
+                                    % (self.name, source, state["last_seq"], page["at_since"],
+                                       state["last_taken_at"], epoch, self.path or "the position"))
             log.error("%s", state["refused"])
             self.save()
             raise SequenceError(state["refused"])

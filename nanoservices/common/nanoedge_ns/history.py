@@ -235,15 +235,20 @@ class History:
     def page(self, since: int, limit: int) -> bytes:
         """The answer of ``GET <resource>/history?since=N``, as JSON bytes:
         ``first``/``last`` held, ``missing`` (readings after ``since`` no
-        longer held) and ``more`` (another page follows)."""
+        longer held), ``more`` (another page follows) and ``at_since`` (the
+        ``taken_at`` of reading ``since``, when held)."""
         first, last = self.first_seq, self.last_seq
-        if since > last:
-            records: t.List[t.Tuple[int, bytes]] = []
-        else:
-            records = self.records(since, limit)
+        records: t.List[t.Tuple[int, bytes]] = []
+        if since <= last:
+            records = self.records(max(0, since - 1), limit + 1)
+        anchor = records.pop(0) if records and records[0][0] == since else None
+        records = records[:limit]
         missing = max(0, min(first, last + 1) - since - 1) if since < last else 0
         head = {"source": self.source, "epoch": self.epoch, "since": since, "first": first, "last": last,
                 "missing": missing, "more": bool(records) and records[-1][0] < last}
+        if anchor is not None:
+            # the reading numbered ``since``: a consumer compares it with the one it processed under that number
+            head["at_since"] = json.loads(anchor[1].decode("utf-8")).get("taken_at")
         body = b",".join(b'{"seq":%d,' % seq + payload[1:] if payload != b"{}" else b'{"seq":%d}' % seq
                          for seq, payload in records)
         return json.dumps(head, sort_keys=True, separators=(",", ":")).encode()[:-1] + b',"readings":[' + body + b"]}"

@@ -119,3 +119,43 @@ def open_producer(service: str, args: t.Any) -> Producer:
         log.error("%s: %s; keeping the history in %s instead, which does not survive the service", service, exc,
                   fallback)
         return Producer(service, fallback, **options)
+
+
+class Served:
+    """A producer on CoAP: ``/<path>`` (observable: the latest reading, with
+    ``initial``'s keys until the first) and ``/<path>/history``."""
+
+    def __init__(self, producer: Producer, resource: t.Any, state: t.Dict[str, t.Any], context: t.Any) -> None:
+        self.producer = producer
+        self.resource = resource
+        self.state = state
+        self.context = context
+
+    def publish(self, values: t.Dict[str, t.Any], taken_at: t.Optional[float] = None) -> t.Dict[str, t.Any]:
+        """Number, store and serve one reading; observers are told."""
+        self.state.update(self.producer.publish(values, taken_at))
+        self.resource.notify()
+        return self.state
+
+    async def close(self) -> None:
+        self.producer.close()
+        await self.context.shutdown()
+
+
+async def serve(service: str, path: str, args: t.Any, initial: t.Optional[t.Dict[str, t.Any]] = None,
+                resources: t.Optional[t.Dict[str, t.Any]] = None) -> Served:
+    """Open the producer the common options describe and serve it (with
+    ``resources``, path -> resource, beside it) on ``args.bind``/``args.port``."""
+    from nanoedge_ns import coapio  # here: the numbering above needs no CoAP
+
+    producer = open_producer(service, args)
+    state: t.Dict[str, t.Any] = dict(initial or {})
+    resource = coapio.make_json_resource(lambda: state)
+    served = dict(resources or {})
+    served.update({path: resource, path + "/history": coapio.make_history_resource(producer.answer)})
+    try:
+        context = await coapio.serve(served, args.bind, args.port)
+    except BaseException:
+        producer.close()
+        raise
+    return Served(producer, resource, state, context)

@@ -30,6 +30,12 @@ def _catch_up(follower, producer, limit=4):
             return pages
 
 
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Consumer:
     def __init__(self, folder, **options):
         self.seen = []
@@ -124,6 +130,28 @@ def test_a_producer_that_went_backwards_is_refused(tmp_path):
     assert again.seqs == [] and again.follower.counters()["refused"] == [str(error.value)]
 
 
+def test_a_restored_producer_past_the_position_is_refused_by_the_time_at_it(tmp_path):
+    producer = _producer(tmp_path / "p")
+    for seq in range(1, 6):
+        producer.publish({"spo2": 97}, taken_at=1000.0 + seq)
+    shutil.copytree(str(tmp_path / "p"), str(tmp_path / "old"))
+    for seq in range(6, 11):
+        producer.publish({"spo2": 97}, taken_at=1000.0 + seq)
+    consumer = Consumer(tmp_path / "c")
+    _catch_up(consumer.follower, producer)
+    producer.close()
+    restored = _producer(tmp_path / "old")
+    for seq in range(6, 16):
+        restored.publish({"spo2": 80}, taken_at=2000.0 + seq)  # seq 6..15 again, other readings
+    with pytest.raises(SequenceError) as error:
+        _catch_up(consumer.follower, restored)
+    assert str(error.value) == (
+        "follower alert: spo2/main numbered another reading seq 10 (taken at 2010.0, not 1010.0; epoch %s): its "
+        "readings are refused (restore its history, or delete %s to start again)"
+        % (restored.history.epoch, consumer.path))
+    assert consumer.seqs == list(range(1, 11))
+
+
 def test_a_producer_that_lost_its_history_starts_a_counted_new_epoch(tmp_path, caplog):
     producer = _producer(tmp_path / "p")
     for value in range(3):
@@ -170,9 +198,7 @@ def test_rejects_an_unknown_start():
 
 def test_catch_up_over_coap_block_wise_then_legacy(tmp_path):
     pytest.importorskip("aiocoap")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     producer = _producer(tmp_path / "p")
     for value in range(600):
         producer.publish({"spo2": 90 + value % 10, "status": "ok"})
@@ -208,3 +234,31 @@ def test_catch_up_over_coap_block_wise_then_legacy(tmp_path):
     assert bad.code == "4.00" and str(bad).endswith("history: since must be >= 0 and limit 1..2000, got since=-1 "
                                                     "limit=500")
     assert legacy[0]["seq"] == 600
+
+
+def test_a_producer_and_a_consumer_in_a_few_lines(tmp_path):
+    pytest.importorskip("aiocoap")
+    from nanoedge_ns import readings, service
+
+    port = _free_port()
+    args = service.parser("resp", None, port).parse_args(["--bind", "127.0.0.1", "--state-dir", str(tmp_path / "p")])
+    seen = []
+
+    async def scenario():
+        served = await readings.serve("resp", "resp", args, {"breaths_per_min": None})
+        client = coapio.Client(timeout=5)
+        try:
+            for rate in (14, 15, 16):
+                served.publish({"breaths_per_min": rate})
+            live = await client.get("coap://127.0.0.1:%d/resp" % port)
+            follower = Follower("resp-alarm", "", seen.append)
+            while follower.accept(await follower.fetch(client, "coap://127.0.0.1:%d/resp/history" % port)):
+                pass
+            return live
+        finally:
+            await client.close()
+            await served.close()
+
+    live = asyncio.run(scenario())
+    assert (live["breaths_per_min"], live["seq"], live["source"]) == (16, 3, "resp/main")
+    assert [(r["seq"], r["breaths_per_min"]) for r in seen] == [(1, 14), (2, 15), (3, 16)]

@@ -135,9 +135,19 @@ def test_page_says_what_is_missing_and_what_follows(tmp_path):
     page = json.loads(history.page(since=2, limit=3))
     assert page == {"source": "s", "epoch": history.epoch, "since": 2, "first": 5, "last": 12, "missing": 2,
                     "more": True, "readings": [{"seq": 5, "v": 4}, {"seq": 6, "v": 5}, {"seq": 7, "v": 6}]}
-    assert json.loads(history.page(since=9, limit=5))["more"] is False
+    after_nine = json.loads(history.page(since=9, limit=5))
+    assert after_nine["more"] is False and [r["seq"] for r in after_nine["readings"]] == [10, 11, 12]
+    assert after_nine["at_since"] is None  # seq 9 is held but has no taken_at
     assert json.loads(history.page(since=12, limit=3))["readings"] == []
     assert json.loads(history.page(since=40, limit=3))["missing"] == 0
+
+
+def test_page_names_the_time_of_the_reading_at_since(tmp_path):
+    history = History(str(tmp_path), "s", fsync=False)
+    for i in range(3):
+        history.append({"taken_at": 100.0 + i})
+    assert json.loads(history.page(since=2, limit=5))["at_since"] == 101.0
+    assert "at_since" not in json.loads(history.page(since=0, limit=5))
 
 
 def test_decode_stops_at_a_break_in_the_numbering():
