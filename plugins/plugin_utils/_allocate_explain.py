@@ -19,14 +19,15 @@ import typing as t
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     Node,
     Service,
-    battery_ok,
     from_milli,
+    milli_down,
 )
 
 Count = t.Dict[str, t.Any]
 # services asking for more capabilities than this have their capability causes grouped node by node
 _SUBSETS_UP_TO = 4
 _STRIDE = 64
+_MAINS = 1 << 62
 
 
 class Counter:
@@ -41,7 +42,9 @@ class Counter:
             for feature in [("capability", name) for name in node.capabilities] + \
                     [("network", name) for name in node.network] + [("power", node.power)]:
                 self._feature[feature] = self._feature.get(feature, 0) | (1 << node.index)
-        self._battery: t.Dict[int, int] = {}
+        # battery_ok as a threshold: mains power above every level, a DC node without a level below them all
+        self._battery = _Threshold([_MAINS if node.power == "ac" else
+                                    (-1 if node.battery is None else milli_down(node.battery)) for node in nodes])
         # per resource the nodes from the most left to the least, and the bitsets of their prefixes on demand
         self._resources = [_Threshold(values) for values in (cpu, memory, storage)]
 
@@ -49,50 +52,44 @@ class Counter:
         return self._feature.get((kind, name), 0)
 
     def battery(self, min_battery: int) -> int:
-        found = self._battery.get(min_battery)
-        if found is None:
-            found = 0
-            for node in self.nodes:
-                if battery_ok(min_battery, node):
-                    found |= 1 << node.index
-            self._battery[min_battery] = found
-        return found
+        """The nodes whose battery satisfies ``min_battery`` (> 0), as ``battery_ok`` decides."""
+        return self._battery.at_least(min_battery)
 
     def counts(self, service: Service, taken: t.Iterable[int]) -> t.List[Count]:
         """The cause codes with their node counts and the values involved, in the order of the checks."""
         counts: t.List[Count] = []
-        left = self.all
-
-        def take(bits: int, entry: Count) -> None:
-            nonlocal left
-            bits &= left
-            if bits:
-                entry["count"] = bits.bit_count()
-                counts.append(entry)
-                left &= ~bits
-
         replicas = 0
         for index in taken:
             replicas |= 1 << index
-        take(replicas, {"code": "replica", "service": service.name})
-        self._capabilities(service, left, take)
+        left = _take(counts, self.all, replicas, "replica", "service", service.name)
+        left = self._capabilities(service, left, counts)
         cpu, memory, storage = self._resources
-        take(~cpu.at_least(service.cpu), {"code": "cpu", "needs": from_milli(service.cpu)})
-        take(~memory.at_least(service.memory), {"code": "memory", "needs": from_milli(service.memory)})
+        # a check the service does not ask for fails on no node: it is skipped
+        if service.cpu:
+            left = _take(counts, left, ~cpu.at_least(service.cpu), "cpu", "needs", from_milli(service.cpu))
+        if service.memory:
+            left = _take(counts, left, ~memory.at_least(service.memory), "memory", "needs",
+                         from_milli(service.memory))
         if service.power:
-            take(~self.feature("power", service.power), {"code": "power", "needs": service.power})
+            left = _take(counts, left, ~self.feature("power", service.power), "power", "needs", service.power)
         if service.min_battery:
-            take(~self.battery(service.min_battery), {"code": "battery", "needs": from_milli(service.min_battery)})
+            left = _take(counts, left, ~self.battery(service.min_battery), "battery", "needs",
+                         from_milli(service.min_battery))
         if service.network:
-            take(~self.feature("network", service.network), {"code": "network", "needs": service.network})
-        take(~storage.at_least(service.storage), {"code": "storage", "needs": from_milli(service.storage)})
-        take(left, {"code": "fits"})
+            left = _take(counts, left, ~self.feature("network", service.network), "network", "needs",
+                         service.network)
+        if service.storage:
+            left = _take(counts, left, ~storage.at_least(service.storage), "storage", "needs",
+                         from_milli(service.storage))
+        if left:
+            counts.append({"code": "fits", "count": left.bit_count()})
         return counts
 
-    def _capabilities(self, service: Service, left: int, take: t.Callable[[int, Count], None]) -> None:
+    def _capabilities(self, service: Service, left: int, counts: t.List[Count]) -> int:
+        """Counts the nodes of ``left`` that lack capabilities; returns the rest."""
         wanted = service.capabilities
         if not wanted:
-            return
+            return left
         has = [self.feature("capability", name) for name in wanted]
         if len(wanted) > _SUBSETS_UP_TO:
             groups: t.Dict[t.Tuple[str, ...], int] = {}
@@ -101,16 +98,26 @@ class Counter:
                 if missing and left >> node.index & 1:
                     groups[missing] = groups.get(missing, 0) | (1 << node.index)
             for missing, bits in groups.items():
-                take(bits, {"code": "capability", "missing": list(missing)})
-            return
+                left = _take(counts, left, bits, "capability", "missing", list(missing))
+            return left
         # the nodes that lack exactly each subset of the wanted capabilities, the subsets in a fixed order
         for subset in range(1, 1 << len(wanted)):
             bits = left
             for position, bitset in enumerate(has):
                 bits &= ~bitset if subset >> position & 1 else bitset
             if bits:
-                take(bits, {"code": "capability",
-                            "missing": [name for position, name in enumerate(wanted) if subset >> position & 1]})
+                left = _take(counts, left, bits, "capability", "missing",
+                             [name for position, name in enumerate(wanted) if subset >> position & 1])
+        return left
+
+
+def _take(counts: t.List[Count], left: int, bits: int, code: str, detail: str, value: t.Any) -> int:
+    """Counts the nodes of ``bits`` still ``left`` under ``code`` (with the service's ``detail``); returns the rest."""
+    bits &= left
+    if not bits:
+        return left
+    counts.append({"code": code, detail: value, "count": bits.bit_count()})
+    return left ^ bits
 
 
 class _Threshold:

@@ -152,7 +152,9 @@ def keep_current(order: t.Sequence[Service], state: State, current: t.Mapping[st
 
 def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> None:
     """Place every replica still missing, in ``order``, on the node ``strategy`` picks."""
-    pending = [service for service in order if state.placed_count(service) < service.replicas]
+    assigned = state.assigned
+    pending = [service for service in order if service.name not in assigned
+               or len(assigned[service.name]) < service.replicas]
     if not pending:
         return
     score = _scorer(strategy, state)
@@ -164,8 +166,8 @@ def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> No
         return
     index = NodeIndex(state.nodes, pending, state.cpu, state.memory, state.storage, score if ranked else None)
     for service in pending:
-        wanted = service.replicas - state.placed_count(service)
-        taken = set(state.assigned.get(service.name, ()))
+        taken = set(assigned.get(service.name, ()))
+        wanted = service.replicas - len(taken)
         while wanted and not index.hopeless(service):
             where = index.best(service, taken) if ranked else index.first(service, taken)
             if where < 0:

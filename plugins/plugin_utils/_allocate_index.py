@@ -164,6 +164,8 @@ class NodeIndex:
         self.nodes = nodes
         self.resources = (cpu, memory, storage)
         self.bounds = [_bounds(service.demand[kind] for service in services) for kind in range(3)]
+        # every demand its own level: a candidate without a battery to check is known to fit
+        self.exact = all(len(bounds) < MAX_BOUNDS for bounds in self.bounds)
         self.levels = [Levels([bisect.bisect_right(bounds, value) for value in values], len(bounds) + 1)
                        for bounds, values in zip(self.bounds, self.resources)]
         self.eligible = Eligible(nodes)
@@ -205,8 +207,9 @@ class NodeIndex:
     def first(self, service: Service, taken: t.Container[int]) -> int:
         """The first node that can take the service and is not in ``taken``, or -1."""
         fits = self.fits
+        exact = self.exact and not service.min_battery
         for node in nodes_of(self.candidates(service)):
-            if node not in taken and fits(service, node):
+            if node not in taken and (exact or fits(service, node)):
                 return node
         return NONE
 
@@ -216,10 +219,12 @@ class NodeIndex:
         if score is None:
             raise ValueError("best() is for the scored strategies (best_fit, spread)")
         bits = self.candidates(service)
+        exact = self.exact and not service.min_battery
         while bits:
             # every node of a lower score level scores less: the answer is among the lowest that fit
             level = self.ranks.lowest(bits)
-            found = [(score(node), node) for node in nodes_of(level) if node not in taken and fits(service, node)]
+            found = [(score(node), node) for node in nodes_of(level)
+                     if node not in taken and (exact or fits(service, node))]
             if found:
                 return min(found)[1]
             bits ^= level

@@ -62,14 +62,17 @@ class Need:
     __slots__ = ("capabilities", "cpu", "memory", "storage", "power", "network", "min_battery", "signature",
                  "demand", "key")
 
-    def __init__(self, requires: t.Mapping[str, t.Any]) -> None:
-        self.capabilities: t.Tuple[str, ...] = tuple(requires["capabilities"])
-        self.cpu = milli_up(requires["cpu"])
-        self.memory = milli_up(requires["memory_mb"])
-        self.storage = milli_up(requires["storage_mb"])
-        self.power: str = requires["power"]
-        self.network: str = requires["network"]
-        self.min_battery = milli_up(requires["min_battery_percent"])
+    # the arguments in the order of REQUIREMENT_KEYS
+    def __init__(self, capabilities: t.Sequence[str], cpu: t.Union[int, float], memory_mb: t.Union[int, float],
+                 storage_mb: t.Union[int, float], power: str, network: str,
+                 min_battery_percent: t.Union[int, float]) -> None:
+        self.capabilities: t.Tuple[str, ...] = tuple(capabilities)
+        self.cpu = milli_up(cpu)
+        self.memory = milli_up(memory_mb)
+        self.storage = milli_up(storage_mb)
+        self.power = power
+        self.network = network
+        self.min_battery = milli_up(min_battery_percent)
         self.signature: Signature = (self.capabilities, self.power, self.network, self.min_battery)
         self.demand: Demand = (self.cpu, self.memory, self.storage)
         self.key: Key = (self.signature, self.demand)
@@ -282,7 +285,7 @@ class Needs:
     def _need(self, vector: t.Tuple[t.Any, ...]) -> Need:
         found = self._needs.get(vector)
         if found is None:
-            found = self._needs[vector] = Need(dict(zip(REQUIREMENT_KEYS, vector)))
+            found = self._needs[vector] = Need(*vector)
         return found
 
     @staticmethod
