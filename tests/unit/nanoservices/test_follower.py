@@ -64,6 +64,18 @@ def test_catches_up_in_order_then_follows(tmp_path):
         "lag_readings": 0, "lag_s": 10.0, "current": "spo2/main"}
 
 
+def test_counters_show_the_lag_while_catching_up(tmp_path):
+    producer = _producer(tmp_path / "p")
+    for value in range(10):
+        producer.publish({"spo2": value}, taken_at=95.0 + value * 0.5)
+    consumer = Consumer(tmp_path / "c")
+    page = json.loads(producer.answer("since=0&limit=4")[0])
+    assert consumer.follower.accept(page) is True
+    counters = consumer.follower.counters()
+    assert (counters["received"], counters["lag_readings"], counters["lag_s"]) == (4, 6, 13.5)
+    assert counters["sources"]["spo2/main"]["last_seq"] == 4 and counters["sources"]["spo2/main"]["head"] == 10
+
+
 def test_a_restarted_consumer_resumes_after_its_last_reading(tmp_path):
     producer = _producer(tmp_path / "p")
     for value in range(5):
