@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 from ansible_collections.nanoedge.core.plugins.module_utils._labels import DESCRIPTION_LABEL
 from ansible_collections.nanoedge.core.plugins.module_utils._requirements import normalize_requirements
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import normalize_description
-from nanoedge_ns import alerting, bm1000b
+from nanoedge_ns import alerting, bm1000b, coapio
 from nanoedge_ns.bm1000b import Packet
 
 NANOSERVICES = Path(__file__).resolve().parents[3] / "nanoservices"
@@ -335,3 +336,39 @@ def test_a_service_stops_at_once_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_spo2_numbers_its_readings_across_a_restart(tmp_path):
+    # The existing keys stay; seq, source, taken_at and epoch are added, and /spo2/history serves them.
+    pytest.importorskip("aiocoap")
+    recording = tmp_path / "ttyUSB0"
+    recording.write_bytes(b"".join(bm1000b.encode(p) for p in bm1000b.synthesize(30.0)))
+    port = 20000 + (os.getpid() + 7) % 20000
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(NANOSERVICES / "common")] + sys.path),
+               NANOEDGE_BIND="127.0.0.1", NANOEDGE_PORT=str(port), NANOEDGE_POM_DEVICE=str(recording),
+               NANOEDGE_STATE_DIR=str(tmp_path / "state"), NANOEDGE_HISTORY_FSYNC="0")
+
+    async def read(*paths):
+        client = coapio.Client(timeout=5)
+        try:
+            return [await client.get("coap://127.0.0.1:%d%s" % (port, path)) for path in paths]
+        finally:
+            await client.close()
+
+    def run_for(seconds, *paths):
+        proc = subprocess.Popen([sys.executable, str(NANOSERVICES / "spo2" / "spo2.py")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(seconds)
+            assert proc.poll() is None, proc.stdout.read().decode()
+            return asyncio.run(read(*paths))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+    live, = run_for(3.5, "/spo2")
+    assert {"spo2", "pulse_rate", "status", "unit", "device", "time"} <= set(live)
+    assert live["source"] == "spo2/main" and live["seq"] >= 1 and isinstance(live["taken_at"], float)
+    again, history = run_for(2.5, "/spo2", "/spo2/history?since=0")
+    assert again["epoch"] == live["epoch"] and again["seq"] > live["seq"]
+    assert [r["seq"] for r in history["readings"]] == list(range(1, history["last"] + 1))
