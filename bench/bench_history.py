@@ -186,7 +186,7 @@ def show(title: str, report: t.Dict[str, t.Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--count", type=int, default=2000, help="readings appended (fsync each: keep it modest)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-coap", action="store_true", help="leave out the catch-up over CoAP")

@@ -134,7 +134,7 @@ class Client:
         return self._context
 
     async def request(self, method: str, uri: str, document: t.Any = None) -> t.Any:
-        payload, _ = await self.exchange(method, uri, document)
+        payload = (await self.exchange(method, uri, document))[0]
         return json.loads(payload.decode("utf-8")) if payload else None
 
     async def exchange(self, method: str, uri: str, document: t.Any = None) -> t.Tuple[bytes, t.Optional[int]]:

@@ -222,7 +222,7 @@ class History:
             if segment.last <= since or not segment.count:
                 continue
             with open(segment.path, "rb") as handle:
-                records, _ = decode_records(handle.read(segment.size))
+                records = decode_records(handle.read(segment.size))[0]
             result.extend(r for r in records if r[0] > since)
             if len(result) >= limit:
                 break
@@ -263,28 +263,28 @@ class History:
             raise HistoryError("history %s: a reading of %d bytes (at most %d)" % (self.directory, len(payload),
                                                                                    MAX_RECORD))
         seq = self.last_seq + 1
-        segment = self._writable(seq)
+        segment, fd = self._writable(seq)
         record = encode_record(seq, payload)
-        assert self._fd is not None
-        os.write(self._fd, record)
+        os.write(fd, record)
         if self.fsync:
-            _datasync(self._fd)
+            _datasync(fd)
         segment.last, segment.count, segment.size = seq, segment.count + 1, segment.size + len(record)
         self._enforce_bounds()
         return dict(stored, seq=seq, source=self.source, epoch=self.epoch)
 
-    def _writable(self, seq: int) -> Segment:
+    def _writable(self, seq: int) -> t.Tuple[Segment, int]:
         active = self.segments[-1] if self.segments else None
         if active is None or active.count >= self._segment_count or active.size >= self._segment_bytes:
             self.close()
             active = Segment(os.path.join(self.directory, "seg-%020d.log" % seq), seq)
-            self._fd = os.open(active.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = self._fd = os.open(active.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             if self.fsync:
                 sync_folder(self.directory)
             self.segments.append(active)
-        elif self._fd is None:
+            return active, fd
+        if self._fd is None:
             self._fd = os.open(active.path, os.O_WRONLY | os.O_APPEND)
-        return active
+        return active, self._fd
 
     def _enforce_bounds(self) -> None:
         count, size = len(self), self.size
