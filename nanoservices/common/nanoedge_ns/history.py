@@ -31,6 +31,7 @@ number is always known from the disk.
 
 from __future__ import annotations
 
+import array
 import binascii
 import json
 import logging
@@ -51,7 +52,10 @@ class HistoryError(Exception):
 
 
 class Segment:
-    __slots__ = ("path", "first", "last", "count", "size")
+    """One segment file; ``offsets`` (where each record starts) lets a page
+    read only its own records."""
+
+    __slots__ = ("path", "first", "last", "count", "size", "offsets")
 
     def __init__(self, path: str, first: int) -> None:
         self.path = path
@@ -59,6 +63,11 @@ class Segment:
         self.last = first - 1
         self.count = 0
         self.size = 0
+        self.offsets = array.array("L")
+
+    def add(self, seq: int, length: int) -> None:
+        self.offsets.append(self.size)
+        self.last, self.count, self.size = seq, self.count + 1, self.size + length
 
 
 def encode_record(seq: int, payload: bytes) -> bytes:
@@ -181,8 +190,8 @@ class History:
                 with open(path, "r+b") as handle:
                     handle.truncate(end)
                     os.fsync(handle.fileno())
-            segment.count, segment.size = len(records), end
-            segment.last = segment.first + len(records) - 1
+            for seq, payload in records:
+                segment.add(seq, HEADER.size + len(payload))
             if self.segments and segment.first != self.segments[-1].last + 1:
                 # a hole (a deleted segment came back, or one was cut short): keep what follows it
                 for old in self.segments:
@@ -221,12 +230,35 @@ class History:
         for segment in self.segments:
             if segment.last <= since or not segment.count:
                 continue
+            start = max(0, since + 1 - segment.first)
+            stop = min(segment.count, start + limit - len(result))
+            begin = segment.offsets[start]
+            end = segment.offsets[stop] if stop < segment.count else segment.size
             with open(segment.path, "rb") as handle:
-                records = decode_records(handle.read(segment.size))[0]
-            result.extend(r for r in records if r[0] > since)
+                handle.seek(begin)
+                data = handle.read(end - begin)
+            records = decode_records(data)[0]  # checked again: the disk may rot
+            if len(records) < stop - start:
+                records = self._readable(segment, data, begin, start, stop)
+            result.extend(records)
             if len(result) >= limit:
                 break
         return result[:limit]
+
+    def _readable(self, segment: Segment, data: bytes, begin: int, start: int,
+                  stop: int) -> t.List[t.Tuple[int, bytes]]:
+        """The records of ``data`` one by one, leaving out those that rotted
+        on disk since they were written (their consumers count them missing)."""
+        records: t.List[t.Tuple[int, bytes]] = []
+        for index in range(start, stop):
+            low = segment.offsets[index] - begin
+            high = (segment.offsets[index + 1] if index + 1 < segment.count else segment.size) - begin
+            record = decode_records(data[low:high])[0]
+            if record and record[0][0] == segment.first + index:
+                records.extend(record)
+            else:
+                log.error("history %s: seq %d is unreadable on disk", self.directory, segment.first + index)
+        return records
 
     def readings(self, since: int = 0, limit: int = 1000) -> t.List[t.Dict[str, t.Any]]:
         return [dict(json.loads(payload.decode("utf-8")), seq=seq, source=self.source)
@@ -268,7 +300,7 @@ class History:
         os.write(fd, record)
         if self.fsync:
             _datasync(fd)
-        segment.last, segment.count, segment.size = seq, segment.count + 1, segment.size + len(record)
+        segment.add(seq, len(record))
         self._enforce_bounds()
         return dict(stored, seq=seq, source=self.source, epoch=self.epoch)
 

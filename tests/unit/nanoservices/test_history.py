@@ -190,3 +190,15 @@ def test_producer_numbers_stamps_and_survives_a_restart(tmp_path):
     assert again.publish({"spo2": 95})["seq"] == 3
     page, compressed = again.answer(["since=1"])
     assert not compressed and [r["seq"] for r in json.loads(page)["readings"]] == [2, 3]
+
+
+def test_a_record_that_rots_on_disk_later_is_left_out_of_the_pages(tmp_path):
+    history = History(str(tmp_path), "s", fsync=False)
+    _fill(history, 5)
+    path = tmp_path / _segments(tmp_path)[0]
+    data = bytearray(path.read_bytes())
+    data[2 * (HEADER.size + len(b'{"v":0}')) + HEADER.size + 2] ^= 0xFF  # seq 3's payload, while running
+    path.write_bytes(bytes(data))
+    assert [r["seq"] for r in history.readings(since=0)] == [1, 2, 4, 5]
+    assert [r["seq"] for r in history.readings(since=3)] == [4, 5]
+    assert history.append({"v": 5})["seq"] == 6
