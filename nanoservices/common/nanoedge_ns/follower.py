@@ -24,6 +24,12 @@ Position and counters are saved after each page handed to ``handle``: a
 consumer killed while handling a page is given that page again at its
 restart (at-least-once for at most one page; ``handle`` should tolerate
 it, e.g. by the sequence number).
+
+Each request also names the consumer (``consumer=<name>/<instance>``): the
+producer remembers where each consumer last asked from and says so in
+``consumer_at``. A consumer without a position of its own for that source
+(moved to another node, its state folder left behind) resumes there: it is
+given again at most the page it handled after its last request.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import os
 import tempfile
 import time
 import typing as t
+import urllib.parse
 import zlib
 
 from nanoedge_ns import coapio
@@ -64,10 +71,12 @@ class Follower:
     """
 
     def __init__(self, name: str, path: str, handle: t.Callable[[t.Dict[str, t.Any]], None],
-                 start: str = "oldest", clock: t.Callable[[], float] = time.time, sync: bool = True) -> None:
+                 start: str = "oldest", clock: t.Callable[[], float] = time.time, sync: bool = True,
+                 consumer: str = "") -> None:
         if start not in ("oldest", "latest"):
             raise ValueError("follower %s: start must be oldest or latest, got %r" % (name, start))
         self.name = name
+        self.consumer = consumer or name
         self.path = path
         self.handle = handle
         self.start = start
@@ -117,6 +126,15 @@ class Follower:
         if state is None:
             state = self.sources[source] = _source_state()
             state["epoch"] = epoch
+            resume = page.get("consumer_at")
+            if isinstance(resume, int) and 0 < resume <= last and int(page["since"]) < resume:
+                # no position of its own (a moved consumer, a lost state folder): the producer's memory of it
+                log.info("follower %s: resuming %s after seq %d, where it last asked from", self.name, source,
+                         resume)
+                state["last_seq"] = state["head"] = resume
+                self.current = source
+                self.save()
+                return True
             if self.start == "latest" and last:
                 state["last_seq"] = state["head"] = last
                 self.current = source
@@ -204,7 +222,8 @@ class Follower:
     # ------------------------------------------------------------ network
 
     async def fetch(self, client: coapio.Client, history_uri: str, limit: int = 2000) -> t.Dict[str, t.Any]:
-        uri = "%s?since=%d&limit=%d&enc=zlib" % (history_uri, self.since(), limit)
+        uri = "%s?since=%d&limit=%d&enc=zlib&consumer=%s" % (history_uri, self.since(), limit,
+                                                              urllib.parse.quote(self.consumer, safe=""))
         payload, content_format = await client.exchange("GET", uri)
         if content_format == coapio.OCTET_STREAM:
             payload = zlib.decompress(payload)
@@ -253,11 +272,12 @@ def open_follower(name: str, args: t.Any, handle: t.Callable[[t.Dict[str, t.Any]
     """The follower the common options describe (``service.parser``); a state
     folder that cannot be written falls back to a temporary one, loudly."""
     directory = state_dir_for(name, args.state_dir)
+    consumer = "%s/%s" % (name, args.instance) if getattr(args, "instance", "") else name
     try:
         os.makedirs(directory, exist_ok=True)
-        return Follower(name, position_path(directory, name), handle, start=start)
+        return Follower(name, position_path(directory, name), handle, start=start, consumer=consumer)
     except OSError as exc:
         fallback = os.path.join(tempfile.gettempdir(), "nanoedge-%s" % name)
         log.error("%s: cannot keep its position in %s (%s); keeping it in %s instead, which does not survive "
                   "the service", name, directory, exc, fallback)
-        return Follower(name, position_path(fallback, name), handle, start=start)
+        return Follower(name, position_path(fallback, name), handle, start=start, consumer=consumer)

@@ -264,7 +264,7 @@ class History:
         return [dict(json.loads(payload.decode("utf-8")), seq=seq, source=self.source)
                 for seq, payload in self.records(since, limit)]
 
-    def page(self, since: int, limit: int) -> bytes:
+    def page(self, since: int, limit: int, extra: t.Optional[t.Dict[str, t.Any]] = None) -> bytes:
         """The answer of ``GET <resource>/history?since=N``, as JSON bytes:
         ``first``/``last`` held, ``missing`` (readings after ``since`` no
         longer held), ``more`` (another page follows) and ``at_since`` (the
@@ -278,6 +278,7 @@ class History:
         missing = max(0, min(first, last + 1) - since - 1) if since < last else 0
         head = {"source": self.source, "epoch": self.epoch, "since": since, "first": first, "last": last,
                 "missing": missing, "more": bool(records) and records[-1][0] < last}
+        head.update(extra or {})
         if anchor is not None:
             # the reading numbered ``since``: a consumer compares it with the one it processed under that number
             head["at_since"] = json.loads(anchor[1].decode("utf-8")).get("taken_at")

@@ -18,6 +18,7 @@ Standard library only; the CoAP resources are in ``coapio``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ import typing as t
 import zlib
 from urllib.parse import parse_qsl
 
-from nanoedge_ns.history import History, HistoryError
+from nanoedge_ns.history import History, HistoryError, write_atomically
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 2000
@@ -40,17 +41,18 @@ class Query(t.NamedTuple):
     since: int
     limit: int
     zlib: bool
+    consumer: str
 
 
 def parse_query(query: t.Union[str, t.Sequence[str]]) -> Query:
-    """``since=N&limit=L&enc=zlib`` (or the Uri-Query options one by one);
-    ValueError names the bad item."""
+    """``since=N&limit=L&enc=zlib&consumer=C`` (or the Uri-Query options one
+    by one); ValueError names the bad item."""
     items = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else \
         [tuple(part.partition("=")[::2]) for part in query]
-    values = {"since": "0", "limit": str(DEFAULT_LIMIT), "enc": ""}
+    values = {"since": "0", "limit": str(DEFAULT_LIMIT), "enc": "", "consumer": ""}
     for key, value in items:
         if key not in values:
-            raise ValueError("history: unknown query item %r (known: since, limit, enc)" % key)
+            raise ValueError("history: unknown query item %r (known: since, limit, enc, consumer)" % key)
         values[key] = value
     try:
         since, limit = int(values["since"]), int(values["limit"])
@@ -62,7 +64,9 @@ def parse_query(query: t.Union[str, t.Sequence[str]]) -> Query:
                          % (MAX_LIMIT, since, limit))
     if values["enc"] not in ("", "zlib"):
         raise ValueError("history: enc must be zlib or absent, got %r" % values["enc"])
-    return Query(since, limit, values["enc"] == "zlib")
+    if len(values["consumer"]) > 100:
+        raise ValueError("history: consumer names at most 100 characters")
+    return Query(since, limit, values["enc"] == "zlib", values["consumer"])
 
 
 def safe_name(source: str) -> str:
@@ -80,6 +84,7 @@ class Producer:
         self.history = History(os.path.join(state_dir, "history", safe_name(self.source)), self.source,
                                max_count=max_count, max_bytes=max_bytes, fsync=fsync)
         self.latest: t.Optional[t.Dict[str, t.Any]] = None
+        self.consumers = ConsumerPositions(os.path.join(self.history.directory, "consumers.json"), fsync)
         log.info("%s: history in %s holds seq %d..%d (epoch %s)", self.source, self.history.directory,
                  self.history.first_seq, self.history.last_seq, self.history.epoch)
 
@@ -93,11 +98,46 @@ class Producer:
     def answer(self, query: t.Union[str, t.Sequence[str]]) -> t.Tuple[bytes, bool]:
         """The history page for ``query`` and whether it is zlib-compressed."""
         parsed = parse_query(query)
-        page = self.history.page(parsed.since, parsed.limit)
+        extra = {}
+        if parsed.consumer:
+            # asking since=N says the consumer has handled N: a moved consumer that lost its own position resumes here
+            extra["consumer_at"] = self.consumers.seen(parsed.consumer, parsed.since)
+        page = self.history.page(parsed.since, parsed.limit, extra)
         return (zlib.compress(page, 6), True) if parsed.zlib else (page, False)
 
     def close(self) -> None:
         self.history.close()
+
+
+class ConsumerPositions:
+    """Where each consumer of this history last asked from (``since``), kept
+    in ``consumers.json`` beside the history; only ever moves forward, and
+    holds the ``MAX_CONSUMERS`` consumers heard from last."""
+
+    MAX_CONSUMERS = 64
+
+    def __init__(self, path: str, fsync: bool) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.positions: t.Dict[str, int] = {}
+        try:
+            with open(path, "rb") as handle:
+                stored = json.loads(handle.read().decode("utf-8"))
+            self.positions = {str(k): int(v) for k, v in stored.items()}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("ignoring the unreadable consumer positions in %s: %s", path, exc)
+
+    def seen(self, consumer: str, since: int) -> int:
+        """Record that ``consumer`` asked from ``since``; return its position."""
+        known = self.positions.pop(consumer, 0)
+        self.positions[consumer] = max(known, since)  # last heard from goes last
+        while len(self.positions) > self.MAX_CONSUMERS:
+            del self.positions[next(iter(self.positions))]
+        if since > known:
+            write_atomically(self.path, json.dumps(self.positions).encode(), self.fsync)
+        return self.positions[consumer]
 
 
 def state_dir_for(service: str, state_dir: str) -> str:

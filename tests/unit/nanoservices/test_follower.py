@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -21,11 +22,12 @@ def _producer(folder, **options):
     return Producer("spo2", str(folder), fsync=False, clock=lambda: 100.0, **options)
 
 
-def _catch_up(follower, producer, limit=4):
+def _catch_up(follower, producer, limit=4, consumer=""):
     pages = 0
     while True:
         pages += 1
-        page = json.loads(producer.answer("since=%d&limit=%d" % (follower.since(), limit))[0])
+        query = "since=%d&limit=%d" % (follower.since(), limit) + ("&consumer=" + consumer if consumer else "")
+        page = json.loads(producer.answer(query)[0])
         if not follower.accept(page):
             return pages
 
@@ -102,6 +104,28 @@ def test_a_history_that_no_longer_reaches_back_is_a_counted_gap(tmp_path, caplog
     counters = consumer.follower.counters()
     assert (counters["missing"], counters["gaps"]) == (12, [{"source": "spo2/main", "first": 2, "last": 13}])
     assert "follower alert: 12 reading(s) of spo2/main missing, seq 2..13 (no longer in its history)" in caplog.text
+
+
+def test_a_moved_consumer_resumes_where_the_producer_last_heard_from_it(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="nanoedge_ns.follower")
+    producer = _producer(tmp_path / "p")
+    for value in range(6):
+        producer.publish({"spo2": value})
+    before = Consumer(tmp_path / "node-a")
+    _catch_up(before.follower, producer, consumer="alert/main")  # asks since=0, since=4: handles 1..6
+    _catch_up(before.follower, producer, consumer="alert/main")  # its next poll, since=6, tells it got 6
+    for value in range(6, 9):
+        producer.publish({"spo2": value})  # taken while the consumer moved
+    producer.close()
+    producer = _producer(tmp_path / "p")  # the producer restarted meanwhile, too
+    after = Consumer(tmp_path / "node-b")  # its state folder stayed on node a
+    _catch_up(after.follower, producer, consumer="alert/main")
+    assert after.seqs == [7, 8, 9]
+    assert after.follower.counters()["duplicates"] == 0
+    assert "follower alert: resuming spo2/main after seq 6, where it last asked from" in caplog.text
+    other = Consumer(tmp_path / "node-c")  # another consumer is not resumed at alert's position
+    _catch_up(other.follower, producer, consumer="display/main")
+    assert other.seqs == list(range(1, 10))
 
 
 def test_duplicates_and_a_gap_in_a_page_are_counted():

@@ -157,16 +157,17 @@ def test_decode_stops_at_a_break_in_the_numbering():
 
 
 @pytest.mark.parametrize("query, expected", [
-    ("", (0, 500, False)),
-    ("since=7&limit=20&enc=zlib", (7, 20, True)),
-    (["since=3", "limit=1"], (3, 1, False)),
+    ("", (0, 500, False, "")),
+    ("since=7&limit=20&enc=zlib&consumer=alert%2Fmain", (7, 20, True, "alert/main")),
+    (["since=3", "limit=1", "consumer=alert/main"], (3, 1, False, "alert/main")),
 ])
 def test_history_query(query, expected):
     assert tuple(parse_query(query)) == expected
 
 
 @pytest.mark.parametrize("query, message", [
-    ("from=3", "history: unknown query item 'from' (known: since, limit, enc)"),
+    ("from=3", "history: unknown query item 'from' (known: since, limit, enc, consumer)"),
+    ("consumer=" + "x" * 101, "history: consumer names at most 100 characters"),
     ("since=x", "history: since and limit must be whole numbers, got since='x' limit='500'"),
     ("limit=0", "history: since must be >= 0 and limit 1..2000, got since=0 limit=0"),
     ("limit=5000", "history: since must be >= 0 and limit 1..2000, got since=0 limit=5000"),
@@ -202,3 +203,19 @@ def test_a_record_that_rots_on_disk_later_is_left_out_of_the_pages(tmp_path):
     assert [r["seq"] for r in history.readings(since=0)] == [1, 2, 4, 5]
     assert [r["seq"] for r in history.readings(since=3)] == [4, 5]
     assert history.append({"v": 5})["seq"] == 6
+
+
+def test_the_producer_remembers_where_each_consumer_asked_from(tmp_path):
+    producer = Producer("spo2", str(tmp_path), fsync=False)
+    for value in range(5):
+        producer.publish({"spo2": value})
+
+    def consumer_at(query):
+        return json.loads(producer.answer(query)[0]).get("consumer_at")
+
+    assert consumer_at("since=0") is None
+    assert [consumer_at("since=%d&consumer=alert/main" % n) for n in (0, 3, 2, 5)] == [0, 3, 3, 5]
+    producer.close()
+    again = Producer("spo2", str(tmp_path), fsync=False)
+    assert json.loads(again.answer("since=0&consumer=alert/main")[0])["consumer_at"] == 5
+    assert json.loads((tmp_path / "history" / "spo2_main" / "consumers.json").read_text()) == {"alert/main": 5}
