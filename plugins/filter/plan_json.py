@@ -11,8 +11,9 @@ description:
   - Renders the plan document of P(nanoedge.core.plan_report#filter) as the JSON the site playbook writes to the
     plan file (C(docs/contracts.md), "The plan file"), keys sorted.
   - Up to 50 nodes, indented by two spaces, as C(to_nice_json(indent=2)) gives it. Past 50 nodes, compact (no
-    spaces) and each entry of C(unplaced) without C(summary), which its C(counts) say too; so the file grows with
-    services + nodes (under 20 MB for 5,000 nodes and 50,000 services).
+    spaces), each entry of C(unplaced) without C(summary) and C(why) without the services placed nowhere, which
+    the C(counts) of their C(unplaced) entries say too; so the file grows with services + nodes (under 20 MB for
+    5,000 nodes and 50,000 services).
 options:
   _input:
     description: The plan document, as returned by P(nanoedge.core.plan_report#filter).

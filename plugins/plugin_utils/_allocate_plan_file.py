@@ -3,9 +3,10 @@
 """What the plan file holds (docs/contracts.md, "The plan file"): the plan document as it is, for a
 cluster people read whole; past ``DETAIL_NODES`` nodes, compact and without what it says twice.
 
-A large plan's file leaves out each unplaced service's ``summary``: its ``counts`` say the same and
-``unplaced_summary`` rebuilds the line from them, and the summaries of an over-subscribed cluster were
-a fifth of the file. The file then grows with services + nodes and stays small (under 20 MB for 5,000
+A large plan's file leaves out each unplaced service's ``summary`` and, for a service placed nowhere,
+its ``why`` (the largest of its counts): its ``counts`` say the same and ``unplaced_summary`` rebuilds
+the line from them, and these lines of an over-subscribed cluster were a quarter of the file. The file
+then grows with services + nodes and stays small (under 20 MB for 5,000
 nodes and 50,000 services). Controller-only, no Ansible imports.
 """
 
@@ -24,9 +25,14 @@ def compact(document: t.Mapping[str, t.Any]) -> bool:
 
 def file_document(document: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
     """The document the plan file holds: ``document`` itself, or, for a large plan, a copy whose unplaced
-    entries have no ``summary``."""
+    entries have no ``summary`` and whose ``why`` has only the services placed."""
     result = dict(document)
-    if compact(document) and isinstance(document.get("unplaced"), list):
+    if not compact(document):
+        return result
+    if isinstance(document.get("unplaced"), list):
         result["unplaced"] = [{key: value for key, value in entry.items() if key != "summary"}
                               if isinstance(entry, t.Mapping) else entry for entry in document["unplaced"]]
+    placements = document.get("placements")
+    if isinstance(document.get("why"), t.Mapping) and isinstance(placements, t.Mapping):
+        result["why"] = {name: text for name, text in document["why"].items() if name in placements}
     return result

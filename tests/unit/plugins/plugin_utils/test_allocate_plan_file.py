@@ -15,8 +15,13 @@ COUNTS = [{"code": "capability", "missing": ["xr"], "count": 2}]
 
 def document(nodes: int) -> t.Dict[str, t.Any]:
     return {"strategy": "first_fit", "by_node": {"w%d" % index: [] for index in range(nodes)},
+            "placements": {"web": "w0", "db": "w1"},
+            "why": {"web": "first node in order that fits", "db": "first node in order that fits",
+                    "xray": "no node fits: 2 missing capability xr"},
             "unplaced": [{"service": "xray", "missing": 1, "summary": "0/2 nodes fit: 2 missing capability xr",
-                          "counts": COUNTS}]}
+                          "counts": COUNTS},
+                         {"service": "db", "missing": 1, "summary": "1/2 nodes fit: 1 already run a replica",
+                          "counts": [{"code": "replica", "service": "db", "count": 1}, {"code": "fits", "count": 1}]}]}
 
 
 @pytest.mark.parametrize("nodes, large", [(0, False), (DETAIL_NODES, False), (DETAIL_NODES + 1, True)])
@@ -36,7 +41,11 @@ def test_a_small_plan_is_kept_whole() -> None:
 def test_a_large_plan_leaves_out_the_summaries_its_counts_give() -> None:
     original = document(DETAIL_NODES + 1)
     written = file_document(original)
-    assert written["unplaced"] == [{"service": "xray", "missing": 1, "counts": COUNTS}]
-    assert unplaced_summary(written["unplaced"][0]) == "0/2 nodes fit: 2 missing capability xr"
+    assert [entry["service"] for entry in written["unplaced"]] == ["xray", "db"]
+    assert written["unplaced"][0] == {"service": "xray", "missing": 1, "counts": COUNTS}
+    assert [unplaced_summary(entry) for entry in written["unplaced"]] == [
+        entry["summary"] for entry in original["unplaced"]]
+    # a service placed nowhere has no why: its counts say it; one short of replicas keeps where it runs
+    assert written["why"] == {"web": "first node in order that fits", "db": "first node in order that fits"}
     assert written["by_node"] is original["by_node"]
-    assert "summary" in original["unplaced"][0]
+    assert original == document(DETAIL_NODES + 1)
