@@ -204,4 +204,3 @@ def _scorer(strategy: str, state: State) -> t.Callable[[int], float]:
         return cpu[index] * scale_cpu + memory[index] * scale_memory + storage[index] * scale_storage
 
     return score
-
