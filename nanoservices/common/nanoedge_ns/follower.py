@@ -28,8 +28,9 @@ it, e.g. by the sequence number).
 Each request also names the consumer (``consumer=<name>/<instance>``): the
 producer remembers where each consumer last asked from and says so in
 ``consumer_at``. A consumer without a position of its own for that source
-(moved to another node, its state folder left behind) resumes there: it is
-given again at most the page it handled after its last request.
+(moved to another node, its state folder left behind) resumes there: the
+follower asks again as soon as it handled new readings, so only a page it
+was handling when it was stopped is given again.
 """
 
 from __future__ import annotations
@@ -222,8 +223,8 @@ class Follower:
     # ------------------------------------------------------------ network
 
     async def fetch(self, client: coapio.Client, history_uri: str, limit: int = 2000) -> t.Dict[str, t.Any]:
-        uri = "%s?since=%d&limit=%d&enc=zlib&consumer=%s" % (history_uri, self.since(), limit,
-                                                              urllib.parse.quote(self.consumer, safe=""))
+        consumer = urllib.parse.quote(self.consumer, safe="")
+        uri = "%s?since=%d&limit=%d&enc=zlib&consumer=%s" % (history_uri, self.since(), limit, consumer)
         payload, content_format = await client.exchange("GET", uri)
         if content_format == coapio.OCTET_STREAM:
             payload = zlib.decompress(payload)
@@ -238,7 +239,9 @@ class Follower:
         while True:
             again = False
             try:
-                again = self.accept(await self.fetch(client, history_uri, limit))
+                before = self.since()
+                # asking again at once after new readings also tells the producer they were handled (consumer_at)
+                again = self.accept(await self.fetch(client, history_uri, limit)) or self.since() > before
                 self.source_error = None
                 reported = ""
             except coapio.CoapError as exc:
