@@ -3,7 +3,9 @@
 """Display nanoservice: the patient's status at a glance. Polls the other
 nanoservices (``--source spo2=coap://…/spo2``, repeatable) and draws the
 latest readings as a text screen on stdout and in ``--output`` (what the
-attached panel shows), also served over CoAP at ``/screen``.
+attached panel shows), also served over CoAP at ``/screen``. It shows the
+latest reading of each source; ``/counters`` says, per source, how many
+numbered readings it showed, polled twice or never showed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import time
 import typing as t
 
-from nanoedge_ns import coapio, service
+from nanoedge_ns import coapio, follower, service
 
 log = logging.getLogger("display")
 
@@ -95,12 +97,15 @@ async def main(args: argparse.Namespace) -> None:
     readings: t.Dict[str, t.Any] = dict.fromkeys(sources)
     screen = {"text": render(readings, service.now()), "time": None, "readings": {}}
     resource = coapio.make_json_resource(lambda: screen)
-    context = await coapio.serve({"screen": resource}, args.bind, args.port)
+    seen = follower.LatestCounters("display")
+    context = await coapio.serve({"screen": resource, "counters": coapio.make_json_resource(seen.counters)},
+                                 args.bind, args.port)
     client = coapio.Client(timeout=max(2.0, args.interval * 2))
 
     async def fetch(name: str, uri: str) -> None:
         try:
             readings[name] = await client.get(uri)
+            seen.saw(name, readings[name])
         except (asyncio.TimeoutError, OSError, ValueError) as exc:
             readings[name] = exc
 

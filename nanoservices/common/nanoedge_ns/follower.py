@@ -284,3 +284,41 @@ def open_follower(name: str, args: t.Any, handle: t.Callable[[t.Dict[str, t.Any]
         log.error("%s: cannot keep its position in %s (%s); keeping it in %s instead, which does not survive "
                   "the service", name, directory, exc, fallback)
         return Follower(name, position_path(fallback, name), handle, start=start, consumer=consumer)
+
+
+class LatestCounters:
+    """The counters of a consumer that shows only the latest reading of each
+    source (the display): it polls, so the readings between two polls are
+    ``not_shown`` by design, not missing; a poll that brings the reading
+    already shown is a ``duplicate``. Readings without ``seq`` (an older
+    producer, or a resource that is not a stream) are counted as ``unnumbered``."""
+
+    def __init__(self, name: str, clock: t.Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.clock = clock
+        self.sources: t.Dict[str, t.Dict[str, t.Any]] = {}
+
+    def saw(self, label: str, reading: t.Any) -> None:
+        state = self.sources.setdefault(label, {"source": None, "epoch": None, "last_seq": None, "received": 0,
+                                                "duplicates": 0, "not_shown": 0, "unnumbered": 0,
+                                                "last_taken_at": None})
+        seq = reading.get("seq") if isinstance(reading, dict) else None
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            state["unnumbered"] += isinstance(reading, dict)
+            return
+        same_stream = (state["source"], state["epoch"]) == (reading.get("source"), reading.get("epoch"))
+        if same_stream and state["last_seq"] is not None and seq <= state["last_seq"]:
+            state["duplicates"] += 1
+            return
+        if same_stream and state["last_seq"] is not None:
+            state["not_shown"] += seq - state["last_seq"] - 1
+        state.update(source=reading.get("source"), epoch=reading.get("epoch"), last_seq=seq,
+                     received=state["received"] + 1, last_taken_at=reading.get("taken_at"))
+
+    def counters(self) -> t.Dict[str, t.Any]:
+        now = self.clock()
+        sources = {label: dict(state, lag_s=None if not isinstance(state["last_taken_at"], (int, float))
+                               else round(max(0.0, now - state["last_taken_at"]), 3))
+                   for label, state in self.sources.items()}
+        totals = {key: sum(s[key] for s in sources.values()) for key in ("received", "duplicates", "not_shown")}
+        return dict(totals, consumer=self.name, sources=sources)

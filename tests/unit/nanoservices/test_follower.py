@@ -14,7 +14,7 @@ import socket
 import pytest
 
 from nanoedge_ns import coapio
-from nanoedge_ns.follower import Follower, SequenceError, position_path
+from nanoedge_ns.follower import Follower, LatestCounters, SequenceError, position_path
 from nanoedge_ns.readings import Producer
 
 
@@ -298,3 +298,19 @@ def test_a_producer_and_a_consumer_in_a_few_lines(tmp_path):
     live = asyncio.run(scenario())
     assert (live["breaths_per_min"], live["seq"], live["source"]) == (16, 3, "resp/main")
     assert [(r["seq"], r["breaths_per_min"]) for r in seen] == [(1, 14), (2, 15), (3, 16)]
+
+
+def test_a_display_counts_what_it_showed_polled_twice_or_never_showed():
+    counters = LatestCounters("display", clock=lambda: 20.0)
+    stream = {"source": "spo2/main", "epoch": "e"}
+    for reading in [dict(stream, seq=1, taken_at=10.0), dict(stream, seq=1, taken_at=10.0),
+                    dict(stream, seq=4, taken_at=13.0), dict(stream, seq=2, epoch="f", taken_at=19.5)]:
+        counters.saw("spo2", reading)
+    counters.saw("oc", {"open": True, "flow_lpm": 2.0})
+    counters.saw("oc", None)
+    result = counters.counters()
+    assert (result["received"], result["duplicates"], result["not_shown"]) == (3, 1, 2)
+    assert result["sources"]["spo2"] == {"source": "spo2/main", "epoch": "f", "last_seq": 2, "received": 3,
+                                         "duplicates": 1, "not_shown": 2, "unnumbered": 0, "last_taken_at": 19.5,
+                                         "lag_s": 0.5}
+    assert result["sources"]["oc"]["unnumbered"] == 1 and result["sources"]["oc"]["lag_s"] is None
