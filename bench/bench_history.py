@@ -11,7 +11,9 @@ Measured in this run, each against a baseline of the same run:
    history read from disk, against the same follower handed pages sliced
    from an in-memory list;
 3. catch-up over CoAP on loopback (aiocoap, block-wise, zlib pages): what a
-   restarted consumer pays for 10,000 missed readings. Goal: <= 1 s;
+   restarted consumer pays for 10,000 missed readings. Goal: <= 1 s. The
+   CPU time beside it (producer and consumer share this process and core)
+   is what a loaded machine cannot inflate;
 4. the history's size on disk per 10,000 readings, and on the wire.
 
 ``--pi3`` runs the same inside ``docker run --cpus 1 --memory 926m`` (a
@@ -128,15 +130,17 @@ def bench_coap(folder: str, limits: t.Sequence[int]) -> t.Dict[str, t.Any]:
             await client.get(uri + "?since=%d" % N)  # the connection's set-up is not the catch-up
             for limit in limits:
                 seen: t.List[t.Dict[str, t.Any]] = []
-                follower = Follower("bench", os.path.join(folder, "follow-%d.json" % limit), seen.append)
-                start = time.perf_counter()
+                # a consumer of its own per run: the producer would resume a consumer of the same name at its end
+                follower = Follower("bench-%d" % limit, os.path.join(folder, "follow-%d.json" % limit), seen.append)
+                start, cpu = time.perf_counter(), time.process_time()
                 while follower.accept(await follower.fetch(client, uri, limit)):
                     pass
-                seconds = time.perf_counter() - start
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                 assert [r["seq"] for r in seen] == list(range(1, N + 1))
                 results["limit_%d_s" % limit] = round(seconds, 3)
+                results["limit_%d_cpu_s" % limit] = round(cpu, 3)  # producer and consumer: this one process
             results["goal_s"] = 1.0
-            results["met"] = min(v for k, v in results.items() if k.startswith("limit_")) <= 1.0
+            results["met"] = min(results["limit_%d_s" % limit] for limit in limits) <= 1.0
         finally:
             await client.close()
             await server.shutdown()
@@ -181,8 +185,10 @@ def show(title: str, report: t.Dict[str, t.Any]) -> None:
           % (catch_up["bytes_on_disk_per_10000"], catch_up["bytes_zlib_pages_per_10000"]))
     coap = report.get("catch_up_coap")
     if coap:
-        print("catch-up 10000 over CoAP (loopback, block-wise, zlib): pages of 500 %.3f s, of 2000 %.3f s "
-              "(goal <= 1 s: %s)" % (coap["limit_500_s"], coap["limit_2000_s"], "met" if coap["met"] else "MISSED"))
+        print("catch-up 10000 over CoAP (loopback, block-wise, zlib): pages of 500 %.3f s (CPU %.3f s), of 2000 "
+              "%.3f s (CPU %.3f s) (goal <= 1 s: %s)" % (coap["limit_500_s"], coap["limit_500_cpu_s"],
+                                                         coap["limit_2000_s"], coap["limit_2000_cpu_s"],
+                                                         "met" if coap["met"] else "MISSED"))
 
 
 def main() -> int:
