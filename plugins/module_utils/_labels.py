@@ -23,6 +23,10 @@ URI_LABEL = PREFIX + "uri"
 # Swarm keeps a network as its own ID (its "host" network's ID is not the node's), so a
 # service's network by name cannot be compared with what Swarm reports; this label can.
 NETWORK_LABEL = PREFIX + "network"
+# A digest of everything a Swarm service's specification says (the network by name included): a
+# service whose label differs will be updated, and an update must name the network again, since
+# Swarm drops a network an update leaves out (a service moved to another node lost "host").
+SPEC_LABEL = PREFIX + "spec"
 
 # Swarm nodes: the node's name (services are pinned to it) and its placement facets.
 SWARM_NODE_PREFIX = "nanoedge."

@@ -14,12 +14,16 @@ description every backend reads), translated to the options of
 
 from __future__ import annotations
 
+import hashlib
 import re
 import typing as t
+
+from ansible_collections.nanoedge.core.plugins.module_utils._canonical_json import canonical_json
 
 from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
     NETWORK_LABEL,
     SERVICE_LABEL,
+    SPEC_LABEL,
     SWARM_ARCH_LABEL,
     SWARM_CAPABILITY_PREFIX,
     SWARM_NETWORK_PREFIX,
@@ -153,6 +157,7 @@ def service_spec(description: t.Any, restart_policy: str = "unless-stopped", net
         # Host-mode publishing binds the port on the task's node only: the plan chose that node.
         spec["publish"] = [{"published_port": port["number"], "target_port": port["number"],
                             "protocol": port.get("protocol", "udp"), "mode": "host"}]
+    spec["labels"][SPEC_LABEL] = hashlib.sha256(canonical_json(spec)).hexdigest()[:16]
     return spec
 
 

@@ -2,8 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
+import re
 import typing as t
 
 import pytest
@@ -106,6 +108,7 @@ def test_stale_labels_refuses_a_non_dict() -> None:
 def test_service_spec_of_spo2_on_w4() -> None:
     spo2 = named(described("w4", path_types={"/dev/ttyUSB0": "file"}), "spo2")
     spec = service_spec(spo2)
+    assert re.fullmatch(r"[0-9a-f]{16}", spec["labels"].pop("io.nanoedge.spec"))
     assert spec == {
         "name": "nanoedge-svc-spo2",
         "image": "172.30.0.1:5000/nanoedge/spo2@" + DIGEST,
@@ -235,3 +238,17 @@ def test_placements_round_trip_through_service_spec() -> None:
 def test_placements_refuses_a_non_list() -> None:
     with pytest.raises(SwarmError, match=r"^the services must be a list \(docker_swarm_info with verbose_output\), got dict$"):
         placements({})
+
+
+def test_the_spec_label_changes_with_the_spec_and_only_with_it() -> None:
+    """A service whose spec label differs is updated, and the update names the network again."""
+    bot = named(described("w1"), "bot")
+    label = service_spec(bot)["labels"]["io.nanoedge.spec"]
+    assert service_spec(copy.deepcopy(bot))["labels"]["io.nanoedge.spec"] == label
+    moved = dict(bot, node="w2")
+    rewired = dict(bot, env=dict(bot["env"], NANOEDGE_EXTRA="1"))
+    assert len({label, service_spec(moved)["labels"]["io.nanoedge.spec"],
+                service_spec(rewired)["labels"]["io.nanoedge.spec"],
+                service_spec(bot, network_mode="nanoedge")["labels"]["io.nanoedge.spec"],
+                service_spec(bot, restart_delay=2)["labels"]["io.nanoedge.spec"]}) == 5
+    assert "io.nanoedge.spec" not in service_spec(bot)["container_labels"]
