@@ -22,7 +22,7 @@ UNITS_ARGS ?=
 PYTEST_ARGS ?=
 CONTINUITY_ARGS ?=
 # antsibull-docs lint-collection-docs options; --plugin-docs also checks every plugin's and role's docs.
-DOCS_LINT_ARGS ?=
+DOCS_LINT_ARGS ?= --plugin-docs
 # The collections unpacked from the bundle: the dependencies galaxy.yml declares (community.docker
 # needs community.library_inventory_filtering_v1) and community.general. The stamp counts them, so a
 # checkout unpacked before a collection was added unpacks again.

@@ -60,19 +60,19 @@ options:
       - The placement running now, as a dictionary of service name to node name (or list of node names for
         replicated services), or the result of an earlier call of this filter.
       - Each service stays on its current node while that node still satisfies it; only the rest is allocated
-        with O(strategy). RV(moves) lists what changes.
+        with O(strategy). RV(_value.moves) lists what changes.
     type: dict
   time_limit:
     description:
       - Seconds the solver may spend with O(strategy=optimal). When it runs out, the best placement found so
-        far is returned and RV(optimal.proven) is V(false).
+        far is returned and RV(_value.optimal.proven) is V(false).
     type: float
     default: 10
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
 notes:
   - Quantities are compared in millionths; requirements are rounded up and capacities down.
-  - For each service that cannot be placed (or misses replicas) RV(unplaced) counts the nodes by the first reason
+  - For each service that cannot be placed (or misses replicas) RV(_value.unplaced) counts the nodes by the first reason
     they do not fit, in the order the paper checks them (capability, cores, memory, power, battery, network,
     storage), and, in clusters of up to 50 nodes, gives that reason per node. The result grows with services +
     nodes. The P(nanoedge.core.explain#filter) filter gives the service by node table, for named services too.
@@ -163,7 +163,7 @@ _value:
     placements:
       description:
         - Service name to the node it runs on, for every service placed.
-        - For a service with several replicas, the node of its first replica; RV(replica_nodes) has them all.
+        - For a service with several replicas, the node of its first replica; RV(_value.replica_nodes) has them all.
       type: dict
       returned: always
       sample: {"spo2": "w4", "hrv": "w4", "bot": "w1"}
@@ -193,7 +193,7 @@ _value:
           sample: "0/3 nodes fit: 1 missing capability xr, 1 not enough memory (needs 2048 MB), 1 not enough cpu (needs 2 cores)"
         counts:
           description:
-            - Why, for programs that must not read English; one entry per cause C(code) (see RV(unplaced[].causes);
+            - Why, for programs that must not read English; one entry per cause C(code) (see RV(_value.unplaced[].causes);
               per set of C(missing) capabilities for V(capability)) with C(count), how many nodes fail first with
               it, checked against what is left on them after the placement, and the service's figures involved
               (C(needs), C(missing), C(service)). The counts add up to the number of nodes.
@@ -217,7 +217,7 @@ _value:
               and when other services took the room C(after), the first five of them, and C(more), how many
               others), V(power) or V(network) (C(needs), what the node C(has)), V(battery) (C(needs) in percent,
               the node's level C(has), V(null) when unknown) or V(fits) (the node could take it).
-            - Only with at most 50 nodes, like RV(unplaced[].reasons).
+            - Only with at most 50 nodes, like RV(_value.unplaced[].reasons).
           type: list
           elements: dict
           sample: [{"code": "capability", "missing": ["xr"], "nodes": ["w1"]},
@@ -271,7 +271,7 @@ _value:
           type: int
           sample: 20
         gap:
-          description: (RV(optimal.bound) - RV(optimal.placed)) / RV(optimal.bound); V(0) when proven.
+          description: (RV(_value.optimal.bound) - RV(_value.optimal.placed)) / RV(_value.optimal.bound); V(0) when proven.
           type: float
           sample: 0.0
         source:
