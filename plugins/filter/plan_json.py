@@ -14,16 +14,9 @@ description:
     spaces), each entry of C(unplaced) without C(summary) and C(why) without the services placed nowhere, which
     the C(counts) of their C(unplaced) entries say too; so the file grows with services + nodes (under 20 MB for
     5,000 nodes and 50,000 services).
-options:
-  _input:
-    description: The plan document, as returned by P(nanoedge.core.plan_report#filter).
-    type: dict
-    required: true
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
-seealso:
-  - plugin: nanoedge.core.plan_report
-    plugin_type: filter
+  - nanoedge.core.plan_document
 """
 
 EXAMPLES = r"""

@@ -15,10 +15,6 @@ description:
   - The SVG has no external references (no fonts, scripts or images), so it can be attached to a CI run or
     opened in any browser.
 options:
-  _input:
-    description: The plan document, as returned by P(nanoedge.core.plan_report#filter).
-    type: dict
-    required: true
   title:
     description: The title drawn at the top.
     type: str
@@ -29,9 +25,7 @@ options:
     default: 5
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
-seealso:
-  - plugin: nanoedge.core.plan_report
-    plugin_type: filter
+  - nanoedge.core.plan_document
 """
 
 EXAMPLES = r"""

@@ -12,16 +12,9 @@ description:
     (service, node, why that node) and one per unplaced service with the reason each node gave (past 50 nodes,
     the nodes counted per reason), followed by a summary line. Critical services are marked with C(*).
   - Returns a list of lines, which C(ansible.builtin.debug) prints one per line.
-options:
-  _input:
-    description: The plan document, as returned by P(nanoedge.core.plan_report#filter).
-    type: dict
-    required: true
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
-seealso:
-  - plugin: nanoedge.core.plan_report
-    plugin_type: filter
+  - nanoedge.core.plan_document
 """
 
 EXAMPLES = r"""
