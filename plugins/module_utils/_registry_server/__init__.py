@@ -31,7 +31,9 @@ identities may GET (and observe) everything, an authenticated worker only
 Modules: ``codec`` (decoding what is PUT, the ETag), ``wellformed`` (the
 bounded check of a body before it is decoded), ``store`` (SQLite, the lock
 and the check at start), ``model`` (leases and the collection),
-``resources`` (CoAP), ``limits`` (the caps, the request rate per peer and
+``resources`` (CoAP), ``directory`` and ``directory_resources`` (the
+service directory: ``/instances/{node}`` written by each node, ``/services``
+observed by every node's agent), ``limits`` (the caps, the request rate per peer and
 the observations per peer), ``uploads`` (unfinished block-wise uploads, within
 their caps), ``server`` (sockets and the serving loop), ``oscore_site``
 (the OSCORE security contexts and the site wrapper that unprotects requests),

@@ -413,7 +413,7 @@ class RegistrySite(Site):
     deep-copy all options of every request first."""
 
     def __init__(self, profiles: ProfilesResource, beats: t.Any = None,
-                 others: t.Sequence[t.Tuple[str, t.Any]] = ()) -> None:
+                 others: t.Sequence[t.Tuple[str, t.Any]] = (), subtrees: t.Sequence[t.Tuple[str, t.Any]] = ()) -> None:
         super().__init__()
         self.profiles = profiles
         self.collection = CollectionResource(profiles)
@@ -429,6 +429,9 @@ class RegistrySite(Site):
             self.fast["beat"] = (beats, beats)
         for name, resource in others:
             self.add_resource([name], resource)
+        for name, resource in subtrees:  # one resource for /name and all below it (the directory's)
+            self.add_resource([name], resource)
+            self.fast[name] = (resource, resource)
 
     async def render_to_pipe(self, pipe: t.Any) -> None:
         # Every request passes here once (notifications do not), under OSCORE
@@ -455,7 +458,8 @@ class RegistrySite(Site):
         return await super().render_to_pipe(pipe)
 
 
-def build_site(resource: ProfilesResource, beats: t.Any = None,
-               others: t.Sequence[t.Tuple[str, t.Any]] = ()) -> aiocoap.resource.Site:
-    """The root: /profiles, and with ``beats`` /beat; ``others`` are further resources by name (/liveness...)."""
-    return RegistrySite(resource, beats, others)
+def build_site(resource: ProfilesResource, beats: t.Any = None, others: t.Sequence[t.Tuple[str, t.Any]] = (),
+               subtrees: t.Sequence[t.Tuple[str, t.Any]] = ()) -> aiocoap.resource.Site:
+    """The root: /profiles, and with ``beats`` /beat; ``others`` are further resources by name (/liveness...),
+    ``subtrees`` resources that also answer every path below their name (/services, /instances)."""
+    return RegistrySite(resource, beats, others, subtrees)

@@ -19,6 +19,10 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aio
     cheaper_addresses, cheaper_option_copies,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.beats import BeatResource, LivenessResource, wire
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.directory import Directory
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.directory_resources import (
+    InstancesResource, ServicesResource,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import Leadership, LeadershipResource
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.limits import limits_of
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.liveness import TICK, Liveness
@@ -82,9 +86,10 @@ def enlarge_receive_buffer(sock: t.Any, size: int) -> int:
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
-def liveness_site(args: argparse.Namespace, registry: Registry, resource: ProfilesResource,
-                  settings: Settings) -> t.Tuple[Liveness, t.Any]:
-    """The failure detector and the site: /profiles, /beat, /liveness and, with --name, /leadership."""
+def liveness_site(args: argparse.Namespace, registry: Registry, resource: ProfilesResource, settings: Settings,
+                  directory: Directory) -> t.Tuple[Liveness, t.Any]:
+    """The failure detector and the site: /profiles, /beat, /liveness, the directory's /instances and /services
+    and, with --name, /leadership."""
     members = frozenset(args.members)
     liveness = Liveness(args.suspect_after, args.confirm_after, max_nodes=args.max_profiles, always=members,
                         tracked=lambda node: node in registry.entries)
@@ -104,7 +109,14 @@ def liveness_site(args: argparse.Namespace, registry: Registry, resource: Profil
     wire(registry, liveness, view)
     beats = BeatResource(registry, liveness, settings.security, leadership, diagnostic)
     LOG.info("liveness: suspected after %g s, lost after %g s without a beat", args.suspect_after, args.confirm_after)
-    return liveness, build_site(resource, beats, others)
+    return liveness, build_site(resource, beats, others, directory_subtrees(directory, resource, settings))
+
+
+def directory_subtrees(directory: Directory, resource: ProfilesResource,
+                       settings: Settings) -> t.List[t.Tuple[str, t.Any]]:
+    """The service directory: /instances (written by the nodes) and /services (read by every peer)."""
+    return [("instances", InstancesResource(directory, resource, diagnostic)),
+            ("services", ServicesResource(directory, settings.security, resource.observer_count, diagnostic))]
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -118,7 +130,8 @@ async def serve(args: argparse.Namespace) -> None:
     managers = frozenset(m for m in (args.managers or "").split(",") if m)
     settings = Settings(args.default_lifetime, args.max_lifetime, args.max_body, security, managers, limits_of(args))
     resource = ProfilesResource(registry, settings)
-    liveness, site = liveness_site(args, registry, resource, settings)
+    directory = Directory(registry, max_nodes=args.max_profiles)
+    liveness, site = liveness_site(args, registry, resource, settings, directory)
 
     tolerate_undecodable_datagrams()
     cheaper_addresses()
@@ -169,6 +182,7 @@ async def serve(args: argparse.Namespace) -> None:
             await asyncio.sleep(TICK)
             liveness.tick()
             registry.expire_due()
+            directory.expire_due()
             ticks += 1
             if ticks % every == 0:
                 resource.sweep()

@@ -42,7 +42,8 @@ def test_without_them_the_package_imports_and_the_server_names_what_is_missing(t
     proc = subprocess.run([sys.executable, "-c", WITHOUT_LIBRARIES, str(tmp_path / "registry.sqlite")],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert proc.stdout.split() == [
-        "__main__", "access", "aiocoap_dep", "aiocoap_tuning", "beats", "cli", "codec", "leadership", "limits",
+        "__main__", "access", "aiocoap_dep", "aiocoap_tuning", "beats", "cli", "codec", "directory",
+        "directory_resources", "leadership", "limits",
         "liveness", "model", "oscore_site", "resources", "server", "store", "uploads", "watchdog", "wellformed"]
     assert (proc.returncode, proc.stderr) == (1, (
         "nanoedge.core.registry: the Python library aiocoap is missing for %s (ModuleNotFoundError: No module named"
