@@ -24,7 +24,10 @@ Modules: ``config`` (the configuration file, discovery with it), ``uevents``
 (kernel uevents parsed, the subsystems that matter), ``sysfs`` (inotify and
 the stat signature of the folders discovery reads), ``events`` (the sources
 together, the debounce), ``reports`` (full reports), ``witness`` (the
-witness file), ``beats`` (beats and their answers), ``daemon`` (the service),
+witness file), ``beats`` (beats and their answers), ``directory`` and ``directory_server``
+(the node's service directory: local nanoservices register and look up their
+producers on 127.0.0.1, the agent keeps the managers' directory informed and
+observes it), ``daemon`` (the service),
 ``cli`` (the command line).
 
 Exit status: 0 after a clean stop, or with --once when at least min_acks

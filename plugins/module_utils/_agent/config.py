@@ -40,6 +40,10 @@ CONFIG_KEYS = {
     "poll_interval": (NUMBER, 1.0),
     # the witness file (witness.json) lives here
     "state_dir": (str, "/var/lib/nanoedge-agent"),
+    # the service directory for this node's nanoservices, on 127.0.0.1 (0: none, as before it existed)
+    "directory_port": (int, 0),
+    # seconds between two renewals of this node's instance list at every registry
+    "directory_renew": (NUMBER, 5),
 }
 
 # (key, lowest, highest) for the numbers of the service
@@ -50,6 +54,8 @@ RANGES = (
     ("debounce", 0, 60),
     ("poll_interval", 0.05, 3600),
     ("timeout", 0.05, 600),
+    ("directory_port", 0, 65535),
+    ("directory_renew", 1, 3600),
 )
 
 

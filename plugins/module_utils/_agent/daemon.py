@@ -1,7 +1,8 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The agent as a service: report at start, on hardware events, every interval and when a registry asks;
-beat every beat interval; witness the managers' leadership.
+beat every beat interval; witness the managers' leadership; with a directory port, serve the node's
+service directory on loopback (``directory_server``).
 
 Standard library plus aiocoap (under the guard of ``_coap``), Python >= 3.9.
 """
@@ -16,6 +17,7 @@ import typing as t
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.beats import BeatClient, Beater, Link
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.config import AgentError, discover, report_settings
+from ansible_collections.nanoedge.core.plugins.module_utils._agent.directory_server import LocalDirectory
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.events import Debouncer, Watcher
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.reports import Reporter
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.witness import WitnessKeeper
@@ -84,6 +86,7 @@ class Agent:
             raise AgentError(str(exc)) from None
         client = BeatClient(credentials)
         watcher = None  # type: t.Optional[Watcher]
+        directory = None  # type: t.Optional[LocalDirectory]
         try:
             await client.open(registries)
             profile = await self.discover()
@@ -96,6 +99,10 @@ class Agent:
                             float(config["beat_interval"]), self.log)
             self.tasks = [asyncio.ensure_future(beater.run(Link(url))) for url in config["registries"]]
             self.tasks.append(asyncio.ensure_future(self.periodic()))
+            if config["directory_port"]:
+                directory = LocalDirectory(profile["node"], config["registries"], client.contexts.get,
+                                           int(config["lifetime"]), float(config["directory_renew"]), self.log)
+                await directory.start(int(config["directory_port"]))
             debouncer = Debouncer(float(config["debounce"]), self.on_events)
             watcher = Watcher(config["root"], debouncer.trigger, float(config["poll_interval"]), self.log)
             self.log.info("%s: watching %s; beats every %gs, a full report every %gs", profile["node"],
@@ -108,6 +115,8 @@ class Agent:
             for task in self.tasks + (self.reporter.pending() if self.reporter else []):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+            if directory is not None:
+                await directory.close()
             if watcher is not None:
                 watcher.close()
             await client.close()

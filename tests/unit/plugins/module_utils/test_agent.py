@@ -47,6 +47,10 @@ def write_config(tmp_path: Path, **config: t.Any) -> str:
     ({"registries": ["coap://m1"], "lifetime": 900, "interval": 0.5},
      "interval must be 0 (a third of the lifetime) or at least 1, got 0.5"),
     ({"registries": ["coap://m1"], "lifetime": 900, "state_dir": 1}, "state_dir has the wrong type (int)"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "directory_port": 70000},
+     "directory_port must be from 0 to 65535, got 70000"),
+    ({"registries": ["coap://m1"], "lifetime": 900, "directory_renew": 0.5},
+     "directory_renew must be from 1 to 3600, got 0.5"),
 ])
 def test_config_errors(tmp_path, config, message):
     path = write_config(tmp_path, **config)
@@ -62,7 +66,7 @@ def test_config_defaults(tmp_path):
                       "device_catalog": [], "oscore_context": "", "oscore_credentials": "",
                       # a configuration written for the timer reports every third of the lease, as the timer ran
                       "interval": 300.0, "jitter": 0, "beat_interval": 1.0, "debounce": 0.5, "poll_interval": 1.0,
-                      "state_dir": "/var/lib/nanoedge-agent"}
+                      "state_dir": "/var/lib/nanoedge-agent", "directory_port": 0, "directory_renew": 5}
 
 
 def test_config_of_the_service(tmp_path):
