@@ -113,7 +113,7 @@ def main() -> None:
     try:
         subprocess.run([PYTHON, str(SOURCE / "tools" / "nanoservices.py")], check=True, capture_output=True)
         bench_site.run([str(bench_site.BIN / "ansible-playbook"), "-i", "inventory/testbed",
-                        "molecule/shared/prepare.yml", "-e", "nanoedge_wheels_dir=%s" % (SOURCE / ".build" / "wheels")],
+                        "extensions/molecule/shared/prepare.yml", "-e", "nanoedge_wheels_dir=%s" % (SOURCE / ".build" / "wheels")],
                        "staging the wheels")
         converge = bench_site.site("-e", "nanoedge_dynamic=true")[0]
         wait("the active manager's first run", lambda: (settled_run(0) or {}).get("rc") == 0, 180, 1)

@@ -84,7 +84,7 @@ def main() -> None:
     subprocess.run([PYTHON, str(SOURCE / "tools" / "testbed.py"), "up"], check=True, capture_output=True)
     try:
         subprocess.run([PYTHON, str(SOURCE / "tools" / "nanoservices.py")], check=True, capture_output=True)
-        run([str(BIN / "ansible-playbook"), "-i", "inventory/testbed", "molecule/shared/prepare.yml",
+        run([str(BIN / "ansible-playbook"), "-i", "inventory/testbed", "extensions/molecule/shared/prepare.yml",
              "-e", "nanoedge_wheels_dir=%s" % (SOURCE / ".build" / "wheels")], "staging the wheels")
         baseline = min(run([str(BIN / "ansible"), "-i", "inventory/testbed", "testbed", "-m", "ansible.builtin.ping"],
                            "ping")[0] for attempt in range(3))

@@ -78,7 +78,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_PIPELINING=1 ANSIBLE_FORK
 export PATH=$BIN:$PATH
 cd "$COLL_DEST"
 log "staging the wheels on the managers"
-ansible-playbook -i inventory/testbed molecule/shared/prepare.yml -e "nanoedge_wheels_dir=$WHEELS"
+ansible-playbook -i inventory/testbed extensions/molecule/shared/prepare.yml -e "nanoedge_wheels_dir=$WHEELS"
 log "nanoedge.core.site"
 start=$(date +%s)
 ansible-playbook -i inventory/testbed playbooks/site.yml "${check[@]}" \

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The molecule scenarios (molecule/): default (containers), bare_metal (systemd units), check
-# (--check changes nothing), continuity, partition and swarm (dynamic operation), each
-# against the demo cluster, which each scenario starts and stops. Run from a laid-out copy of
-# the collection, as ansible-test does.
-#   tools/molecule.sh                 # every scenario, in that order
-#   tools/molecule.sh default check   # some
+# The molecule scenarios (extensions/molecule/): default (containers), check (--check changes
+# nothing), bare_metal (systemd units), swarm, continuity and partition (dynamic operation),
+# against the demo cluster. Scenarios given together (one argument, comma-separated) share one
+# cluster (molecule's shared_state: the default scenario's create starts it before the first and
+# its destroy stops it after the last), so a later scenario also checks the switch from what the
+# one before left (containers to units, Swarm services to containers). Run from a laid-out copy
+# of the collection, as ansible-test does.
+#   tools/molecule.sh                                 # default,check,bare_metal swarm,continuity,partition
+#   tools/molecule.sh continuity                      # some, each group on its own cluster
 #   MOLECULE_ARGS="--destroy never" tools/molecule.sh default
 set -euo pipefail
 
@@ -13,21 +16,21 @@ BIN=$ROOT/.venv/bin
 COLL_ROOT=${NANOEDGE_MOLECULE_COLLECTIONS:-$ROOT/.build/molecule-collections}
 COLL_DEST=$COLL_ROOT/ansible_collections/nanoedge/core
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default bare_metal check continuity partition swarm)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default,check,bare_metal swarm,continuity,partition)
 
 bash "$ROOT/tools/demo.sh" --prepare-only
 make -s -C "$ROOT" layout COLL_DEST="$COLL_DEST"
 
 export ANSIBLE_COLLECTIONS_PATH=$COLL_ROOT:$ROOT/.build/collections
-export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 export NANOEDGE_WHEELS_DIR=$ROOT/.build/wheels
 export NANOEDGE_SOURCE_DIR=$ROOT
 export PATH=$BIN:$PATH
 cd "$COLL_DEST"
-for scenario in "${scenarios[@]}"; do
-    printf 'molecule: scenario %s\n' "$scenario" >&2
+for group in "${scenarios[@]}"; do
+    IFS=, read -r -a names <<< "$group"
+    printf 'molecule: scenarios %s\n' "$group" >&2
     start=$(date +%s)
     # shellcheck disable=SC2086  # MOLECULE_ARGS is a list of options
-    molecule --base-config molecule/shared/base.yml test -s "$scenario" ${MOLECULE_ARGS:-}
-    printf 'molecule: scenario %s passed in %d s\n' "$scenario" "$(( $(date +%s) - start ))" >&2
+    molecule --base-config extensions/molecule/shared/base.yml test "${names[@]/#/--scenario-name=}" ${MOLECULE_ARGS:-}
+    printf 'molecule: scenarios %s passed in %d s\n' "$group" "$(( $(date +%s) - start ))" >&2
 done
