@@ -10,7 +10,8 @@ With ``--oc-uri`` the alert also asks the oxygen controller for more oxygen
 
 Every SpO2 reading is judged once, in order, at the time it was taken: the
 service follows the SpO2 service's history (``<spo2 uri>/history``), so after
-a restart or a move it first catches up on what it missed; each state change
+a restart or a move it first catches up on what it missed; it finds the SpO2
+service by name at the node's directory, so it follows it when it moves; each state change
 keeps the sequence number of the reading that caused it. What it received,
 dropped as duplicate or could not get is served at ``/counters``.
 """
@@ -24,7 +25,7 @@ import logging
 import sys
 import typing as t
 
-from nanoedge_ns import alerting, coapio, follower, service
+from nanoedge_ns import alerting, coapio, directory, follower, service
 
 log = logging.getLogger("alert")
 
@@ -97,16 +98,22 @@ async def main(args: argparse.Namespace) -> None:
             valve_changed.set()
 
     spo2 = follower.open_follower("alert", args, lambda reading: react(monitor.observe_numbered(reading)))
+    # the producers by service name at the node's directory (or at the URI given, without one)
+    spo2_at = directory.producer_resolver(client, args.spo2_uri, "spo2")
+    oc_at = directory.producer_resolver(client, args.oc_uri, "oc") if args.oc_uri else None
 
     async def poll_live() -> None:
         # an SpO2 service without a history (an older image): its current reading, as before
+        uri = spo2_at.current()
         try:
-            reading = await client.get(args.spo2_uri)
+            if uri is None:
+                raise ConnectionError("the SpO2 service is not listed yet")
+            reading = await client.get(uri)
             monitor.source_error = spo2.source_error = None
         except (asyncio.TimeoutError, OSError, ValueError) as exc:
             reading = None
             if monitor.source_error is None:
-                log.warning("cannot read %s: %s", args.spo2_uri, exc)
+                log.warning("cannot read %s: %s", uri, exc)
             monitor.source_error = spo2.source_error = str(exc) or type(exc).__name__
         react(monitor.observe(reading, service.now()))
 
@@ -114,7 +121,7 @@ async def main(args: argparse.Namespace) -> None:
         while True:
             await valve_changed.wait()
             valve_changed.clear()
-            await _drive_valve(client, args, valve[-1])
+            await _drive_valve(client, args, valve[-1], oc_at)
 
     def snapshot() -> t.Dict[str, t.Any]:
         monitor.source_error = spo2.source_error
@@ -124,30 +131,45 @@ async def main(args: argparse.Namespace) -> None:
     context = await coapio.serve({"alert": resource, "counters": coapio.make_json_resource(spo2.counters)},
                                  args.bind, args.port)
     driver = asyncio.ensure_future(drive_valve())
+    watchers = [asyncio.ensure_future(r.watch()) for r in (spo2_at, oc_at) if r is not None]
     try:
-        await spo2.follow(client, args.spo2_uri.rstrip("/") + "/history", args.poll, legacy=poll_live)
+        await spo2.follow(client, lambda: history_of(spo2_at.current()), args.poll, legacy=poll_live,
+                          resolver=spo2_at)
     finally:
         driver.cancel()
+        for watcher in watchers:
+            watcher.cancel()
         await client.close()
         await context.shutdown()
 
 
-async def _drive_valve(client: coapio.Client, args: argparse.Namespace, transition: alerting.Transition) -> None:
+def history_of(uri: t.Optional[str]) -> t.Optional[str]:
+    return None if uri is None else uri.rstrip("/") + "/history"
+
+
+async def _drive_valve(client: coapio.Client, args: argparse.Namespace, transition: alerting.Transition,
+                       oc_at: t.Optional[directory.Resolver]) -> None:
     raised = transition.state == alerting.ALERT
     command = {"flow_lpm": args.alert_flow if raised else args.normal_flow,
                "reason": "SpO2 alert" if raised else "SpO2 recovered"}
+    uri = oc_at.current() if oc_at is not None else None
     try:
-        await client.put(args.oc_uri, command)
+        if uri is None:
+            raise ConnectionError("the oxygen controller is not listed yet")
+        await client.put(uri, command)
     except (asyncio.TimeoutError, OSError, ValueError) as exc:
-        log.error("could not set the oxygen flow at %s: %s", args.oc_uri, exc)
+        log.error("could not set the oxygen flow at %s: %s", uri or args.oc_uri, exc)
+        if oc_at is not None and isinstance(exc, (asyncio.TimeoutError, OSError)):
+            oc_at.failed()
 
 
 def cli(argv: t.Optional[t.Sequence[str]] = None) -> int:
     parser = service.parser("alert", __doc__, port=5705)
     parser.add_argument("--spo2-uri", default=service.env("spo2_uri", "coap://localhost/spo2"),
-                        help="the SpO2 nanoservice (env NANOEDGE_SPO2_URI)")
+                        help="the SpO2 nanoservice: coap://... or service:spo2, looked up at the node's directory "
+                             "(env NANOEDGE_SPO2_URI)")
     parser.add_argument("--oc-uri", default=service.env("oc_uri", ""),
-                        help="the oxygen controller's valve, optional (env NANOEDGE_OC_URI)")
+                        help="the oxygen controller's valve, optional: coap://... or service:oc (env NANOEDGE_OC_URI)")
     parser.add_argument("--threshold", type=float, default=float(service.env("spo2_threshold", "92")),
                         help="SpO2 %% below which the patient is at risk (env NANOEDGE_SPO2_THRESHOLD)")
     parser.add_argument("--hold", type=float, default=float(service.env("alert_hold", "30")),

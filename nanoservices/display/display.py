@@ -1,7 +1,8 @@
 # Copyright (c) nanoedge.core contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Display nanoservice: the patient's status at a glance. Polls the other
-nanoservices (``--source spo2=coap://…/spo2``, repeatable) and draws the
+nanoservices (``--source spo2=coap://…/spo2`` or ``spo2=service:spo2``, found
+at the node's directory; repeatable) and draws the
 latest readings as a text screen on stdout and in ``--output`` (what the
 attached panel shows), also served over CoAP at ``/screen``. It shows the
 latest reading of each source; ``/counters`` says, per source, how many
@@ -18,7 +19,7 @@ import sys
 import time
 import typing as t
 
-from nanoedge_ns import coapio, follower, service
+from nanoedge_ns import coapio, directory, follower, service
 
 log = logging.getLogger("display")
 
@@ -74,8 +75,9 @@ def parse_sources(values: t.Sequence[str]) -> t.Dict[str, str]:
     for value in values:
         for item in filter(None, (part.strip() for part in value.split(","))):
             name, sep, uri = item.partition("=")
-            if not sep or not name or not uri.startswith(("coap://", "coap+tcp://", "coaps://")):
-                raise ValueError("display: source %r must look like name=coap://host/path" % item)
+            if not sep or not name or not uri.startswith(("coap://", "coap+tcp://", "coaps://", "service:")):
+                raise ValueError("display: source %r must look like name=coap://host/path or name=service:name"
+                                 % item)
             sources[name] = uri
     return sources
 
@@ -101,18 +103,26 @@ async def main(args: argparse.Namespace) -> None:
     context = await coapio.serve({"screen": resource, "counters": coapio.make_json_resource(seen.counters)},
                                  args.bind, args.port)
     client = coapio.Client(timeout=max(2.0, args.interval * 2))
+    # each source by service name at the node's directory (or at the URI given, without one)
+    resolvers = {name: directory.producer_resolver(client, uri, name) for name, uri in sources.items()}
+    watchers = [asyncio.ensure_future(resolver.watch()) for resolver in resolvers.values()]
 
-    async def fetch(name: str, uri: str) -> None:
+    async def fetch(name: str, resolver: directory.Resolver) -> None:
+        uri = resolver.current()
         try:
+            if uri is None:
+                raise ConnectionError("not listed yet")
             readings[name] = await client.get(uri)
             seen.saw(name, readings[name])
         except (asyncio.TimeoutError, OSError, ValueError) as exc:
             readings[name] = exc
+            if isinstance(exc, (asyncio.TimeoutError, OSError)):
+                resolver.failed()
 
     try:
         previous = ""
         while True:
-            await asyncio.gather(*(fetch(name, uri) for name, uri in sources.items()))
+            await asyncio.gather(*(fetch(name, resolver) for name, resolver in resolvers.items()))
             now = service.now()
             text = render(readings, now)
             screen.update(text=text, time=service.iso(now),
@@ -125,6 +135,8 @@ async def main(args: argparse.Namespace) -> None:
                 previous = text.split("\n", 1)[1]
             await asyncio.sleep(args.interval)
     finally:
+        for watcher in watchers:
+            watcher.cancel()
         await client.close()
         await context.shutdown()
 

@@ -20,6 +20,8 @@ OCTET_STREAM = 42
 DEFAULT_PORT = 5683
 
 log = logging.getLogger("nanoedge_ns.coap")
+# Called once a server serves (``serve``): a producer registers at the node's directory then, not before.
+on_serving: t.List[t.Callable[[], None]] = []
 
 
 def _aiocoap() -> t.Any:
@@ -30,6 +32,11 @@ def _aiocoap() -> t.Any:
     except ImportError as exc:  # pragma: no cover - depends on the host
         raise SystemExit("this nanoservice speaks CoAP and needs aiocoap (pip install aiocoap): %s" % exc) from exc
     return aiocoap
+
+
+def aiocoap_module() -> t.Any:
+    """aiocoap, imported on first use (for code that speaks CoAP beyond ``Client``: observations)."""
+    return _aiocoap()
 
 
 def encode_json(document: t.Any) -> bytes:
@@ -110,6 +117,8 @@ async def serve(resources: t.Dict[str, t.Any], bind: str = "", port: int = DEFAU
         address = "0.0.0.0"
         context = await aiocoap.Context.create_server_context(site, bind=(address, port), transports=["udp6"])
     log.info("serving CoAP on [%s]:%d: %s", address, port, ", ".join("/" + p.strip("/") for p in resources))
+    for callback in list(on_serving):
+        callback()
     return context
 
 
@@ -133,6 +142,10 @@ class Client:
             self._context = await _aiocoap().Context.create_client_context(transports=["udp6"])
         return self._context
 
+    async def context(self) -> t.Any:
+        """The aiocoap client context (made on first use), for observations."""
+        return await self._ctx()
+
     async def request(self, method: str, uri: str, document: t.Any = None) -> t.Any:
         payload = (await self.exchange(method, uri, document))[0]
         return json.loads(payload.decode("utf-8")) if payload else None
@@ -140,7 +153,7 @@ class Client:
     async def exchange(self, method: str, uri: str, document: t.Any = None) -> t.Tuple[bytes, t.Optional[int]]:
         """The raw answer: payload (whole, block-wise transfers assembled) and content format."""
         aiocoap = _aiocoap()
-        code = {"GET": aiocoap.GET, "PUT": aiocoap.PUT, "POST": aiocoap.POST}[method]
+        code = {"GET": aiocoap.GET, "PUT": aiocoap.PUT, "POST": aiocoap.POST, "DELETE": aiocoap.DELETE}[method]
         message = aiocoap.Message(code=code, uri=uri)
         if document is not None:
             message.payload = encode_json(document)

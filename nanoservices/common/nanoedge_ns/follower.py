@@ -230,18 +230,31 @@ class Follower:
             payload = zlib.decompress(payload)
         return t.cast(t.Dict[str, t.Any], json.loads(payload.decode("utf-8")))
 
-    async def follow(self, client: coapio.Client, history_uri: str, poll: float = 1.0, limit: int = 2000,
-                     legacy: t.Optional[t.Callable[[], t.Awaitable[None]]] = None) -> None:
+    async def follow(self, client: coapio.Client, history_uri: t.Union[str, t.Callable[[], t.Optional[str]]],
+                     poll: float = 1.0, limit: int = 2000,
+                     legacy: t.Optional[t.Callable[[], t.Awaitable[None]]] = None,
+                     resolver: t.Optional[t.Any] = None) -> None:
         """Catch up, then poll ``history_uri`` every ``poll`` s, forever.
         A producer without a history (4.04: an older image) is polled
-        through ``legacy`` instead, when given."""
+        through ``legacy`` instead, when given.
+
+        ``history_uri`` may be a function giving the current one (None: not
+        known yet), with its ``resolver`` (``directory.Resolver``): a producer
+        that moved is asked at once when the resolver learns of it (the
+        position stays: the new producer is asked from the last sequence
+        handled), and a producer that does not answer is looked up again."""
         reported = ""
         while True:
             again = False
+            uri = history_uri() if callable(history_uri) else history_uri
+            if resolver is not None:
+                resolver.changed.clear()
             try:
+                if uri is None:
+                    raise ConnectionError("no address for the producer yet")
                 before = self.since()
                 # asking again at once after new readings also tells the producer they were handled (consumer_at)
-                again = self.accept(await self.fetch(client, history_uri, limit)) or self.since() > before
+                again = self.accept(await self.fetch(client, uri, limit)) or self.since() > before
                 self.source_error = None
                 reported = ""
             except coapio.CoapError as exc:
@@ -254,11 +267,25 @@ class Follower:
                 self._trouble(str(exc), reported, logged=True)
                 reported = str(exc)
             except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError, zlib.error) as exc:
-                message = "%s: %s" % (history_uri, exc or type(exc).__name__)
+                message = "%s: %s" % (uri, exc or type(exc).__name__)
                 self._trouble(message, reported)
                 reported = message
+                if resolver is not None and isinstance(exc, (asyncio.TimeoutError, OSError)):
+                    resolver.failed()
             if not again:
-                await asyncio.sleep(poll)
+                await self._pause(poll, resolver)
+
+    @staticmethod
+    async def _pause(poll: float, resolver: t.Optional[t.Any]) -> None:
+        """``poll`` seconds, cut short when the resolver learns of a new address."""
+        if resolver is None:
+            await asyncio.sleep(poll)
+            return
+        moved = asyncio.ensure_future(resolver.changed.wait())
+        try:
+            await asyncio.wait({moved}, timeout=poll)
+        finally:
+            moved.cancel()
 
     def _trouble(self, message: str, reported: str, logged: bool = False) -> None:
         self.source_error = message

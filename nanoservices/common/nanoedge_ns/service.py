@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Command-line scaffolding every nanoservice shares: the CoAP endpoint
 options (also read from the environment, which is how a container or a
-systemd unit configures them) and the asyncio entry point."""
+systemd unit configures them) and the asyncio entry point, which also keeps
+a producer registered at the node's service directory while it serves
+(``nanoedge_ns.directory``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import signal
 import time
 import typing as t
 
-from nanoedge_ns import coapio
+from nanoedge_ns import coapio, directory
 
 
 def env(name: str, default: str) -> str:
@@ -27,6 +29,7 @@ def parser(name: str, doc: t.Optional[str], port: int) -> argparse.ArgumentParse
     is the first paragraph of the program's docstring."""
     description = " ".join((doc or name).strip().split("\n\n", 1)[0].split())
     result = argparse.ArgumentParser(prog=name, description=description)
+    result.set_defaults(service_name=name)
     result.add_argument("--bind", default=env("bind", ""),
                         help="address of the CoAP server (env NANOEDGE_BIND, default: all)")
     result.add_argument("--port", type=int, default=int(env("port", str(port))),
@@ -71,13 +74,36 @@ def _interrupt(signum: int, frame: t.Any) -> None:
     raise KeyboardInterrupt
 
 
+async def registered(main: t.Callable[[argparse.Namespace], t.Awaitable[None]], args: argparse.Namespace) -> None:
+    """``main(args)``, with the service registered at the node's directory from when it serves until it stops
+    (when the deployment gave it a directory and its own URI)."""
+    client = coapio.Client(timeout=2.0)
+    registrar = directory.registrar_for(client, getattr(args, "service_name", "") or "", args.instance)
+    task: t.Optional[asyncio.Future] = None
+
+    def serving() -> None:
+        nonlocal task
+        if registrar is not None and task is None:
+            task = asyncio.ensure_future(registrar.run())
+
+    coapio.on_serving.append(serving)
+    try:
+        await main(args)
+    finally:
+        coapio.on_serving.remove(serving)
+        if task is not None:
+            task.cancel()
+            await registrar.close()  # type: ignore[union-attr]
+        await client.close()
+
+
 def run(main: t.Callable[[argparse.Namespace], t.Awaitable[None]], args: argparse.Namespace) -> int:
     coapio.setup_logging(args.verbose)
     # As PID 1 of its container the program has no default action for SIGTERM: without a handler,
     # every stop (a service moving away) would wait for Docker's timeout and a SIGKILL.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        asyncio.run(main(args))
+        asyncio.run(registered(main, args))
     except KeyboardInterrupt:
         logging.getLogger(__name__).info("stopped")
     return 0

@@ -290,6 +290,7 @@ def test_display_without_readings(service_module):
 @pytest.mark.parametrize("values, sources", [
     (["spo2=coap://10.0.0.4:5701/spo2"], {"spo2": "coap://10.0.0.4:5701/spo2"}),
     (["a=coap://h/a, b=coap://h/b", "c=coaps://h/c"], {"a": "coap://h/a", "b": "coap://h/b", "c": "coaps://h/c"}),
+    (["spo2=service:spo2,hr=service:hr"], {"spo2": "service:spo2", "hr": "service:hr"}),
     ([], {}),
 ])
 def test_display_sources(service_module, values, sources):
@@ -300,7 +301,7 @@ def test_display_sources(service_module, values, sources):
 def test_display_rejects_sources(service_module, value):
     with pytest.raises(ValueError) as error:
         service_module("display").parse_sources([value])
-    assert str(error.value) == "display: source %r must look like name=coap://host/path" % value
+    assert str(error.value) == "display: source %r must look like name=coap://host/path or name=service:name" % value
 
 
 # -------------------------------------------------------------------- bot

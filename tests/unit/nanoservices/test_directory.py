@@ -1,0 +1,242 @@
+# Copyright (c) nanoedge.core contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Finding producers through the node's directory: the configured value, the choice of the newest
+registration, a producer's registration (renewed, removed at a clean exit), a consumer's resolver against a
+small local directory on loopback (observed: a move is taken at once; a failure looks again; no agent: the
+URI given) and a follower that re-targets to a moved producer without losing its place."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import time
+import typing as t
+
+import pytest
+
+aiocoap = pytest.importorskip("aiocoap")
+import aiocoap.resource  # noqa: E402  pylint: disable=wrong-import-position
+
+from nanoedge_ns import coapio, directory  # noqa: E402  (after the skip)
+from nanoedge_ns.follower import Follower  # noqa: E402
+from nanoedge_ns.readings import Producer  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def entry(uri: str, registered: float, node: str = "w4") -> t.Dict[str, t.Any]:
+    return {"service": "spo2", "instance": "main", "node": node, "uri": uri, "port": 5701, "registered": registered}
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("service:spo2", ("spo2", "")),
+    ("coap://10.0.0.4:5701/spo2", ("", "coap://10.0.0.4:5701/spo2")),
+])
+def test_a_configured_producer_is_a_name_or_an_address(value: str, expected: t.Tuple[str, str]) -> None:
+    assert directory.split_target(value) == expected
+
+
+@pytest.mark.parametrize("instances, expected", [
+    ([], None),
+    ([entry("coap://a/spo2", 1.0), entry("coap://b/spo2", 2.0, "w2")], "coap://b/spo2"),
+    ([entry("coap://a/spo2", 3.0), entry("coap://b/spo2", 2.0, "w2")], "coap://a/spo2"),
+    ([{"uri": 5}, entry("coap://a/spo2", 1.0)], "coap://a/spo2"),
+])
+def test_the_newest_registration_wins(instances: t.Any, expected: t.Optional[str]) -> None:
+    assert directory.newest_uri(instances) == expected
+
+
+def test_what_the_resolver_takes() -> None:
+    async def scenario() -> t.List[t.Any]:
+        resolver = directory.Resolver(coapio.Client(), "", "spo2", fallback="coap://given/spo2")
+        seen = [resolver.current()]
+        resolver.take([entry("coap://a/spo2", 1.0)])
+        seen += [resolver.current(), resolver.changed.is_set()]
+        resolver.changed.clear()
+        resolver.take([])  # every instance gone: the address given
+        seen += [resolver.current(), resolver.changed.is_set()]
+        named = directory.Resolver(coapio.Client(), "", "spo2")
+        named.take([entry("coap://a/spo2", 1.0)])
+        named.take([])  # no address given: the last one known, until a new one registers
+        seen.append(named.current())
+        with pytest.raises(ValueError, match=r"^the directory answered \{\}, not a list of instances$"):
+            named.take({})
+        return seen
+
+    assert asyncio.run(scenario()) == ["coap://given/spo2", "coap://a/spo2", True, "coap://given/spo2", True,
+                                       "coap://a/spo2"]
+
+
+class LocalDirectory:
+    """The agent's loopback resources as far as the library uses them: registrations recorded, lookups
+    answered from ``listed`` (observable: ``move`` notifies)."""
+
+    def __init__(self) -> None:
+        self.listed: t.List[t.Dict[str, t.Any]] = []
+        self.registrations: t.List[t.Tuple[str, t.Any]] = []
+        self.lookups = 0
+        owner = self
+
+        class Instances(aiocoap.resource.PathCapable, aiocoap.resource.Resource):
+            async def render_put(self, request: t.Any) -> t.Any:
+                owner.registrations.append(("PUT " + "/".join(request.opt.uri_path), json.loads(request.payload)))
+                return aiocoap.Message(code=aiocoap.CHANGED, payload=b'{"lifetime":3}')
+
+            async def render_delete(self, request: t.Any) -> t.Any:
+                owner.registrations.append(("DELETE " + "/".join(request.opt.uri_path), list(request.opt.uri_query)))
+                return aiocoap.Message(code=aiocoap.DELETED)
+
+        class Services(aiocoap.resource.PathCapable, aiocoap.resource.ObservableResource):
+            async def render_get(self, request: t.Any) -> t.Any:
+                owner.lookups += 1
+                return aiocoap.Message(payload=json.dumps(owner.listed).encode(), content_format=50)
+
+        self.services = Services()
+        self.site = aiocoap.resource.Site()
+        self.site.add_resource(["local", "instances"], Instances())
+        self.site.add_resource(["local", "services"], self.services)
+
+    def move(self, *instances: t.Dict[str, t.Any]) -> None:
+        self.listed = list(instances)
+        self.services.updated_state()
+
+
+async def until(condition: t.Callable[[], bool], seconds: float = 5.0) -> None:
+    for _tick in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within %gs" % seconds)
+
+
+def test_a_producer_registers_renews_and_leaves() -> None:
+    port = _free_port()
+    local = LocalDirectory()
+
+    async def scenario() -> None:
+        server = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", port))
+        client = coapio.Client(timeout=2)
+        registrar = directory.Registrar(client, "coap://127.0.0.1:%d" % port, "spo2", "coap://10.0.0.4:5701/spo2",
+                                        lifetime=3)
+        task = asyncio.ensure_future(registrar.run())
+        try:
+            await until(lambda: len(local.registrations) == 2)  # registered, then renewed a third of 3 s later
+            task.cancel()
+            await registrar.close()
+        finally:
+            await client.close()
+            await server.shutdown()
+
+    asyncio.run(scenario())
+    body = {"uri": "coap://10.0.0.4:5701/spo2", "instance": "main", "lifetime": 3}
+    assert local.registrations == [("PUT spo2", body), ("PUT spo2", body), ("DELETE spo2", ["instance=main"])]
+
+
+def test_a_registrar_only_with_a_directory_and_an_own_uri(monkeypatch) -> None:
+    client = coapio.Client()
+    monkeypatch.delenv(directory.DIRECTORY_ENV, raising=False)
+    monkeypatch.setenv(directory.SELF_URI_ENV, "coap://10.0.0.4:5701/spo2")
+    assert directory.registrar_for(client, "spo2") is None
+    monkeypatch.setenv(directory.DIRECTORY_ENV, "coap://127.0.0.1:5690/")
+    registrar = directory.registrar_for(client, "spo2", "b")
+    assert (registrar.target, registrar.body["instance"]) == ("coap://127.0.0.1:5690/local/instances/spo2", "b")
+    monkeypatch.delenv(directory.SELF_URI_ENV)
+    assert directory.registrar_for(client, "spo2") is None
+
+
+def test_the_resolver_follows_a_move_within_a_second_and_looks_again_on_failure() -> None:
+    port = _free_port()
+    local = LocalDirectory()
+    local.listed = [entry("coap://10.0.0.4:5701/spo2", 100.0)]
+
+    async def scenario() -> t.Dict[str, t.Any]:
+        server = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", port))
+        client = coapio.Client(timeout=2)
+        resolver = directory.Resolver(client, "coap://127.0.0.1:%d" % port, "spo2")
+        watch = asyncio.ensure_future(resolver.watch())
+        try:
+            await until(lambda: resolver.current() == "coap://10.0.0.4:5701/spo2")
+            resolver.changed.clear()
+            moved = time.monotonic()
+            local.move(entry("coap://10.0.0.4:5701/spo2", 100.0), entry("coap://10.0.0.2:5701/spo2", 200.0, "w2"))
+            await asyncio.wait_for(resolver.changed.wait(), 1.0)
+            took = time.monotonic() - moved
+            lookups = local.lookups
+            resolver.failed()  # the consumer could not reach it: a fresh lookup at once
+            await until(lambda: local.lookups > lookups, 1.0)
+            return {"uri": resolver.current(), "took": took}
+        finally:
+            watch.cancel()
+            await client.close()
+            await server.shutdown()
+
+    result = asyncio.run(scenario())
+    assert result["uri"] == "coap://10.0.0.2:5701/spo2" and result["took"] < 1.0
+
+
+def test_without_an_agent_the_address_given_is_used(caplog) -> None:
+    async def scenario() -> t.Optional[str]:
+        client = coapio.Client(timeout=0.3)
+        resolver = directory.Resolver(client, "coap://127.0.0.1:%d" % _free_port(), "spo2",
+                                      fallback="coap://10.0.0.4:5701/spo2")
+        try:
+            return await resolver.lookup()
+        finally:
+            await client.close()
+
+    assert asyncio.run(scenario()) == "coap://10.0.0.4:5701/spo2"
+    assert "spo2: the node's directory at coap://127.0.0.1:" in caplog.text
+    assert "does not answer" in caplog.text and "; using coap://10.0.0.4:5701/spo2" in caplog.text
+
+
+def test_a_follower_re_targets_to_a_moved_producer_without_losing_its_place(tmp_path) -> None:
+    ports = {"agent": _free_port(), "w4": _free_port(), "w2": _free_port()}
+    local = LocalDirectory()
+    first = Producer("spo2", str(tmp_path / "w4"), fsync=False)
+    for value in range(5):
+        first.publish({"spo2": 95 + value})
+    local.listed = [entry("coap://127.0.0.1:%d/spo2" % ports["w4"], 100.0)]
+    seen: t.List[int] = []
+
+    async def scenario() -> float:
+        agent = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", ports["agent"]))
+        old = await coapio.serve({"spo2/history": coapio.make_history_resource(first.answer)}, "127.0.0.1",
+                                 ports["w4"])
+        client = coapio.Client(timeout=1)
+        resolver = directory.Resolver(client, "coap://127.0.0.1:%d" % ports["agent"], "spo2")
+        consumer = Follower("alert", "", lambda reading: seen.append(reading["seq"]))
+        tasks = [asyncio.ensure_future(resolver.watch()),
+                 asyncio.ensure_future(consumer.follow(client, lambda: None if resolver.current() is None
+                                                       else resolver.current() + "/history", poll=5.0,
+                                                       resolver=resolver))]
+        try:
+            await until(lambda: seen == [1, 2, 3, 4, 5])
+            # the producer moves with its state folder: w2 continues the numbering
+            await old.shutdown()
+            shutil.copytree(str(tmp_path / "w4"), str(tmp_path / "w2"))
+            moved = Producer("spo2", str(tmp_path / "w2"), fsync=False)
+            for value in range(3):
+                moved.publish({"spo2": 90 + value})
+            new = await coapio.serve({"spo2/history": coapio.make_history_resource(moved.answer)}, "127.0.0.1",
+                                     ports["w2"])
+            started = time.monotonic()
+            local.move(entry("coap://127.0.0.1:%d/spo2" % ports["w2"], 200.0, "w2"))
+            await until(lambda: len(seen) == 8, 2.0)
+            took = time.monotonic() - started
+            await new.shutdown()
+            return took
+        finally:
+            for task in tasks:
+                task.cancel()
+            await client.close()
+            await agent.shutdown()
+
+    took = asyncio.run(scenario())
+    assert seen == [1, 2, 3, 4, 5, 6, 7, 8]  # in order, once: no reading lost or repeated across the move
+    assert took < 1.0  # the directory's notification, not the 5 s poll
