@@ -19,8 +19,11 @@ in a running manager's /var/lib/nanoedge-reconcile/state.json differs from befor
 0.25 s; the first manager to see it counts, active or not); ``restore_s`` from the event until the services run on their new node and their consumers read
 from there (the alert's SpO2 URI and /alert snapshot, the display's sources and /screen, or the
 service's own resource); ``moves`` the services whose nodes differ between before the event and after the
-placement settled; ``unneeded_moves`` those the event did not call for. After each event the cluster is
-put back and the bench waits for the paper's placement before the next.
+placement settled; ``unneeded_moves`` those the event did not call for; ``readings_lost`` and
+``duplicates`` the SpO2 readings the alert (the consumer) never processed, or processed twice, counted
+from its /counters against the producer's own numbering just before the event and once it settled and
+caught up (continuity/readings.py). After each event the cluster is put back and the bench waits for
+the paper's placement before the next.
 
     python bench/bench_continuity.py [--events a,b] [--runs N] [--report PATH] [--skip-swarm]
 """
@@ -39,6 +42,7 @@ from pathlib import Path
 # Run as a script: the bench's helper package, continuity/, is beside this file.
 from continuity.cluster import BenchError, Cluster, log  # pylint: disable=import-error
 from continuity.events import EVENTS, PAPER, Event, Probe  # pylint: disable=import-error
+from continuity.readings import caught_up, tally  # pylint: disable=import-error
 from continuity.report import (  # pylint: disable=import-error
     Placement, Row, describe_moves, format_table, make_row, median_rows, moved_away, moved_services,
     placement_from_nodes, unneeded_moves, write_report,
@@ -172,6 +176,7 @@ class Bench:
         self.wait_quiet("before %s" % event.name)
         before = self.placement()
         watcher = Watcher(self.cluster, self.fingerprints(), time.time())
+        counted_before, why_before = self.consumer_counters(before)
         started = event.trigger(before)
         event.triggered = True
         watcher.started = started
@@ -199,6 +204,14 @@ class Bench:
         moved = moved_services(before, after)
         unneeded = unneeded_moves(moved, required)
         notes = list(event.notes)
+        lost = duplicates = None
+        counted_after, why_after = self.consumer_counters(after, wait_s=30.0)
+        if counted_before is None or counted_after is None:
+            notes.append("readings not counted: %s" % (why_before or why_after))
+        else:
+            counted = tally(counted_before, counted_after)
+            lost, duplicates = counted.lost, counted.duplicates
+            notes.extend(counted.notes)
         if watcher.detected is None:
             notes.append("no manager's view changed within %.0f s" % (time.time() - started))
         else:
@@ -208,8 +221,26 @@ class Bench:
             if placed is not None:
                 notes.append("%s ran on a new node after %.1f s" % (", ".join(sorted(required)), placed))
             notes.extend(self.cluster.unplaced())
-        row = make_row(event.name, watcher.detected, restore, len(moved), len(unneeded), notes)
+        row = make_row(event.name, watcher.detected, restore, len(moved), len(unneeded), notes, lost, duplicates)
         return row, describe_moves(before, after, moved)
+
+    def consumer_counters(self, placement: Placement,
+                          wait_s: float = 0.0) -> t.Tuple[t.Optional[t.Dict[str, t.Any]], str]:
+        """The alert's /counters where ``placement`` runs it (waiting up to ``wait_s`` for it to catch up),
+        or (None, why not)."""
+        nodes = placement.get("alert") or []
+        if len(nodes) != 1:
+            return None, "the alert runs on %s" % (", ".join(nodes) or "no node")
+        deadline = time.monotonic() + wait_s
+        while True:
+            answer, why = self.cluster.coap_get(nodes[0], "alert", path="/counters")
+            if not isinstance(answer, dict):
+                answer, why = None, why or "the alert's /counters on %s is not a JSON object" % nodes[0]
+            if answer is None or caught_up(answer) or time.monotonic() >= deadline:
+                if answer is not None and not caught_up(answer):
+                    return answer, "the alert on %s had not caught up after %.0f s" % (nodes[0], wait_s)
+                return answer, why or ""
+            time.sleep(1)
 
     def event(self, name: str) -> Row:
         event = EVENTS[name](self.cluster, self.probe)

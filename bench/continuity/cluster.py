@@ -200,12 +200,13 @@ class Cluster:
 
     # -- services --------------------------------------------------------------------
 
-    def coap_get(self, host: str, service: str, timeout: float = 3.0) -> t.Tuple[t.Any, t.Optional[str]]:
-        """(JSON answer, None) of ``service``'s resource on ``host``, or (None, why not)."""
+    def coap_get(self, host: str, service: str, timeout: float = 3.0,
+                 path: t.Optional[str] = None) -> t.Tuple[t.Any, t.Optional[str]]:
+        """(JSON answer, None) of ``service``'s resource (or its ``path``) on ``host``, or (None, why not)."""
         if self.coap_client is None:
             return None, "no coap-client-notls on PATH (Debian package libcoap3-bin)"
         spec = self.services[service]
-        uri = "coap://%s:%d%s" % (self.address(host), spec.port, spec.path)
+        uri = "coap://%s:%d%s" % (self.address(host), spec.port, path or spec.path)
         proc = run([self.coap_client, "-m", "get", "-B", "%d" % max(1, int(timeout)), uri], timeout=timeout + 5)
         text = proc.stdout.decode(errors="replace").strip()
         if proc.returncode != 0 or not text:

@@ -146,10 +146,14 @@ class SensorMoved(Event):
         return set(POM_SERVICES)
 
     def trigger(self, placement: t.Mapping[str, t.List[str]]) -> float:
+        unplugged = time.time()
         self.cluster.testbed("unplug", "w4", POM_USB)
         self.cluster.testbed("unplug", "w4", POM_DEVICE)
         # the clock starts at the plug: the time the oximeter is away from every node is not the system's
         moment = time.time()
+        # readings the sensor could not take are not the system's to lose: the count leaves them out
+        self.notes.append("the oximeter was on no node for %.1f s: readings it did not take then are not counted"
+                          % (moment - unplugged))
         self.cluster.testbed("plug", TARGET, POM_DEVICE, "--from", "w4")
         self.cluster.testbed("plug", TARGET, POM_USB, "--from", "w4")
         return moment

@@ -6,8 +6,8 @@ Nothing here touches the cluster, so it is tested on its own (``tests/unit/bench
 
 A *placement* maps each service to the sorted nodes that run it (normally one; two for a moment
 during a move, none when it is unplaced). A *row* is what the report holds for one event:
-``{"event", "detect_s", "restore_s", "moves", "unneeded_moves"}``, plus ``"note"`` whenever a figure
-could not be measured (it then is ``None`` and the note says why).
+``{"event", "detect_s", "restore_s", "moves", "unneeded_moves", "readings_lost", "duplicates"}``, plus
+``"note"`` whenever a figure could not be measured (it then is ``None`` and the note says why).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import typing as t
 Placement = t.Dict[str, t.List[str]]
 Row = t.Dict[str, t.Any]
 
-FIELDS = ("event", "detect_s", "restore_s", "moves", "unneeded_moves")
+FIELDS = ("event", "detect_s", "restore_s", "moves", "unneeded_moves", "readings_lost", "duplicates")
+# Over several runs these are the worst run's, the times and moves the median.
+WORST_OF_RUNS = ("readings_lost", "duplicates")
 
 
 def placement_from_nodes(services_by_node: t.Mapping[str, t.Iterable[str]]) -> Placement:
@@ -55,7 +57,8 @@ def describe_moves(before: Placement, after: Placement, moved: t.Iterable[str]) 
 
 
 def make_row(event: str, detect_s: t.Optional[float], restore_s: t.Optional[float], moves: t.Optional[int],
-             unneeded: t.Optional[int], notes: t.Sequence[str] = ()) -> Row:
+             unneeded: t.Optional[int], notes: t.Sequence[str] = (), readings_lost: t.Optional[int] = None,
+             duplicates: t.Optional[int] = None) -> Row:
     """One report row; figures rounded to 0.01 s, and a note when something is missing or was odd."""
     row: Row = {
         "event": event,
@@ -63,6 +66,8 @@ def make_row(event: str, detect_s: t.Optional[float], restore_s: t.Optional[floa
         "restore_s": None if restore_s is None else round(restore_s, 2),
         "moves": moves,
         "unneeded_moves": unneeded,
+        "readings_lost": readings_lost,
+        "duplicates": duplicates,
     }
     if notes:
         row["note"] = "; ".join(notes)
@@ -79,9 +84,10 @@ def _figure(value: t.Any) -> str:
 
 def format_table(rows: t.Sequence[Row], title: t.Optional[str] = None) -> str:
     """The rows as a fixed-width table, one line per event, with its note at the end of the line."""
-    header = ("event", "detect_s", "restore_s", "moves", "unneeded", "note")
+    header = ("event", "detect_s", "restore_s", "moves", "unneeded", "lost", "dups", "note")
     lines = [header] + [(row["event"], _figure(row["detect_s"]), _figure(row["restore_s"]), _figure(row["moves"]),
-                         _figure(row["unneeded_moves"]), row.get("note", "")) for row in rows]
+                         _figure(row["unneeded_moves"]), _figure(row.get("readings_lost")),
+                         _figure(row.get("duplicates")), row.get("note", "")) for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     text = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
             + "  " + line[-1] for line in lines]
@@ -102,7 +108,8 @@ def _median(values: t.Sequence[t.Any]) -> t.Any:
 
 def median_rows(runs: t.Sequence[t.Sequence[Row]]) -> t.List[Row]:
     """One row per event (in the order of the first run): the median of each figure over the runs that
-    measured it, and a note saying how many did and why the others did not."""
+    measured it (the readings lost and duplicated: the worst run), and a note saying how many did and why
+    the others did not."""
     events: t.List[str] = []
     by_event: t.Dict[str, t.List[Row]] = {}
     for rows in runs:
@@ -113,15 +120,19 @@ def median_rows(runs: t.Sequence[t.Sequence[Row]]) -> t.List[Row]:
     result = []
     for event in events:
         rows = by_event[event]
-        figures = {field: _median([row[field] for row in rows]) for field in FIELDS[1:]}
+        figures = {field: _median([row.get(field) for row in rows]) for field in FIELDS[1:]}
+        # a reading lost in any run is one too many: the worst run, not the median
+        for field in WORST_OF_RUNS:
+            present = [row[field] for row in rows if row.get(field) is not None]
+            figures[field] = max(present) if present else None
         notes = []
         for field in FIELDS[1:]:
-            measured = sum(1 for row in rows if row[field] is not None)
+            measured = sum(1 for row in rows if row.get(field) is not None)
             if measured < len(rows):
                 notes.append("%s measured in %d of %d runs" % (field, measured, len(rows)))
         notes.extend(sorted({row["note"] for row in rows if row.get("note")}))
         result.append(make_row(event, figures["detect_s"], figures["restore_s"], figures["moves"],
-                               figures["unneeded_moves"], notes))
+                               figures["unneeded_moves"], notes, figures["readings_lost"], figures["duplicates"]))
     return result
 
 

@@ -52,33 +52,38 @@ def test_describe_moves():
 def test_row_rounds_and_notes():
     assert report.make_row("worker_killed", 3.14159, None, 1, 0, ["not restored within 90 s: alert runs on w2"]) == {
         "event": "worker_killed", "detect_s": 3.14, "restore_s": None, "moves": 1, "unneeded_moves": 0,
-        "note": "not restored within 90 s: alert runs on w2"}
+        "readings_lost": None, "duplicates": None, "note": "not restored within 90 s: alert runs on w2"}
     assert "note" not in report.make_row("network_blip", None, 2.5, 0, 0)
 
 
 def test_table():
-    rows = [report.make_row("sensor_moved", 1.25, 12.0, 3, 0),
+    rows = [report.make_row("sensor_moved", 1.25, 12.0, 3, 0, readings_lost=0, duplicates=0),
             report.make_row("network_blip", None, 2.0, 0, 0, ["nothing to detect"])]
     assert report.format_table(rows, title="run 1 of 1").splitlines() == [
         "run 1 of 1",
-        "event         detect_s  restore_s  moves  unneeded  note",
-        "sensor_moved       1.2       12.0      3         0",
-        "network_blip         -        2.0      0         0  nothing to detect",
+        "event         detect_s  restore_s  moves  unneeded  lost  dups  note",
+        "sensor_moved       1.2       12.0      3         0     0     0",
+        "network_blip         -        2.0      0         0     -     -  nothing to detect",
     ]
 
 
 def test_median_over_runs():
     runs = [
-        [report.make_row("worker_killed", 30.0, 40.0, 1, 0), report.make_row("network_blip", None, 2.0, 0, 0)],
-        [report.make_row("worker_killed", 20.0, None, 2, 1, ["not restored within 90 s"]),
-         report.make_row("network_blip", None, 3.0, 0, 0)],
-        [report.make_row("worker_killed", 25.0, 36.0, 1, 0), report.make_row("network_blip", None, 1.0, 0, 0)],
+        [report.make_row("worker_killed", 30.0, 40.0, 1, 0, readings_lost=0, duplicates=0),
+         report.make_row("network_blip", None, 2.0, 0, 0, readings_lost=0, duplicates=0)],
+        [report.make_row("worker_killed", 20.0, None, 2, 1, ["not restored within 90 s"], readings_lost=3,
+                         duplicates=0),
+         report.make_row("network_blip", None, 3.0, 0, 0, readings_lost=0, duplicates=1)],
+        [report.make_row("worker_killed", 25.0, 36.0, 1, 0, readings_lost=0, duplicates=0),
+         report.make_row("network_blip", None, 1.0, 0, 0, readings_lost=0, duplicates=0)],
     ]
+    # the times and moves are the median, the readings the worst run
     assert report.median_rows(runs) == [
         {"event": "worker_killed", "detect_s": 25.0, "restore_s": 38.0, "moves": 1, "unneeded_moves": 0,
+         "readings_lost": 3, "duplicates": 0,
          "note": "restore_s measured in 2 of 3 runs; not restored within 90 s"},
         {"event": "network_blip", "detect_s": None, "restore_s": 2.0, "moves": 0, "unneeded_moves": 0,
-         "note": "detect_s measured in 0 of 3 runs"},
+         "readings_lost": 0, "duplicates": 1, "note": "detect_s measured in 0 of 3 runs"},
     ]
 
 
