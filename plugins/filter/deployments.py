@@ -21,6 +21,10 @@ description:
     bare-metal backend, where the image keeps its program and libraries. Each consumed service gets the address of
     the node the allocation put it on, as C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer
     names.
+  - With O(directory) (the node's service directory, served by its agent), a service that ships the library
+    C(nanoedge_ns) gets C(NANOEDGE_DIRECTORY_URI) and, when it serves something, its own address as
+    C(NANOEDGE_SELF_URI) (it registers there); as a consumer it gets each producer's name, C(service:NAME), instead
+    of its address, so its environment does not change when a producer moves and it is not recreated.
   - CPU and memory limits come from the service's requirements.
   - Swarm services cannot be given devices. With the V(swarm) backend, a service that uses a character or block
     device on its node (as O(path_types) tells) is described for the V(container) backend instead, with the reason
@@ -88,6 +92,13 @@ options:
         V(arm/v5) images), and an image without one is an error. Empty leaves the choice to the node's engine.
     type: str
     default: ""
+  directory:
+    description:
+      - The node's service directory as its services reach it, C(coap://127.0.0.1:PORT) with the agent's
+        C(nanoedge_agent_directory_port); empty for none (a static deployment without agents, or services that do not
+        run on the host's network).
+    type: str
+    default: ""
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
 seealso:
@@ -106,6 +117,14 @@ EXAMPLES = r"""
                                           pull_registry='10.0.0.1:5000') }}
 # my_services[0].image == "10.0.0.1:5000/nanoedge/spo2@sha256:d79e..."
 # my_services[0].env == {"NANOEDGE_POM_DEVICE": "/dev/ttyUSB0", "NANOEDGE_PORT": "5701"}
+
+- name: What this worker runs, its services finding each other at the node's directory
+  ansible.builtin.set_fact:
+    my_services: >-
+      {{ plan | nanoedge.core.deployments(services, inventory_hostname, addresses=node_addresses,
+                                          directory='coap://127.0.0.1:5690') }}
+# on the alert's node: env == {"NANOEDGE_DIRECTORY_URI": "coap://127.0.0.1:5690", "NANOEDGE_PORT": "5705",
+#   "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert", "NANOEDGE_SPO2_URI": "service:spo2", ...}
 """
 
 RETURN = r"""
@@ -240,11 +259,11 @@ FILTER = "nanoedge.core.deployments"
 def deployments_filter(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
                        backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
                        name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
-                       path_types: t.Any = None, platform: t.Any = "") -> t.List[t.Dict[str, t.Any]]:
+                       path_types: t.Any = None, platform: t.Any = "", directory: t.Any = "") -> t.List[t.Dict[str, t.Any]]:
     try:
         return deployments(plan, services, node, specs=specs, addresses=addresses, backend=backend,
                            backends=backends, pull_registry=pull_registry, name_prefix=name_prefix,
-                           install_dir=install_dir, path_types=path_types, platform=platform)
+                           install_dir=install_dir, path_types=path_types, platform=platform, directory=directory)
     except DeploymentError as exc:
         raise AnsibleFilterError("%s: %s" % (FILTER, exc)) from exc
 

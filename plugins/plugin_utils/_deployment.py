@@ -6,7 +6,8 @@ A deployment description joins two sources: the service profiles of step 3
 (each with the image digest the registry answered and the whole service
 description the image carries: program, port, devices, the services it
 consumes; see ``_service_description.py``) and the plan (which node runs
-what, so a consumer gets its producers' addresses). The deploy role turns
+what, so a consumer gets its producers' addresses; with the service directory
+a consumer that uses it gets their names instead, see ``consumer_environment``). The deploy role turns
 each into a container or a systemd unit; both backends read the same fields,
 so a service behaves the same either way. The bare-metal backend installs the
 program and libraries from the image itself (``image_paths``). The swarm
@@ -40,6 +41,14 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description
 )
 
 BACKENDS = ("container", "baremetal", "swarm")
+# With the service directory: where a service reaches its node's directory, and its own address there.
+DIRECTORY_ENV = "NANOEDGE_DIRECTORY_URI"
+SELF_URI_ENV = "NANOEDGE_SELF_URI"
+# A consumed producer named, not addressed: the consumer looks it up at its node's directory.
+SERVICE_PREFIX = "service:"
+# The library that registers producers and resolves consumers' producers (nanoservices/common/nanoedge_ns).
+DIRECTORY_LIBRARY = "nanoedge_ns"
+_DIRECTORY_URI = re.compile(r"^coap://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _UNIT_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -134,16 +143,33 @@ def _uri(spec: t.Mapping[str, t.Any], address: str) -> t.Optional[str]:
     return "coap://%s:%d%s" % (host, spec["port"]["number"], spec["provides"]["path"])
 
 
-def consumer_environment(name: str, spec: t.Mapping[str, t.Any], specs: t.Mapping[str, t.Mapping[str, t.Any]],
-                         placements: t.Mapping[str, str], addresses: t.Mapping[str, str]) -> t.Dict[str, str]:
-    """Environment that points ``name`` at the producers it consumes, where the plan put them.
+def uses_directory(spec: t.Mapping[str, t.Any], directory: str) -> bool:
+    """Whether the service finds its producers, and registers itself, at its node's directory: there is one
+    (``directory``) and the service ships the library that does it (its description's ``libraries``)."""
+    return bool(directory) and any(posixpath.basename(library.rstrip("/")) == DIRECTORY_LIBRARY
+                                   for library in spec["libraries"])
 
-    A producer that is not placed is left out: the consumer starts without it
-    and the summary already lists the producer as unplaced."""
+
+def consumer_environment(name: str, spec: t.Mapping[str, t.Any], specs: t.Mapping[str, t.Mapping[str, t.Any]],
+                         placements: t.Mapping[str, str], addresses: t.Mapping[str, str],
+                         directory: str = "") -> t.Dict[str, str]:
+    """Environment that points ``name`` at the producers it consumes.
+
+    A consumer that uses the directory (``uses_directory``) gets each producer's name (``service:spo2``) and the
+    directory's address: its environment does not depend on where the producers run, so a producer that moves
+    does not make it recreated. Any other consumer gets each producer's address where the plan put it; a
+    producer that is not placed is left out: the consumer starts without it and the summary already lists the
+    producer as unplaced."""
     env = {}  # type: t.Dict[str, t.List[str]]
+    by_name = uses_directory(spec, directory)
     for producer, how in spec["consumes"].items():
         node = placements.get(producer)
         producer_spec = specs.get(producer)
+        if by_name and producer_spec is not None and _uri(producer_spec, "directory") is not None:
+            value = SERVICE_PREFIX + producer
+            env.setdefault(how["env"], []).append(value if how.get("format", "uri") == "uri"
+                                                  else "%s=%s" % (producer, value))
+            continue
         if node is None or producer_spec is None:
             continue
         address = addresses.get(node)
@@ -156,6 +182,28 @@ def consumer_environment(name: str, spec: t.Mapping[str, t.Any], specs: t.Mappin
         item = uri if how.get("format", "uri") == "uri" else "%s=%s" % (producer, uri)
         env.setdefault(how["env"], []).append(item)
     return {key: ",".join(values) for key, values in env.items()}
+
+
+def directory_environment(spec: t.Mapping[str, t.Any], own_address: t.Optional[str], directory: str) -> t.Dict[str, str]:
+    """For a service that uses the directory: where it is, and the service's own URI to register there (when
+    it serves something and its node's address is known)."""
+    if not uses_directory(spec, directory):
+        return {}
+    env = {DIRECTORY_ENV: directory}
+    own = _uri(spec, own_address) if own_address else None
+    if own is not None:
+        env[SELF_URI_ENV] = own
+    return env
+
+
+def check_directory(directory: t.Any) -> str:
+    """The ``directory`` argument: empty (none) or ``coap://HOST:PORT`` as the node's services reach it."""
+    if directory is None or directory == "":
+        return ""
+    if not isinstance(directory, str) or not _DIRECTORY_URI.fullmatch(directory.rstrip("/")):
+        raise DeploymentError("directory %r must be empty or coap://HOST:PORT (the node's directory as its services "
+                              "reach it, e.g. coap://127.0.0.1:5690)" % (directory,))
+    return directory.rstrip("/")
 
 
 def path_type(value: t.Any) -> str:
@@ -222,9 +270,11 @@ def _bare_metal(service: t.Mapping[str, t.Any], checked: t.Mapping[str, t.Any], 
 def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.Any],
              described: t.Mapping[str, t.Dict[str, t.Any]], addresses: t.Mapping[str, str], backend: str,
              pull_registry: str = "", name_prefix: str = "nanoedge-svc-", install_dir: str = "/opt/nanoedge",
-             path_types: t.Optional[t.Mapping[str, str]] = None, platform: str = "") -> t.Dict[str, t.Any]:
+             path_types: t.Optional[t.Mapping[str, str]] = None, platform: str = "",
+             directory: str = "") -> t.Dict[str, t.Any]:
     """One backend-neutral deployment description (see the module docstring); ``described``: every service's;
-    ``platform``: the node's (its profile's ``arch``), empty when not known."""
+    ``platform``: the node's (its profile's ``arch``), empty when not known; ``directory``: the node's service
+    directory as its services reach it, empty for none."""
     name = service.get("name")
     if not isinstance(name, str) or not _UNIT_SAFE.fullmatch(name):
         raise DeploymentError("service name %r: must match %s (it names a container and a unit)"
@@ -241,7 +291,8 @@ def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.A
     env = dict(checked["environment"])
     if checked["port"]:
         env["NANOEDGE_PORT"] = str(checked["port"]["number"])
-    env.update(consumer_environment(name, checked, described, plan.get("placements") or {}, addresses))
+    env.update(consumer_environment(name, checked, described, plan.get("placements") or {}, addresses, directory))
+    env.update(directory_environment(checked, addresses.get(node), directory))
     types = path_types or {}
     backend, note = _swarm_fallback(checked, backend, types)
     mounts, devices, paths, io_env = _io(checked, backend, types)
@@ -313,7 +364,7 @@ def _check_arguments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any, ad
 def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, addresses: t.Any = None,
                 backend: t.Any = "container", backends: t.Any = None, pull_registry: t.Any = "",
                 name_prefix: t.Any = "nanoedge-svc-", install_dir: t.Any = "/opt/nanoedge",
-                path_types: t.Any = None, platform: t.Any = "") -> t.List[t.Dict[str, t.Any]]:
+                path_types: t.Any = None, platform: t.Any = "", directory: t.Any = "") -> t.List[t.Dict[str, t.Any]]:
     """The descriptions of every service the plan places on ``node``, in placement order.
 
     Each service is described by its profile's ``description`` (what step 3 returned); ``specs`` may give
@@ -323,6 +374,7 @@ def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, 
         raise DeploymentError("platform must be the node's platform as a string (arm/v7), got %s"
                               % type(platform).__name__)
     _check_arguments(plan, services, node, specs, addresses, backends, name_prefix)
+    directory = check_directory(directory)
     by_name = {s["name"]: s for s in services}
     placed = plan["by_node"].get(node) or []
     missing = [name for name in placed if name not in by_name]
@@ -333,5 +385,5 @@ def deployments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any = None, 
     producers = {p for name in placed for p in described[name]["consumes"] if p in by_name and p not in described}
     described.update({name: description_of(by_name[name], specs) for name in sorted(producers)})
     return [describe(by_name[name], node, plan, described, addresses, str(backends.get(name, backend)),
-                     str(pull_registry or ""), name_prefix, str(install_dir), path_types, platform)
+                     str(pull_registry or ""), name_prefix, str(install_dir), path_types, platform, directory)
             for name in placed]

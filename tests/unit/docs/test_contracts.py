@@ -21,8 +21,8 @@ from ansible_collections.nanoedge.core.plugins.module_utils import (
     _profile,
     _requirements,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import liveness
-from ansible_collections.nanoedge.core.plugins.plugin_utils import _service_description
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import directory, liveness
+from ansible_collections.nanoedge.core.plugins.plugin_utils import _deployment, _service_description
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "contracts.md"
@@ -145,7 +145,10 @@ def code_spans(text: str) -> t.Set[str]:
                                                          + _plan.PLAN_NODE_FIELDS)),
     ("The CoAP API", lambda: tuple(str(value) for value in (_coap.CF_TEXT, _coap.CF_JSON, _coap.CF_CBOR,
                                                             _leadership.MAX_BEAT_BYTES))
-     + _leadership.PROFILE_STATES + liveness.STATES),
+     + _leadership.PROFILE_STATES + liveness.STATES
+     + tuple(sorted(directory.INSTANCE_KEYS)) + (str(directory.MAX_INSTANCES), str(directory.MAX_BODY))),
+    ("Service description", lambda: (_deployment.DIRECTORY_ENV, _deployment.SELF_URI_ENV, _deployment.DIRECTORY_LIBRARY,
+                                     _deployment.SERVICE_PREFIX + "<name>")),
 ])
 def test_every_value_is_named(title: str, values: t.Callable[[], t.Sequence[str]]) -> None:
     named = code_spans(section(title))

@@ -121,6 +121,49 @@ def test_consumers_get_their_producers_addresses() -> None:
     assert display["writable_paths"] == ["/run/nanoedge/display"]
 
 
+DIRECTORY = "coap://127.0.0.1:5690"
+
+
+def test_with_the_directory_consumers_name_their_producers_and_producers_their_own_address() -> None:
+    (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY + "/")
+    assert alert["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_OC_URI": "service:oc",
+                            "NANOEDGE_PORT": "5705", "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert",
+                            "NANOEDGE_SPO2_URI": "service:spo2"}
+    (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES, directory=DIRECTORY)
+    assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == (
+        "spo2=service:spo2,hr=service:hr,hrv=service:hrv,bot=service:bot,alert=service:alert,oc=service:oc")
+    spo2 = deployments(PLAN, services(), "w4", addresses=ADDRESSES, directory=DIRECTORY)[2]
+    assert spo2["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_POM_DEVICE": "/dev/ttyUSB0",
+                           "NANOEDGE_PORT": "5701", "NANOEDGE_SELF_URI": "coap://172.30.0.24:5701/spo2"}
+
+
+@pytest.mark.parametrize("placements", [
+    {"alert": "w2", "spo2": "w4", "oc": "w3"},
+    {"alert": "w2", "spo2": "w1", "oc": "w5"},  # the producers moved
+    {"alert": "w2"},  # the producers placed nowhere for now
+])
+def test_with_the_directory_a_consumers_environment_does_not_follow_its_producers(placements) -> None:
+    plan = dict(PLAN, placements=placements, by_node={"w2": ["alert"]})
+    (alert,) = deployments(plan, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY)
+    assert (alert["env"]["NANOEDGE_SPO2_URI"], alert["env"]["NANOEDGE_OC_URI"]) == ("service:spo2", "service:oc")
+
+
+def test_with_the_directory_a_service_without_the_library_keeps_addresses() -> None:
+    alert_spec = dict(specs()["alert"], libraries=[])
+    (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY,
+                           specs={"alert": alert_spec})
+    assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
+                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+
+
+@pytest.mark.parametrize("directory", ["127.0.0.1:5690", "coap://127.0.0.1", "coap://127.0.0.1:5690/local", 5690])
+def test_a_bad_directory_is_refused(directory: t.Any) -> None:
+    with pytest.raises(DeploymentError) as caught:
+        deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=directory)
+    assert str(caught.value) == ("directory %r must be empty or coap://HOST:PORT (the node's directory as its services "
+                                 "reach it, e.g. coap://127.0.0.1:5690)" % (directory,))
+
+
 def test_unplaced_producers_are_left_out() -> None:
     plan = dict(PLAN, placements={"alert": "w2"}, by_node={"w2": ["alert"]})
     (alert,) = deployments(plan, services(), "w2", addresses=ADDRESSES)
