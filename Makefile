@@ -41,6 +41,7 @@ help:
 	@echo "make demo   bring up the demo cluster and deploy the scenario"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make changelog  write CHANGELOG.rst for galaxy.yml's version from the fragments (which stay)"
+	@echo "make docs   build the HTML docs site in build/docs/html (plugins, roles, user guide)"
 	@echo "make continuity  time what the patient sees on the running demo cluster (after make demo)"
 	@echo "make testbed-up | testbed-down | testbed-status | images"
 
@@ -93,6 +94,12 @@ changelog-build: collections
 	cd $(CHANGELOG_COPY) && antsibull-changelog lint && antsibull-changelog release
 changelog: changelog-build
 	cp $(CHANGELOG_COPY)/CHANGELOG.rst CHANGELOG.rst
+
+# The docs site, build/docs/html/index.html: antsibull-docs' page of every plugin and role as ansible-doc
+# reads it from the layout copy, and the guides of docs/ (MyST); any Sphinx warning fails it.
+.PHONY: docs
+docs: layout
+	$(BIN)/python tools/docs_site.py $(COLL_DEST) $(CURDIR)/build/docs
 
 integration: layout prereqs
 	cd $(COLL_DEST) && $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v $(PYTEST_ARGS); \
