@@ -21,6 +21,12 @@ from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.directory import (
     LocalInstances, ManagersView, encode,
 )
+# aiocoap's resource classes, or stand-ins where it is missing (the agent names what is missing when it starts)
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
+    ObservableResource as _Observable,
+    PathCapable as _PathCapable,
+    Resource as _Resource,
+)
 
 # Seconds before a registry whose observation ended or failed is observed again (doubling up to the cap).
 REOBSERVE_FIRST = 0.5
@@ -222,12 +228,6 @@ def _answer(code: t.Any, value: t.Any = None, text: str = "") -> t.Any:
                            content_format=_coap.CF_TEXT if text else None)
 
 
-try:
-    from aiocoap.resource import ObservableResource as _Observable
-    from aiocoap.resource import PathCapable as _PathCapable
-    from aiocoap.resource import Resource as _Resource
-except ImportError:  # the module imports without aiocoap (the agent names what is missing when it starts)
-    _Resource = _Observable = _PathCapable = object  # type: ignore[assignment,misc]
 
 
 class _Registrations(_PathCapable, _Resource):  # type: ignore[misc,valid-type]
