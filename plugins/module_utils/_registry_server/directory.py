@@ -125,6 +125,7 @@ class Directory:
         self.nodes: t.Dict[str, _Listed] = {}
         self._heap: t.List[t.Tuple[float, str]] = []
         self._cache: t.Dict[t.Optional[str], t.Tuple[bytes, bytes]] = {}
+        self._hidden: t.Set[str] = set()  # listed nodes hidden as lost, as last notified
         self.listeners: t.List[t.Callable[[t.Set[str]], None]] = []
         registry.listeners.append(self._on_node)
 
@@ -139,6 +140,8 @@ class Directory:
             raise DirectoryFull("%d nodes list instances (at most %d): node %r not added"
                                 % (len(self.nodes), self.max_nodes, node))
         self.nodes[node] = _Listed(instances, now + lifetime)
+        if node in self.registry.hidden:
+            self._hidden.add(node)
         heapq.heappush(self._heap, (now + lifetime, node))
         if previous is None:
             LOG.info("directory: node=%s lists %d instance(s) lt=%d", node, len(instances), lifetime)
@@ -148,6 +151,7 @@ class Directory:
 
     def delete(self, node: str) -> bool:
         listed = self.nodes.pop(node, None)
+        self._hidden.discard(node)
         if listed is None:
             return False
         LOG.info("directory: node=%s removed its instances", node)
@@ -162,6 +166,7 @@ class Directory:
             if listed is None or listed.expires_at != expires_at:
                 continue  # renewed or removed since
             del self.nodes[node]
+            self._hidden.discard(node)
             LOG.info("directory: node=%s instances expired %.3f s ago", node, now - expires_at)
             self._changed(node, listed.instances, ())
 
@@ -172,10 +177,17 @@ class Directory:
             return
         if node not in self.registry.entries:
             del self.nodes[node]
+            self._hidden.discard(node)
             LOG.info("directory: node=%s instances removed with its profile", node)
             self._changed(node, listed.instances, ())
             return
-        self._changed(node, listed.instances, listed.instances)  # shown or hidden: its services' answers change
+        hidden = node in self.registry.hidden
+        if hidden != (node in self._hidden):  # lost or back: its services' answers change (a new profile does not)
+            if hidden:
+                self._hidden.add(node)
+            else:
+                self._hidden.discard(node)
+            self._changed(node, listed.instances, listed.instances)
 
     def _changed(self, node: str, old: t.Tuple[Instance, ...], new: t.Tuple[Instance, ...]) -> None:
         names = {i.service for i in old} | {i.service for i in new}

@@ -130,8 +130,8 @@ class World:
         self.loop.run_until_complete(self.services.add_observation(request, observation))
         return observation
 
-    def profile(self, node: str) -> None:
-        value = {"node": node, "schema": 1}
+    def profile(self, node: str, **more: t.Any) -> None:
+        value = dict({"node": node, "schema": 1}, **more)
         self.loop.run_until_complete(self.registry.put(node, value, canonical_json(value), 30))
 
     def close(self) -> None:
@@ -185,6 +185,8 @@ def test_instances_leave_with_the_nodes_lease_and_while_it_is_lost(world: World)
     world.put("w4", listing("w4", spo2()), query=("lt=3600",))
     world.put("w2", listing("w2", spo2("w2", "b")), query=("lt=3600",))
     observation = world.observe("spo2")
+    world.profile("w4", battery=50)  # a new profile of a listed node changes no answer of the directory
+    assert observation.triggered == 0
     world.registry.hide("w4")  # the failure detector confirmed w4 lost
     assert observation.triggered == 1 and [i["node"] for i in world.value("spo2")] == ["w2"]
     world.registry.hide("w4", False)  # back within its lease: listed again
