@@ -45,7 +45,7 @@ import typing as t
 import urllib.parse
 import zlib
 
-from nanoedge_ns import coapio
+from nanoedge_ns import coapio, directory
 from nanoedge_ns.history import write_atomically
 from nanoedge_ns.readings import safe_name, state_dir_for
 
@@ -274,6 +274,19 @@ class Follower:
                     resolver.failed()
             if not again:
                 await self._pause(poll, resolver)
+
+    async def follow_producer(self, client: coapio.Client, configured: str, service: str, poll: float = 1.0,
+                              limit: int = 2000) -> None:
+        """``follow`` the history of the producer ``configured`` (``service:<name>`` or its URI, as the
+        deployment gives it): looked up as ``service`` at the node's directory and followed where it moves."""
+        resolver = directory.producer_resolver(client, configured, service)
+        watcher = asyncio.ensure_future(resolver.watch())
+        try:
+            await self.follow(client, lambda: None if resolver.current() is None
+                              else t.cast(str, resolver.current()).rstrip("/") + "/history", poll, limit,
+                              resolver=resolver)
+        finally:
+            watcher.cancel()
 
     @staticmethod
     async def _pause(poll: float, resolver: t.Optional[t.Any]) -> None:

@@ -240,3 +240,39 @@ def test_a_follower_re_targets_to_a_moved_producer_without_losing_its_place(tmp_
     took = asyncio.run(scenario())
     assert seen == [1, 2, 3, 4, 5, 6, 7, 8]  # in order, once: no reading lost or repeated across the move
     assert took < 1.0  # the directory's notification, not the 5 s poll
+
+
+@pytest.mark.parametrize("with_directory", [True, False], ids=["service-name", "plain-uri"])
+def test_follow_producer_in_a_few_lines(tmp_path, monkeypatch, with_directory: bool) -> None:
+    ports = {"agent": _free_port(), "producer": _free_port()}
+    uri = "coap://127.0.0.1:%d/resp" % ports["producer"]
+    local = LocalDirectory()
+    local.listed = [dict(entry(uri, 100.0), service="resp")]
+    producer = Producer("resp", str(tmp_path / "resp"), fsync=False)
+    for rate in (14, 15, 16):
+        producer.publish({"breaths_per_min": rate})
+    if with_directory:
+        monkeypatch.setenv(directory.DIRECTORY_ENV, "coap://127.0.0.1:%d" % ports["agent"])
+    else:
+        monkeypatch.delenv(directory.DIRECTORY_ENV, raising=False)
+    seen: t.List[int] = []
+
+    async def scenario() -> None:
+        agent = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", ports["agent"]))
+        server = await coapio.serve({"resp/history": coapio.make_history_resource(producer.answer)}, "127.0.0.1",
+                                    ports["producer"])
+        client = coapio.Client(timeout=2)
+        consumer = Follower("apnea", "", lambda reading: seen.append(reading["breaths_per_min"]))
+        task = asyncio.ensure_future(consumer.follow_producer(client, "service:resp" if with_directory else uri,
+                                                              "resp"))
+        try:
+            await until(lambda: len(seen) == 3)
+        finally:
+            task.cancel()
+            await client.close()
+            await server.shutdown()
+            await agent.shutdown()
+
+    asyncio.run(scenario())
+    assert seen == [14, 15, 16]
+    assert (local.lookups > 0) == with_directory
