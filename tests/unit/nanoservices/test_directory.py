@@ -276,3 +276,34 @@ def test_follow_producer_in_a_few_lines(tmp_path, monkeypatch, with_directory: b
     asyncio.run(scenario())
     assert seen == [14, 15, 16]
     assert (local.lookups > 0) == with_directory
+
+
+def test_a_service_registers_once_it_serves_and_leaves_when_it_stops(monkeypatch) -> None:
+    from nanoedge_ns import service
+
+    ports = {"agent": _free_port(), "service": _free_port()}
+    local = LocalDirectory()
+    monkeypatch.setenv(directory.DIRECTORY_ENV, "coap://127.0.0.1:%d" % ports["agent"])
+    monkeypatch.setenv(directory.SELF_URI_ENV, "coap://10.0.0.4:%d/spo2" % ports["service"])
+    args = service.parser("spo2", None, ports["service"]).parse_args(["--bind", "127.0.0.1"])
+    before_serving: t.List[int] = []
+
+    async def main(arguments: t.Any) -> None:
+        await asyncio.sleep(0.3)
+        before_serving.append(len(local.registrations))  # nothing registered before the server serves
+        context = await coapio.serve({"spo2": coapio.make_json_resource(lambda: {})}, arguments.bind, arguments.port)
+        await until(lambda: len(local.registrations) == 1)
+        await context.shutdown()
+
+    async def scenario() -> None:
+        agent = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", ports["agent"]))
+        try:
+            await service.registered(main, args)
+        finally:
+            await agent.shutdown()
+
+    asyncio.run(scenario())
+    assert before_serving == [0]
+    assert local.registrations == [
+        ("PUT spo2", {"uri": "coap://10.0.0.4:%d/spo2" % ports["service"], "instance": "main", "lifetime": 30}),
+        ("DELETE spo2", ["instance=main"])]
