@@ -19,7 +19,6 @@ from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
 from ansible_collections.nanoedge.core.plugins.module_utils._leadership import (
     PROFILE_STATES, Ask, Beat, LeadershipError, answer_payload, parse_beat,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.access import (
     check_manager, check_node_identity,
@@ -28,7 +27,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aio
     Code, ObservableResource, PathCapable, Resource, aiocoap,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import (
-    BadInput, decode_small_body, guarded,
+    BadInput, decode_small_body, guarded, node_in_path,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.leadership import (
     Leadership, check_small_body, json_answer,
@@ -128,14 +127,7 @@ class BeatResource(PathCapable, Resource):
         return template[0] + b"%d" % ask.n + template[1]
 
     def _render(self, request: aiocoap.Message) -> aiocoap.Message:
-        path = request.opt.uri_path
-        if len(path) != 1 or not path[0]:
-            raise BadInput(Code.NOT_FOUND, "no resource /beat%s: beats go to POST /beat/{node}"
-                           % "".join("/" + part for part in path))
-        node = path[0]
-        if not NODE_NAME_RE.fullmatch(node):
-            raise BadInput(Code.BAD_REQUEST, "invalid node name %r in the path: must match %s"
-                           % (node, NODE_NAME_RE.pattern))
+        node = node_in_path(request.opt.uri_path, "no resource /beat%s: beats go to POST /beat/{node}")
         if request.code != Code.POST:
             raise BadInput(Code.METHOD_NOT_ALLOWED, "%s is not allowed on /beat/%s (POST only)" % (request.code, node))
         check_node_identity(self.security, request, node, "POST /beat/%s" % node, "POST /beat/%s" % node)

@@ -11,6 +11,7 @@ import math
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_JSON
+from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import Code, cbor2
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.wellformed import (
@@ -44,6 +45,17 @@ def guarded(render: t.Callable[[t.Any], t.Any], request: t.Any, diagnostic: t.Ca
         LOG.exception("unexpected error while handling %s %s%s", request.code, resource,
                       "".join("/" + part for part in request.opt.uri_path))
         return diagnostic(Code.INTERNAL_SERVER_ERROR, "internal error (see the registry log)")
+
+
+def node_in_path(path: t.Sequence[str], missing: str) -> str:
+    """The node a request's path below its resource names (``/beat/{node}``, ``/instances/{node}``):
+    4.04 with ``missing`` (what belongs there, after the path) for none or more, 4.00 for an invalid name."""
+    if len(path) != 1 or not path[0]:
+        raise BadInput(Code.NOT_FOUND, missing % "".join("/" + part for part in path))
+    if not NODE_NAME_RE.fullmatch(path[0]):
+        raise BadInput(Code.BAD_REQUEST, "invalid node name %r in the path: must match %s"
+                       % (path[0], NODE_NAME_RE.pattern))
+    return path[0]
 
 
 # The critical options (odd numbers, RFC 7252, 5.4.6) the registry acts on:

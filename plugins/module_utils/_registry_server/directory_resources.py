@@ -12,7 +12,6 @@ import functools
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils._coap import CF_CBOR, CF_JSON
-from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server import LOG
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.access import (
     authenticated_identity, check_node_identity,
@@ -20,7 +19,9 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.acc
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
     Code, ObservableResource, PathCapable, Resource, aiocoap, cbor2,
 )
-from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import BadInput, decode_body
+from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.codec import (
+    BadInput, decode_body, node_in_path,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.directory import (
     MAX_BODY, SERVICE_NAME_RE, Directory, DirectoryError, DirectoryFull, parse_instances,
 )
@@ -64,14 +65,7 @@ class InstancesResource(PathCapable, Resource):
                 request.payload = b""
 
     async def _render(self, request: aiocoap.Message) -> aiocoap.Message:
-        path = request.opt.uri_path
-        if len(path) != 1 or not path[0]:
-            raise BadInput(Code.NOT_FOUND, "no resource /instances%s: a node's list is /instances/{node}"
-                           % "".join("/" + part for part in path))
-        node = path[0]
-        if not NODE_NAME_RE.fullmatch(node):
-            raise BadInput(Code.BAD_REQUEST, "invalid node name %r in the path: must match %s"
-                           % (node, NODE_NAME_RE.pattern))
+        node = node_in_path(request.opt.uri_path, "no resource /instances%s: a node's list is /instances/{node}")
         if request.code not in (Code.PUT, Code.DELETE):
             raise BadInput(Code.METHOD_NOT_ALLOWED, "%s is not allowed on /instances/%s (PUT, DELETE)"
                            % (request.code, node))
