@@ -19,7 +19,7 @@ import typing as t
 
 from ansible_collections.nanoedge.core.plugins.module_utils import _coap
 from ansible_collections.nanoedge.core.plugins.module_utils._agent.directory import (
-    LocalInstances, ManagersView, encode,
+    DEFAULT_LIFETIME, LocalInstances, ManagersView, encode,
 )
 # aiocoap's resource classes, or stand-ins where it is missing (the agent names what is missing when it starts)
 from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.aiocoap_dep import (
@@ -33,6 +33,10 @@ REOBSERVE_FIRST = 0.5
 REOBSERVE_CAP = 8.0
 # A registry that answers /services without the Observe option (its cap on observations is reached) is polled.
 POLL_INTERVAL = 2.0
+# Seconds after the start during which an empty list is not sent: an agent that restarted knows none of the
+# node's running services until they renew (within the default lifetime of a local registration), and must
+# not tell the registries meanwhile that there are none.
+STARTUP_GRACE = float(DEFAULT_LIFETIME)
 # How long the first lookup waits for the managers' first answer.
 FIRST_ANSWER_WAIT = 2.0
 
@@ -62,6 +66,7 @@ class LocalDirectory:
         self._observing: t.Dict[str, asyncio.Future] = {}
         self._tasks: t.List[asyncio.Future] = []
         self._server: t.Any = None
+        self._quiet_until = time.monotonic() + STARTUP_GRACE  # no empty list before (see STARTUP_GRACE)
         self.heard = asyncio.Event()  # set once a registry's /services has been heard
         self.lookups = _Lookups(self)
 
@@ -88,6 +93,7 @@ class LocalDirectory:
 
     def register(self, service: str, body: t.Any) -> t.Tuple[bool, int]:
         created, changed, lifetime = self.local.register(service, body)
+        self._quiet_until = 0.0  # the node's list is known from here on
         if created:
             self.log.info("registered %s/%s at %s", service, body.get("instance", "main"), body.get("uri"))
         if changed:
@@ -97,6 +103,7 @@ class LocalDirectory:
     def unregister(self, service: str, instance: str) -> bool:
         removed = self.local.remove(service, instance)
         if removed:
+            self._quiet_until = 0.0
             self.log.info("unregistered %s/%s", service, instance)
             self.forward_all()
         return removed
@@ -121,6 +128,8 @@ class LocalDirectory:
 
     def forward(self, url: str) -> None:
         """The current list to one registry: one PUT at a time, the latest list after the one under way."""
+        if not self.local.items and time.monotonic() < self._quiet_until:
+            return
         task = self._sending.get(url)
         if task is not None and not task.done():
             self._again.add(url)

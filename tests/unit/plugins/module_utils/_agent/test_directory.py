@@ -195,3 +195,35 @@ def test_loopback_directory_against_two_registries(caplog) -> None:
                 await server.shutdown()
 
     asyncio.run(scenario())
+
+
+class RecordingContext:
+    """An aiocoap client context that records the requests and answers each 2.04."""
+
+    def __init__(self) -> None:
+        self.sent: t.List[t.Tuple[str, t.Any]] = []
+
+    def request(self, message: t.Any) -> t.Any:
+        self.sent.append((message.get_request_uri(), json.loads(message.payload)))
+        response = asyncio.get_event_loop().create_future()
+        response.set_result(aiocoap.Message(code=aiocoap.CHANGED))
+        return type("Request", (), {"response": response})()
+
+
+def test_a_restarted_agent_does_not_empty_the_registries_before_its_services_renew() -> None:
+    async def scenario() -> t.List[t.Tuple[str, t.Any]]:
+        context = RecordingContext()
+        local = LocalDirectory("w4", ["coap://10.0.0.1"], {"10.0.0.1:5683": context}.get, lifetime=900, renew=5,
+                                log=logging.getLogger("test"))
+        local.forward_all()  # the renewal (or a registry observed anew) right after a restart: nothing known yet
+        await asyncio.sleep(0.05)
+        assert context.sent == []
+        local.register("spo2", {"uri": URI})
+        await until(lambda: len(context.sent) == 1)
+        local.unregister("spo2", "main")  # from here on an empty list is what the node runs
+        await until(lambda: len(context.sent) == 2)
+        return context.sent
+
+    sent = asyncio.run(scenario())
+    assert [uri for uri, _body in sent] == ["coap://10.0.0.1:5683/instances/w4?lt=900"] * 2
+    assert [len(body["instances"]) for _uri, body in sent] == [1, 0]
