@@ -125,7 +125,8 @@ async def main(args: argparse.Namespace) -> None:
 
     def snapshot() -> t.Dict[str, t.Any]:
         monitor.source_error = spo2.source_error
-        return monitor.snapshot()
+        # where it reads SpO2 now: found at the node's directory, its environment only names the service
+        return dict(monitor.snapshot(), spo2_uri=spo2_at.current())
 
     resource = coapio.make_json_resource(snapshot)
     context = await coapio.serve({"alert": resource, "counters": coapio.make_json_resource(spo2.counters)},
@@ -164,6 +165,10 @@ async def _drive_valve(client: coapio.Client, args: argparse.Namespace, transiti
 
 
 def cli(argv: t.Optional[t.Sequence[str]] = None) -> int:
+    return service.run(main, make_parser().parse_args(argv))
+
+
+def make_parser() -> argparse.ArgumentParser:
     parser = service.parser("alert", __doc__, port=5705)
     parser.add_argument("--spo2-uri", default=service.env("spo2_uri", "coap://localhost/spo2"),
                         help="the SpO2 nanoservice: coap://... or service:spo2, looked up at the node's directory "
@@ -178,7 +183,7 @@ def cli(argv: t.Optional[t.Sequence[str]] = None) -> int:
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between readings")
     parser.add_argument("--alert-flow", type=float, default=4.0, help="oxygen L/min during an alert")
     parser.add_argument("--normal-flow", type=float, default=1.0, help="oxygen L/min otherwise")
-    return service.run(main, parser.parse_args(argv))
+    return parser
 
 
 if __name__ == "__main__":

@@ -126,7 +126,8 @@ async def main(args: argparse.Namespace) -> None:
             now = service.now()
             text = render(readings, now)
             screen.update(text=text, time=service.iso(now),
-                          readings={k: v for k, v in readings.items() if isinstance(v, dict)})
+                          readings={k: v for k, v in readings.items() if isinstance(v, dict)},
+                          sources={name: resolver.current() for name, resolver in resolvers.items()})
             resource.notify()
             write_screen(args.output, text)
             if text.split("\n", 1)[1] != previous:  # the clock alone does not redraw stdout

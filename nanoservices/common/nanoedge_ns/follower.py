@@ -253,8 +253,11 @@ class Follower:
                 if uri is None:
                     raise ConnectionError("no address for the producer yet")
                 before = self.since()
+                page = await self._fetch_unless_moved(client, uri, limit, resolver)
+                if page is None:
+                    continue  # the producer moved while it was asked: ask the new one at once
                 # asking again at once after new readings also tells the producer they were handled (consumer_at)
-                again = self.accept(await self.fetch(client, uri, limit)) or self.since() > before
+                again = self.accept(page) or self.since() > before
                 self.source_error = None
                 reported = ""
             except coapio.CoapError as exc:
@@ -287,6 +290,24 @@ class Follower:
                               resolver=resolver)
         finally:
             watcher.cancel()
+
+    async def _fetch_unless_moved(self, client: coapio.Client, uri: str, limit: int,
+                                  resolver: t.Optional[t.Any]) -> t.Optional[t.Dict[str, t.Any]]:
+        """The page at ``uri``, or None when the resolver learns of a new address first (a producer that
+        stopped would otherwise hold the consumer for the client's whole timeout)."""
+        if resolver is None:
+            return await self.fetch(client, uri, limit)
+        fetching = asyncio.ensure_future(self.fetch(client, uri, limit))
+        moved = asyncio.ensure_future(resolver.changed.wait())
+        try:
+            await asyncio.wait({fetching, moved}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            moved.cancel()
+            if not fetching.done():
+                fetching.cancel()
+        if fetching.cancelled():
+            return None
+        return fetching.result()
 
     @staticmethod
     async def _pause(poll: float, resolver: t.Optional[t.Any]) -> None:

@@ -307,3 +307,63 @@ def test_a_service_registers_once_it_serves_and_leaves_when_it_stops(monkeypatch
     assert local.registrations == [
         ("PUT spo2", {"uri": "coap://10.0.0.4:%d/spo2" % ports["service"], "instance": "main", "lifetime": 30}),
         ("DELETE spo2", ["instance=main"])]
+
+
+def test_the_alert_follows_spo2_that_moved_and_says_where_it_reads(service_module, tmp_path, monkeypatch) -> None:
+    alert = service_module("alert")
+    ports = {"agent": _free_port(), "w4": _free_port(), "w2": _free_port(), "alert": _free_port()}
+    local = LocalDirectory()
+    monkeypatch.setenv(directory.DIRECTORY_ENV, "coap://127.0.0.1:%d" % ports["agent"])
+    monkeypatch.delenv(directory.SELF_URI_ENV, raising=False)
+    first = Producer("spo2", str(tmp_path / "w4"), fsync=False)
+    for value in (97, 96):
+        first.publish({"spo2": value})
+    local.listed = [entry("coap://127.0.0.1:%d/spo2" % ports["w4"], 100.0)]
+    arguments = alert.make_parser().parse_args(["--bind", "127.0.0.1", "--port", str(ports["alert"]), "--poll", "5",
+                                                "--spo2-uri", "service:spo2", "--state-dir", str(tmp_path / "alert")])
+
+    async def scenario() -> t.Tuple[t.Any, t.Any]:
+        agent = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", ports["agent"]))
+        old = await coapio.serve({"spo2/history": coapio.make_history_resource(first.answer)}, "127.0.0.1",
+                                 ports["w4"])
+        client = coapio.Client(timeout=2)
+        running = asyncio.ensure_future(alert.main(arguments))
+        base = "coap://127.0.0.1:%d" % ports["alert"]
+        new = None
+        try:
+            async def counters() -> t.Any:
+                try:
+                    return await client.get(base + "/counters")
+                except (OSError, ValueError, asyncio.TimeoutError):
+                    return {}
+
+            for _attempt in range(200):
+                if (await counters()).get("received") == 2:
+                    break
+                await asyncio.sleep(0.02)
+            before = await client.get(base + "/alert")
+            await old.shutdown()
+            shutil.copytree(str(tmp_path / "w4"), str(tmp_path / "w2"))
+            moved = Producer("spo2", str(tmp_path / "w2"), fsync=False)
+            moved.publish({"spo2": 95})
+            new = await coapio.serve({"spo2/history": coapio.make_history_resource(moved.answer)}, "127.0.0.1",
+                                     ports["w2"])
+            local.move(entry("coap://127.0.0.1:%d/spo2" % ports["w2"], 200.0, "w2"))
+            for _attempt in range(100):  # within 1 s, though the alert polls every 5 s
+                if (await counters()).get("received") == 3:
+                    break
+                await asyncio.sleep(0.01)
+            return before, await client.get(base + "/alert"), await counters()
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            if new is not None:
+                await new.shutdown()
+            await client.close()
+            await agent.shutdown()
+
+    before, after, counted = asyncio.run(scenario())
+    assert before["spo2_uri"] == "coap://127.0.0.1:%d/spo2" % ports["w4"]
+    assert after["spo2_uri"] == "coap://127.0.0.1:%d/spo2" % ports["w2"]
+    assert (after["last_seq"], after["last_value"]) == (3, 95)
+    assert (counted["received"], counted["duplicates"], counted["missing"]) == (3, 0, 0)
