@@ -59,19 +59,31 @@ class Probe:
         return nodes[0], ""
 
     def alert_reads_from(self, placement: t.Mapping[str, t.List[str]], spo2_host: str) -> Check:
-        """The alert's SpO2 URI points at ``spo2_host`` and its /alert snapshot has a reading, no source error."""
+        """The alert reads SpO2 from ``spo2_host`` and its /alert snapshot has a reading, no source error.
+
+        Where it reads from: the ``spo2_uri`` its /alert snapshot reports (found at the node's service
+        directory), else the address its environment was given at deploy time."""
         alert_host, why = self.only_on(placement, "alert")
         if alert_host is None:
             return False, why
-        uri = self.cluster.container_env(alert_host, "alert").get("NANOEDGE_SPO2_URI", "")
-        if _host_of(uri) != self.address(spo2_host):
+        snapshot, error = self.cluster.coap_get(alert_host, "alert")
+        if error:
+            return False, error
+        uri = snapshot.get("spo2_uri") if isinstance(snapshot, dict) else None
+        if not uri:
+            uri = self.cluster.container_env(alert_host, "alert").get("NANOEDGE_SPO2_URI", "")
+        if _host_of(str(uri)) != self.address(spo2_host):
             return False, "the alert reads SpO2 from %s" % (uri or "nowhere")
-        return self.alert_answers(alert_host)
+        return self._alert_has_reading(snapshot)
 
     def alert_answers(self, alert_host: str) -> Check:
         snapshot, error = self.cluster.coap_get(alert_host, "alert")
         if error:
             return False, error
+        return self._alert_has_reading(snapshot)
+
+    @staticmethod
+    def _alert_has_reading(snapshot: t.Any) -> Check:
         if not isinstance(snapshot, dict) or snapshot.get("source_error") is not None:
             return False, "the alert's source error: %s" % (snapshot or {}).get("source_error")
         if snapshot.get("last_value") is None:
@@ -83,14 +95,17 @@ class Probe:
         display_host, why = self.only_on(placement, "display")
         if display_host is None:
             return False, why
-        env = self.cluster.container_env(display_host, "display").get("NANOEDGE_DISPLAY_SOURCES", "")
-        configured = dict(item.split("=", 1) for item in env.split(",") if "=" in item)
-        for service, host in sources.items():
-            if _host_of(configured.get(service, "")) != self.address(host):
-                return False, "the display reads %s from %s" % (service, configured.get(service) or "nowhere")
         screen, error = self.cluster.coap_get(display_host, "display")
         if error:
             return False, error
+        # where it reads from: the sources /screen reports (found at the directory), else its deploy-time env
+        configured = screen.get("sources") if isinstance(screen, dict) else None
+        if not isinstance(configured, dict):
+            env = self.cluster.container_env(display_host, "display").get("NANOEDGE_DISPLAY_SOURCES", "")
+            configured = dict(item.split("=", 1) for item in env.split(",") if "=" in item)
+        for service, host in sources.items():
+            if _host_of(str(configured.get(service) or "")) != self.address(host):
+                return False, "the display reads %s from %s" % (service, configured.get(service) or "nowhere")
         readings = screen.get("readings", {}) if isinstance(screen, dict) else {}
         missing = sorted(s for s in sources if not isinstance(readings.get(s), dict) or readings[s].get("error"))
         if missing:
