@@ -99,6 +99,7 @@ def test_agent_role(docker, base_image, unique, wheels, run_playbook, tmp_path):
             assert (config["lifetime"], config["registries"], config["node"]) == (180, [server.url], node)
             assert (config["interval"], config["beat_interval"], config["debounce"], config["poll_interval"]) \
                 == (60, 1.0, 0.5, 1.0)
+            assert (config["directory_port"], config["directory_renew"]) == (5690, 5.0)
             # the collection's module_utils, whole (nanoedge.core.code), byte-code caches left out
             installed = docker.out("exec", container, "sh", "-c", "cd /opt/nanoedge-agent/lib/ansible_collections/"
                                    "nanoedge/core/plugins/module_utils && find . -type f | sort")
