@@ -53,9 +53,16 @@ class Registry:
                     state = "missing"
                 return aiocoap.Message(code=aiocoap.CHANGED, payload=json.dumps({"profile": state}).encode())
 
+        class Instances(aiocoap.resource.Resource):
+            async def render_put(self, request):
+                registry.instances.append(json.loads(request.payload))
+                return aiocoap.Message(code=aiocoap.CHANGED)
+
+        self.instances: t.List[t.Dict[str, t.Any]] = []
         self.site = aiocoap.resource.Site()
         self.site.add_resource(["profiles", "w1"], Profile())
         self.site.add_resource(["beat", "w1"], Beat())
+        self.site.add_resource(["instances", "w1"], Instances())
 
 
 async def wait_for(condition: t.Callable[[], bool], seconds: float = 5.0) -> None:
@@ -109,3 +116,36 @@ def test_service(tmp_path, monkeypatch):
 
     asyncio.run(scenario())
     assert times["reported"] - times["plugged"] < 1.0
+
+
+def test_the_service_directory_on_loopback(tmp_path):
+    """With a directory port the agent serves its node's directory: a local registration reaches the registry."""
+    (tmp_path / "state").mkdir()
+    registry = Registry()
+    port, directory_port = free_port(), free_port()
+    config = {key: spec[1] for key, spec in CONFIG_KEYS.items()}
+    config.update(registries=["coap://127.0.0.1:%d" % port], lifetime=30, interval=10, node="w1",
+                  root=str(tmp_path), state_dir=str(tmp_path / "state"), retries=0, timeout=2,
+                  beat_interval=0.2, directory_port=directory_port)
+
+    async def scenario() -> None:
+        server = await aiocoap.Context.create_server_context(registry.site, bind=("127.0.0.1", port))
+        client = await aiocoap.Context.create_client_context()
+        stop = asyncio.Event()
+        service = asyncio.ensure_future(daemon.Agent(config, logging.getLogger("test")).serve(stop))
+        try:
+            await wait_for(lambda: len(registry.beats) >= 1)
+            register = aiocoap.Message(code=aiocoap.PUT, uri="coap://127.0.0.1:%d/local/instances/spo2" % directory_port,
+                                       payload=json.dumps({"uri": "coap://10.0.0.1:5701/spo2"}).encode())
+            answer = await asyncio.wait_for(client.request(register).response, 5)
+            assert answer.code == aiocoap.CREATED
+            await wait_for(lambda: len(registry.instances) == 1)
+            assert [i["uri"] for i in registry.instances[0]["instances"]] == ["coap://10.0.0.1:5701/spo2"]
+            stop.set()
+            await asyncio.wait_for(service, 5)
+        finally:
+            service.cancel()
+            await client.shutdown()
+            await server.shutdown()
+
+    asyncio.run(scenario())
