@@ -39,6 +39,12 @@ options:
     type: list
     elements: str
     default: []
+  directory:
+    description:
+      - The nodes' service directory as their services reach it (the deploy role's C(nanoedge_deploy_directory));
+        empty for none. A consumer that finds its producers there by name is not rewired when they move.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - nanoedge.core.attributes.filter
 seealso:
@@ -72,10 +78,11 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._moves import MoveEr
 FILTER = "nanoedge.core.plan_hosts"
 
 
-def plan_hosts(plan: t.Any, services: t.Any, current: t.Any, nodes: t.Any, returning: t.Any = ()) -> t.Dict[str, t.Any]:
+def plan_hosts(plan: t.Any, services: t.Any, current: t.Any, nodes: t.Any, returning: t.Any = (),
+               directory: t.Any = "") -> t.Dict[str, t.Any]:
     try:
         return hosts_to_deploy(services, current, plan, list(nodes) if isinstance(nodes, (list, tuple)) else nodes,
-                               returning or ())
+                               returning or (), str(directory or ""))
     except MoveError as exc:
         raise AnsibleFilterError("%s: %s" % (FILTER, exc)) from exc
 

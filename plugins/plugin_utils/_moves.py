@@ -6,7 +6,8 @@ A plan that differs from the one running touches three kinds of node:
 
 - ``start``: a node that gains a service (a replica): it starts it;
 - ``rewire``: a node that keeps a consumer of a service whose nodes changed: the consumer is started
-  again with its producers' new addresses (docs/contracts.md, "Service description");
+  again with its producers' new addresses (docs/contracts.md, "Service description"). A consumer that
+  finds its producers by name at its node's service directory (``directory``) needs no rewiring;
 - ``stop``: a node that loses a service, or that comes back after the last plan left it out (it may
   still run what was moved away from it): it removes what no longer runs there.
 
@@ -22,7 +23,9 @@ import collections.abc as c
 import typing as t
 
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import allocate
-from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import DeploymentError, description_of
+from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
+    DeploymentError, description_of, uses_directory,
+)
 from ansible_collections.nanoedge.core.plugins.plugin_utils._site_report import plan_report
 
 Placement = t.Dict[str, t.List[str]]
@@ -50,17 +53,21 @@ def replica_nodes(placement: t.Any, what: str) -> Placement:
     return result
 
 
-def consumers(services: t.Any) -> t.Dict[str, t.List[str]]:
-    """Producer -> the services that consume it, from the services' descriptions."""
+def consumers(services: t.Any, directory: str = "") -> t.Dict[str, t.List[str]]:
+    """Producer -> the services that consume it by address, from the services' descriptions; with a
+    ``directory``, those that find their producers there by name are left out (a move does not touch them)."""
     if not isinstance(services, list) or not all(isinstance(s, c.Mapping) and isinstance(s.get("name"), str)
                                                  for s in services):
         raise MoveError("services must be a list of service profiles, each with a name")
     result: t.Dict[str, t.List[str]] = {}
     for service in services:
         try:
-            consumed = description_of(service, {})["consumes"]
+            described = description_of(service, {})
         except DeploymentError as exc:
             raise MoveError(str(exc)) from exc
+        if uses_directory(described, directory):
+            continue
+        consumed = described["consumes"]
         for producer in consumed:
             result.setdefault(producer, []).append(service["name"])
     return result
@@ -71,14 +78,15 @@ def _on(placement: Placement, node: str) -> t.Set[str]:
 
 
 def hosts_to_deploy(services: t.Any, before: t.Any, after: t.Any, nodes: t.Any,
-                    returning: t.Iterable[str] = ()) -> t.Dict[str, t.List[str]]:
+                    returning: t.Iterable[str] = (), directory: str = "") -> t.Dict[str, t.List[str]]:
     """``{"start", "rewire", "stop"}``: the live ``nodes`` (in their order) a change from the placement
-    ``before`` to ``after`` touches; ``returning``: live nodes the last plan was not made for."""
+    ``before`` to ``after`` touches; ``returning``: live nodes the last plan was not made for;
+    ``directory``: the nodes' service directory, if any (see ``consumers``)."""
     if not isinstance(nodes, list) or not all(isinstance(node, str) for node in nodes):
         raise MoveError("nodes must be a list of node names")
     old, new = replica_nodes(before, "current"), replica_nodes(after, "plan")
     moved = {service for service in set(old) | set(new) if sorted(old.get(service, [])) != sorted(new.get(service, []))}
-    fed_by = consumers(services)
+    fed_by = consumers(services, directory)
     rewired = {consumer for producer in moved for consumer in fed_by.get(producer, [])}
     back = set(returning)
     hosts: t.Dict[str, t.List[str]] = {kind: [] for kind in KINDS}
@@ -102,7 +110,7 @@ class Replan(t.NamedTuple):
 
 
 def replan(services: t.Any, profiles: t.Mapping[str, t.Any], workers: t.Sequence[str],
-           previous: t.Mapping[str, t.Any], registry: t.Optional[str] = None) -> Replan:
+           previous: t.Mapping[str, t.Any], registry: t.Optional[str] = None, directory: str = "") -> Replan:
     """The plan for the live ``profiles`` of the inventory's ``workers`` (in their order), keeping every
     service where the ``previous`` plan document put it while its node still satisfies it, with that
     document's strategy and critical services."""
@@ -117,4 +125,4 @@ def replan(services: t.Any, profiles: t.Mapping[str, t.Any], workers: t.Sequence
                            critical=previous.get("critical") or [])
     planned_before = previous.get("nodes") if isinstance(previous.get("nodes"), c.Mapping) else {}
     returning = [node for node in nodes if node not in planned_before]
-    return Replan(plan, document, hosts_to_deploy(services, before, plan, list(nodes), returning))
+    return Replan(plan, document, hosts_to_deploy(services, before, plan, list(nodes), returning, directory))

@@ -58,6 +58,9 @@ CONFIG_KEYS = {
     "move_command": (list, []),
     "services_file": (str, ""),
     "full_every": ((int, float), 900),
+    # The nodes' service directory (docs/contracts.md, "The CoAP API", service directory): a targeted run
+    # rewires no consumer that finds its producers there by name. Empty: none.
+    "directory": (str, ""),
 }  # type: t.Dict[str, t.Tuple[t.Any, t.Any]]
 
 # Keys of the probe election the lease replaced: accepted so that an older configuration still loads,

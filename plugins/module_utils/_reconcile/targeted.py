@@ -81,7 +81,8 @@ class Targeted:
         except ImportError as exc:
             return "cannot re-plan here (%s)" % exc
         try:
-            result = replan(services, profiles, self.config["workers"], previous, registry=self.config["registry"])
+            result = replan(services, profiles, self.config["workers"], previous, registry=self.config["registry"],
+                            directory=str(self.config.get("directory") or ""))
         except ValueError as exc:
             return "cannot re-plan here: %s" % exc
         if result.document["critical_unplaced"]:

@@ -55,6 +55,27 @@ def test_hosts_to_deploy(after, nodes, returning, expected):
     assert hosts_to_deploy(SERVICES, RUNNING, after, nodes, returning) == expected
 
 
+def with_library(profile: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
+    """The service as one that ships the nanoedge_ns library (it can find its producers at the directory)."""
+    description = dict(profile["description"], libraries=["common/nanoedge_ns"])
+    return dict(profile, description=description)
+
+
+@pytest.mark.parametrize("library, directory, rewire", [
+    # with the directory, a consumer that uses it keeps running untouched when its producer moves
+    (("display", "alert"), "coap://127.0.0.1:5690", []),
+    # only the display finds its producers by name: the alert (on w2, a consumer of oc) is rewired
+    (("display",), "coap://127.0.0.1:5690", ["w2"]),
+    # no directory on the nodes: every consumer is rewired as before
+    (("display", "alert"), "", ["w2", "w5"]),
+])
+def test_consumers_at_the_directory_are_not_rewired(library, directory, rewire):
+    services = [with_library(s) if s["name"] in library else s for s in SERVICES]
+    after = moved(oc="w4")
+    assert hosts_to_deploy(services, RUNNING, after, NODES, (), directory) == {
+        "start": ["w4"], "rewire": rewire, "stop": ["w3"]}
+
+
 def test_hosts_follow_the_given_order_and_a_node_may_start_and_stop():
     after = moved(spo2="w2", alert="w4")
     assert hosts_to_deploy(SERVICES, RUNNING, after, ["w5", "w4", "w3", "w2", "w1"]) == {

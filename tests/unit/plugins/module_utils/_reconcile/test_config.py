@@ -18,7 +18,7 @@ def test_minimal_configuration_gets_every_default():
         "interval": 30, "debounce": 0.5, "flap_limit": 2, "flap_window": 30, "settle": 0, "lease_poll": 1.0,
         "lease_ttl": 3.0, "request_timeout": 10, "command_timeout": 600, "stop_grace": 30, "retry_backoff": 30,
         "retry_backoff_max": 600, "oscore_context": "", "oscore_credentials": "", "environment": {}, "obsolete": [],
-        "workers": [], "move_command": [], "services_file": "", "full_every": 900,
+        "workers": [], "move_command": [], "services_file": "", "full_every": 900, "directory": "",
     }
 
 
