@@ -4,7 +4,8 @@
 
 Times are CPU seconds of the benchmark's process. Run from the laid-out collection (``make bench``, or
 ``cd .build/collections/ansible_collections/nanoedge/core && ../../../../../.venv/bin/python bench/bench_allocate.py``;
-``--quick`` leaves out the naive version). Random Raspberry-Pi-like node profiles, fixed seed, three
+``--quick`` leaves out the naive version, ``--size``, ``--workload`` and ``--no-optimal`` choose what runs,
+``--help`` says how). Random Raspberry-Pi-like node profiles, fixed seed, three
 workloads: ``templates`` (the paper's nanoservices and their neighbours, twelve requirement vectors),
 ``diverse`` (nearly every service its own vector, nodes with 0-2 devices) and ``over-subscribed``
 (``diverse`` with a third of the nodes' free memory and storage: most services unplaced). Prints, per
@@ -20,6 +21,7 @@ on 5 x 20 <= 1 s and on 50 x 200 <= 10 s.
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import random
@@ -42,6 +44,7 @@ from ansible_collections.nanoedge.core.tests.unit.algorithm1 import algorithm1  
 SEED = 20211
 # today's twelve templates; nearly one requirement vector per service; the same with three times the demand
 WORKLOADS = ("templates", "diverse", "over-subscribed")
+SIZES = ("1000x10000", "5000x50000")
 # (model, cores, memory total MB) of the Pi models found at edge sites
 PI_MODELS = (("Raspberry Pi 3 Model B Rev 1.2", 4, 926), ("Raspberry Pi 3 Model B Plus Rev 1.3", 4, 926),
              ("Raspberry Pi 4 Model B Rev 1.4 2GB", 4, 1848), ("Raspberry Pi 4 Model B Rev 1.4 4GB", 4, 3794),
@@ -226,17 +229,28 @@ def run_optimal(nodes_count: int, services_count: int, goal: float) -> bool:
     return ok
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The allocation heuristics against the naive Algorithm 1.")
+    parser.add_argument("--quick", action="store_true", help="leave out the naive version")
+    parser.add_argument("--size", action="append", choices=SIZES, help="NODESxSERVICES (repeatable; default: both)")
+    parser.add_argument("--workload", action="append", choices=WORKLOADS, help="repeatable; default: all three")
+    parser.add_argument("--no-optimal", action="store_true", help="leave out the optimal strategy's clusters")
+    return parser.parse_args()
+
+
 def main() -> int:
-    quick = "--quick" in sys.argv[1:]
+    args = arguments()
     print("nanoedge.core allocation benchmark (seed %d, Python %s%s)"
-          % (SEED, sys.version.split()[0], ", --quick: without the naive version" if quick else ""))
+          % (SEED, sys.version.split()[0], ", --quick: without the naive version" if args.quick else ""))
     ok = True
-    for nodes_count, services_count in ((1000, 10000), (5000, 50000)):
-        for workload in WORKLOADS:
-            ok = run_workload(workload, nodes_count, services_count, not quick) and ok
-    print()
-    ok = run_optimal(5, 20, 1.0) and ok
-    ok = run_optimal(50, 200, 10.0) and ok
+    for size in args.size or SIZES:
+        nodes_count, services_count = (int(part) for part in size.split("x"))
+        for workload in args.workload or WORKLOADS:
+            ok = run_workload(workload, nodes_count, services_count, not args.quick) and ok
+    if not args.no_optimal:
+        print()
+        ok = run_optimal(5, 20, 1.0) and ok
+        ok = run_optimal(50, 200, 10.0) and ok
     print("\nall goals met" if ok else "\nsome goals missed")
     return 0 if ok else 1
 
