@@ -165,11 +165,14 @@ def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> No
         run_heaps(pending, state, score, ranked)
         return
     index = NodeIndex(state.nodes, pending, state.cpu, state.memory, state.storage, score if ranked else None)
+    if not ranked:
+        index.first_fit(pending, assigned, state.place)
+        return
     for service in pending:
         taken = set(assigned.get(service.name, ()))
         wanted = service.replicas - len(taken)
         while wanted and not index.hopeless(service):
-            where = index.best(service, taken) if ranked else index.first(service, taken)
+            where = index.best(service, taken)
             if where < 0:
                 if not taken:
                     index.fail(service)

@@ -6,19 +6,20 @@ which node takes this service (the first, the one with the least or with the mos
 Sets of nodes are Python integers used as bitsets (node i at bit i), so that
 intersecting two sets of thousands of nodes is one operation at C speed.
 Each node's remaining cpu, memory and storage is kept as a level: how many of
-the services' distinct demands it reaches (up to ``MAX_BOUNDS`` of them,
-quantiles beyond), so a node has room for a demand exactly when it reaches
-the demand's level. Per resource a segment tree over the levels (``Levels``)
-holds, in each of its cells, the set of nodes whose level falls in the cell's
-range: "the nodes at or above a level" is the union of a few cells, and a
-node whose level falls moves between the cells that tell the two levels
-apart. The candidates of a service are the nodes with its capabilities,
-power, network and (roughly) battery, intersected with those at or above its
-three levels; each is checked exactly, in node order, so the answer is the
-one a scan of every node gives, whatever the number of distinct requirements:
-first_fit takes the lowest candidate that fits. best_fit and spread also
-keep each node's score as a level in a tree of its own, descend it to the
-candidates of the lowest score level and compare those exactly.
+a few bounds (the services' distinct demands, up to ``MAX_BOUNDS`` of them,
+quantiles beyond) it reaches. Per resource a staircase (``Staircase``) holds,
+for each level, the set of nodes at or above it: "the nodes with room for
+this demand" is one look-up, and a node whose level falls leaves the steps it
+falls past, which happens at most once per step and node over a whole run.
+The candidates of a service are the nodes with its capabilities, power,
+network and (roughly) battery, intersected with those at or above its three
+levels: a superset of the nodes that can take it (exactly those when every
+demand is a bound). Each is checked exactly, in node order, so the answer is
+the one a scan of every node gives, whatever the number of distinct
+requirements: first_fit takes the lowest candidate that fits. best_fit and
+spread also keep each node's score as a level in a segment tree
+(``Levels``), descend it to the candidates of the lowest score level and
+compare those exactly.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ from __future__ import annotations
 import bisect
 import typing as t
 
-from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import Node, Service, Signature, statically_fits
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
+    Node,
+    Service,
+    Signature,
+    battery_ok,
+    statically_fits,
+)
 
 Demand = t.Tuple[int, int, int]
 Score = t.Callable[[int], float]
 NONE = -1
-# demands that get a level of their own; past that many, quantiles of them
-MAX_BOUNDS = 4095
+# demands that get a level of their own; past that many, quantiles of them. Few levels keep the steps a
+# node falls past few; the candidates they let through that do not fit are few too (checked exactly).
+MAX_BOUNDS = 32
 # score levels of best_fit and spread: the candidates of one level are compared exactly
 SCORE_LEVELS = 4096
 # battery levels: whole percents, mains power above them all
@@ -107,6 +115,36 @@ class Levels:
         return cells[cell] & among
 
 
+class Staircase:
+    """Nodes by the level of one quantity (0 <= level < ``size``): ``steps[level]`` is the set of nodes at that
+    level or above (``steps[size]`` none)."""
+
+    def __init__(self, levels: t.Sequence[int], size: int) -> None:
+        self.level = list(levels)
+        at = [0] * (size + 1)
+        for node, level in enumerate(levels):
+            at[level] |= 1 << node
+        for level in range(size - 1, -1, -1):
+            at[level] |= at[level + 1]
+        self.steps = at
+
+    def move(self, node: int, level: int) -> None:
+        """Node ``node`` is now at ``level``: it leaves (or joins) the steps between the old level and the new."""
+        old = self.level[node]
+        if old == level:
+            return
+        self.level[node] = level
+        bit = 1 << node
+        steps = self.steps
+        for step in range(min(old, level) + 1, max(old, level) + 1):
+            steps[step] ^= bit
+
+    def at_least(self, level: int) -> int:
+        """The nodes at ``level`` or above."""
+        steps = self.steps
+        return steps[max(0, min(level, len(steps) - 1))]
+
+
 class Eligible:
     """The nodes that satisfy each signature statically (capabilities, power and network exactly, battery
     roughly), as bitsets."""
@@ -164,9 +202,9 @@ class NodeIndex:
         self.nodes = nodes
         self.resources = (cpu, memory, storage)
         self.bounds = [_bounds(service.demand[kind] for service in services) for kind in range(3)]
-        # every demand its own level: a candidate without a battery to check is known to fit
+        # every demand a bound: a candidate without a battery to check is known to fit
         self.exact = all(len(bounds) < MAX_BOUNDS for bounds in self.bounds)
-        self.levels = [Levels([bisect.bisect_right(bounds, value) for value in values], len(bounds) + 1)
+        self.levels = [Staircase([bisect.bisect_right(bounds, value) for value in values], len(bounds) + 1)
                        for bounds, values in zip(self.bounds, self.resources)]
         self.eligible = Eligible(nodes)
         self.score = score
@@ -187,7 +225,9 @@ class NodeIndex:
     def update(self, index: int) -> None:
         """Node ``index`` took a service."""
         for bounds, values, levels in zip(self.bounds, self.resources, self.levels):
-            levels.move(index, bisect.bisect_right(bounds, values[index]))
+            level = bisect.bisect_right(bounds, values[index])
+            if level != levels.level[index]:
+                levels.move(index, level)
         if self.score is not None:
             self.ranks.move(index, self.score_level(self.score(index)))
 
@@ -204,14 +244,60 @@ class NodeIndex:
                 bits &= levels.at_least(bisect.bisect_right(bounds, demand))
         return bits
 
-    def first(self, service: Service, taken: t.Container[int]) -> int:
-        """The first node that can take the service and is not in ``taken``, or -1."""
-        fits = self.fits
-        exact = self.exact and not service.min_battery
-        for node in nodes_of(self.candidates(service)):
-            if node not in taken and (exact or fits(service, node)):
-                return node
-        return NONE
+    def first_fit(self, pending: t.Sequence[Service], assigned: t.Mapping[str, t.Sequence[int]],
+                  place: t.Callable[[Service, int], None]) -> None:
+        """Place every replica still missing of ``pending``, in order, on the first node that can take it.
+
+        One loop with everything at hand: at a thousand nodes a service costs a few microseconds, and
+        calls and look-ups would be most of them."""
+        cpu, memory, storage = self.resources
+        cpu_bounds, memory_bounds, storage_bounds = self.bounds
+        cpu_steps, memory_steps, storage_steps = (levels.steps for levels in self.levels)
+        cpu_level, memory_level, storage_level = (levels.level for levels in self.levels)
+        nodes, eligible, failed, bisect_right = self.nodes, self.eligible.of, self.failed, bisect.bisect_right
+        for service in pending:
+            signature = service.signature
+            need_cpu, need_memory, need_storage = service.demand
+            if signature in failed and self.hopeless(service):
+                continue
+            bits = eligible(signature)
+            if need_cpu and bits:
+                bits &= cpu_steps[bisect_right(cpu_bounds, need_cpu)]
+            if need_memory and bits:
+                bits &= memory_steps[bisect_right(memory_bounds, need_memory)]
+            if need_storage and bits:
+                bits &= storage_steps[bisect_right(storage_bounds, need_storage)]
+            taken = assigned.get(service.name, ())
+            wanted = service.replicas - len(taken)
+            battery = service.min_battery
+            placed = False
+            # the candidates in node order; a node that takes a replica cannot take another, the others keep
+            # their room: the next replica's node is further on among the same candidates
+            while wanted and bits:
+                low = bits & -bits
+                node = low.bit_length() - 1
+                bits ^= low
+                if cpu[node] < need_cpu or memory[node] < need_memory or storage[node] < need_storage \
+                        or node in taken or (battery and not battery_ok(battery, nodes[node])):
+                    continue
+                place(service, node)
+                placed = True
+                wanted -= 1
+                # the node's levels only fall: it leaves the steps between the new level and the old
+                level = bisect_right(cpu_bounds, cpu[node])
+                for step in range(level + 1, cpu_level[node] + 1):
+                    cpu_steps[step] ^= low
+                cpu_level[node] = level
+                level = bisect_right(memory_bounds, memory[node])
+                for step in range(level + 1, memory_level[node] + 1):
+                    memory_steps[step] ^= low
+                memory_level[node] = level
+                level = bisect_right(storage_bounds, storage[node])
+                for step in range(level + 1, storage_level[node] + 1):
+                    storage_steps[step] ^= low
+                storage_level[node] = level
+            if wanted and not placed and not taken:
+                self.fail(service)
 
     def best(self, service: Service, taken: t.Container[int]) -> int:
         """The node that can take the service, not in ``taken``, with the least score (the first on ties), or -1."""

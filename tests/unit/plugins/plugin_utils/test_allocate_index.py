@@ -107,6 +107,21 @@ def test_property_levels_answer_as_a_scan(data: t.Any) -> None:
                                          if among >> index & 1 and level == min(chosen))
 
 
+@SETTINGS
+@given(st.data())
+def test_property_a_staircase_answers_as_a_scan(data: t.Any) -> None:
+    size = data.draw(st.integers(1, 20))
+    levels = data.draw(st.lists(st.integers(0, size - 1), max_size=30))
+    stairs = _allocate_index.Staircase(levels, size)
+    moves = data.draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, size - 1)), max_size=20))
+    for node, level in [(node, level) for node, level in moves if node < len(levels)] + [(-1, 0)]:
+        if node >= 0:
+            stairs.move(node, level)
+            levels[node] = level
+        for floor in range(-1, size + 2):
+            assert stairs.at_least(floor) == sum(1 << index for index, at in enumerate(levels) if at >= floor)
+
+
 def test_the_nodes_of_a_bitset_in_order() -> None:
     assert list(_allocate_index.nodes_of(0b1010_0001)) == [0, 5, 7]
     assert list(_allocate_index.nodes_of(0)) == []
