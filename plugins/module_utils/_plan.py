@@ -93,10 +93,25 @@ def counts_text(counts: t.Sequence[t.Mapping[str, t.Any]]) -> str:
     """``0/5000 nodes fit: 4,980 missing capability pom, 20 not enough memory (needs 512 MB)``."""
     if not counts:
         return "no live node"
-    total = sum(count["count"] for count in counts)
-    fits = sum(count["count"] for count in counts if count["code"] == "fits")
-    parts = ["{:,} {}".format(count["count"], count_text(count)) for count in counts if count["code"] != "fits"]
-    return "%d/%d nodes fit: %s" % (fits, total, ", ".join(parts)) if parts else "%d/%d nodes fit" % (fits, total)
+    total = fits = 0
+    causes = []
+    for count in counts:
+        total += count["count"]
+        if count["code"] == "fits":
+            fits += count["count"]
+        else:
+            causes.append(count_line(count["count"], count_text(count)))
+    return fits_text(fits, total, causes)
+
+
+def count_line(number: int, text: str) -> str:
+    """A count as ``counts_text`` shows it: ``4,980 missing capability pom``."""
+    return "%s %s" % (format(number, ","), text)
+
+
+def fits_text(fits: int, total: int, causes: t.Sequence[str]) -> str:
+    """``counts_text`` from how many nodes fit, how many there are and the ``count_line`` of each other count."""
+    return "%d/%d nodes fit: %s" % (fits, total, ", ".join(causes)) if causes else "%d/%d nodes fit" % (fits, total)
 
 
 def count_text(count: t.Mapping[str, t.Any]) -> str:

@@ -22,7 +22,6 @@ from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
     DETAIL_NODES,
     Cause,
     cause_text,
-    counts_text,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_explain import Counter
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics import (
@@ -41,8 +40,8 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model impo
     from_milli,
     parse_current,
     parse_nodes,
-    parse_services,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_columns import parse_services
 
 # What callers import from here, AllocationError and parse_current included wherever they are defined.
 __all__ = ["DEFAULT_TIME_LIMIT", "FITS", "PLACED", "AllocationError", "Plan", "allocate", "explain", "parse_current",
@@ -126,28 +125,31 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
     counter = None
     # services with the same requirements and no replica placed have the same counts
     counted: t.Dict[Key, t.Tuple[t.List[t.Dict[str, t.Any]], str]] = {}
+    assigned = state.assigned
     for service in outcome.services:
-        where = state.assigned.get(service.name, [])
+        where = assigned.get(service.name, ())
         if where:
             placements[service.name] = names[where[0]]
             replica_nodes[service.name] = [names[index] for index in where]
-        missing = service.replicas - len(where)
-        if missing:
-            if counter is None:
-                counter = Counter(outcome.nodes, state.cpu, state.memory, state.storage)
-            known = None if where else counted.get(service.key)
-            if known is None:
-                counts = counter.counts(service, where)
-                text = counts_text(counts)
-                if not where:
-                    counted[service.key] = (counts, text)
-            else:
-                # separate copies: YAML dumps of shared dicts show anchors
-                counts, text = [dict(count) for count in known[0]], known[1]
-            entry = {"service": service.name, "missing": missing, "summary": text, "counts": counts}
-            if detail:
-                entry["reasons"], entry["causes"] = _explained(state, service, names)
-            unplaced.append(entry)
+            missing = service.replicas - len(where)
+            if not missing:
+                continue
+        else:
+            missing = service.replicas
+        if counter is None:
+            counter = Counter(outcome.nodes, state.cpu, state.memory, state.storage)
+        known = None if where else counted.get(service.key)
+        if known is None:
+            counts, text = counter.explained(service, where)
+            if not where:
+                counted[service.key] = (counts, text)
+        else:
+            # separate copies: YAML dumps of shared dicts show anchors
+            counts, text = [dict(count) for count in known[0]], known[1]
+        entry = {"service": service.name, "missing": missing, "summary": text, "counts": counts}
+        if detail:
+            entry["reasons"], entry["causes"] = _explained(state, service, names)
+        unplaced.append(entry)
     result: t.Dict[str, t.Any] = {
         "strategy": outcome.strategy,
         "placements": placements,
@@ -183,6 +185,8 @@ def _explained(state: State, service: Service, names: t.Sequence[str]) -> t.Tupl
 def _moves(services: t.Sequence[Service], current: t.Mapping[str, t.Sequence[str]],
            replica_nodes: t.Mapping[str, t.Sequence[str]]) -> t.List[t.Dict[str, t.Optional[str]]]:
     moves: t.List[t.Dict[str, t.Optional[str]]] = []
+    if not current:
+        return moves
     for service in services:
         if service.name not in current:
             continue

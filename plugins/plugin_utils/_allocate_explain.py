@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import typing as t
 
+from ansible_collections.nanoedge.core.plugins.module_utils._plan import count_line, count_text, counts_text, fits_text
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     Node,
     Service,
@@ -26,7 +27,7 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model impo
 Count = t.Dict[str, t.Any]
 # services asking for more capabilities than this have their capability causes grouped node by node
 _SUBSETS_UP_TO = 4
-_STRIDE = 64
+_STRIDE = 16
 _MAINS = 1 << 62
 
 
@@ -47,6 +48,13 @@ class Counter:
                                     (-1 if node.battery is None else milli_down(node.battery)) for node in nodes])
         # per resource the nodes from the most left to the least, and the bitsets of their prefixes on demand
         self._resources = [_Threshold(values) for values in (cpu, memory, storage)]
+        # per set of wanted capabilities, the nodes lacking each subset of them (the same for every service)
+        self._groups: t.Dict[t.Tuple[str, ...], t.List[t.Tuple[t.List[str], int]]] = {}
+        self._lacking: t.Dict[t.Tuple[str, str], int] = {}
+        # the text of each count, by code and value: services share the few hundred distinct values they need
+        self._texts: t.Dict[t.Tuple[str, t.Any], str] = {}
+        # the capability counts of a service with no replica placed, by the capabilities it wants
+        self._everywhere: t.Dict[t.Tuple[str, ...], t.Tuple[t.List[Count], t.List[str], int]] = {}
 
     def feature(self, kind: str, name: str) -> int:
         return self._feature.get((kind, name), 0)
@@ -57,67 +65,133 @@ class Counter:
 
     def counts(self, service: Service, taken: t.Iterable[int]) -> t.List[Count]:
         """The cause codes with their node counts and the values involved, in the order of the checks."""
+        return self.explained(service, taken)[0]
+
+    def explained(self, service: Service, taken: t.Iterable[int]) -> t.Tuple[t.List[Count], str]:
+        """``counts`` and their summary, as ``counts_text`` gives it (the text of each count made once)."""
         counts: t.List[Count] = []
+        # the count_line of each count but fits
+        causes: t.List[str] = []
+        left = self.all
         replicas = 0
         for index in taken:
             replicas |= 1 << index
-        left = _take(counts, self.all, replicas, "replica", "service", service.name)
-        left = self._capabilities(service, left, counts)
+        if replicas:
+            left ^= replicas
+            self._count(counts, causes, replicas, "replica", "service", service.name)
+        if service.capabilities:
+            left = self._capabilities(service.capabilities, left, counts, causes)
         cpu, memory, storage = self._resources
         # a check the service does not ask for fails on no node: it is skipped
         if service.cpu:
-            left = _take(counts, left, ~cpu.at_least(service.cpu), "cpu", "needs", from_milli(service.cpu))
+            bits = left & cpu.lacking(service.cpu)
+            if bits:
+                left ^= bits
+                self._count(counts, causes, bits, "cpu", "needs", from_milli(service.cpu))
         if service.memory:
-            left = _take(counts, left, ~memory.at_least(service.memory), "memory", "needs",
-                         from_milli(service.memory))
+            bits = left & memory.lacking(service.memory)
+            if bits:
+                left ^= bits
+                self._count(counts, causes, bits, "memory", "needs", from_milli(service.memory))
         if service.power:
-            left = _take(counts, left, ~self.feature("power", service.power), "power", "needs", service.power)
+            bits = left & self._without("power", service.power)
+            if bits:
+                left ^= bits
+                self._count(counts, causes, bits, "power", "needs", service.power)
         if service.min_battery:
-            left = _take(counts, left, ~self.battery(service.min_battery), "battery", "needs",
-                         from_milli(service.min_battery))
+            bits = left & self._battery.lacking(service.min_battery)
+            if bits:
+                left ^= bits
+                self._count(counts, causes, bits, "battery", "needs", from_milli(service.min_battery))
         if service.network:
-            left = _take(counts, left, ~self.feature("network", service.network), "network", "needs",
-                         service.network)
+            bits = left & self._without("network", service.network)
+            if bits:
+                left ^= bits
+                self._count(counts, causes, bits, "network", "needs", service.network)
         if service.storage:
-            left = _take(counts, left, ~storage.at_least(service.storage), "storage", "needs",
-                         from_milli(service.storage))
-        if left:
-            counts.append({"code": "fits", "count": left.bit_count()})
-        return counts
+            bits = left & storage.lacking(service.storage)
+            if bits:
+                left ^= bits
+                self._count(counts, causes, bits, "storage", "needs", from_milli(service.storage))
+        fits = left.bit_count()
+        if fits:
+            counts.append({"code": "fits", "count": fits})
+        if not counts:
+            return counts, counts_text(counts)
+        return counts, fits_text(fits, len(self.nodes), causes)
 
-    def _capabilities(self, service: Service, left: int, counts: t.List[Count]) -> int:
+    def _count(self, counts: t.List[Count], causes: t.List[str], bits: int, code: str,
+               detail: str, value: t.Any) -> None:
+        """Counts the nodes of ``bits`` under ``code`` (with the service's ``detail``)."""
+        number = bits.bit_count()
+        counts.append({"code": code, detail: value, "count": number})
+        known = (code, tuple(value) if code == "capability" else value)
+        causes.append(count_line(number, self._texts.get(known) or self._text(known, detail, value)))
+
+    def _text(self, known: t.Tuple[str, t.Any], detail: str, value: t.Any) -> str:
+        """The text of a count (``count_text``), by code and value: services share the few values they need."""
+        text = self._texts[known] = count_text({"code": known[0], detail: value})
+        return text
+
+    def _without(self, kind: str, name: str) -> int:
+        """The nodes without a power source or network."""
+        found = self._lacking.get((kind, name))
+        if found is None:
+            found = self._lacking[kind, name] = self.all ^ self.feature(kind, name)
+        return found
+
+    def _capabilities(self, wanted: t.Tuple[str, ...], left: int, counts: t.List[Count],
+                      causes: t.List[str]) -> int:
         """Counts the nodes of ``left`` that lack capabilities; returns the rest."""
-        wanted = service.capabilities
-        if not wanted:
-            return left
-        has = [self.feature("capability", name) for name in wanted]
+        if left != self.all:
+            return self._capabilities_among(wanted, left, counts, causes)
+        # no replica placed (the usual case): the same counts for every service that wants these
+        known = self._everywhere.get(wanted)
+        if known is None:
+            found: t.List[Count] = []
+            found_causes: t.List[str] = []
+            rest = self._capabilities_among(wanted, left, found, found_causes)
+            known = self._everywhere[wanted] = (found, found_causes, rest)
+        # separate copies: YAML dumps of shared dicts and lists show anchors
+        counts.extend([{"code": "capability", "missing": list(count["missing"]), "count": count["count"]}
+                       for count in known[0]])
+        causes.extend(known[1])
+        return known[2]
+
+    def _capabilities_among(self, wanted: t.Tuple[str, ...], left: int, counts: t.List[Count],
+                            causes: t.List[str]) -> int:
+        groups = self._groups.get(wanted)
+        if groups is None:
+            groups = self._groups[wanted] = self._lacking_groups(wanted)
+        found = [(bits & -bits, missing, bits) for missing, bits in ((missing, left & bits) for missing, bits in groups)
+                 if bits]
         if len(wanted) > _SUBSETS_UP_TO:
-            groups: t.Dict[t.Tuple[str, ...], int] = {}
+            # grouped node by node: in the order of the first node of ``left`` that lacks each set
+            found.sort(key=lambda item: item[0])
+        for _lowest, missing, bits in found:
+            left ^= bits
+            self._count(counts, causes, bits, "capability", "missing", list(missing))
+        return left
+
+    def _lacking_groups(self, wanted: t.Tuple[str, ...]) -> t.List[t.Tuple[t.List[str], int]]:
+        """The nodes that lack each set of the ``wanted`` capabilities (and have the others), none left out."""
+        if len(wanted) > _SUBSETS_UP_TO:
+            grouped: t.Dict[t.Tuple[str, ...], int] = {}
             for node in self.nodes:
                 missing = tuple(name for name in wanted if name not in node.capabilities)
-                if missing and left >> node.index & 1:
-                    groups[missing] = groups.get(missing, 0) | (1 << node.index)
-            for missing, bits in groups.items():
-                left = _take(counts, left, bits, "capability", "missing", list(missing))
-            return left
-        # the nodes that lack exactly each subset of the wanted capabilities, the subsets in a fixed order
+                if missing:
+                    grouped[missing] = grouped.get(missing, 0) | (1 << node.index)
+            return [(list(missing), bits) for missing, bits in grouped.items()]
+        has = [self.feature("capability", name) for name in wanted]
+        # the subsets in a fixed order
+        groups = []
         for subset in range(1, 1 << len(wanted)):
-            bits = left
+            bits = self.all
             for position, bitset in enumerate(has):
                 bits &= ~bitset if subset >> position & 1 else bitset
             if bits:
-                left = _take(counts, left, bits, "capability", "missing",
-                             [name for position, name in enumerate(wanted) if subset >> position & 1])
-        return left
-
-
-def _take(counts: t.List[Count], left: int, bits: int, code: str, detail: str, value: t.Any) -> int:
-    """Counts the nodes of ``bits`` still ``left`` under ``code`` (with the service's ``detail``); returns the rest."""
-    bits &= left
-    if not bits:
-        return left
-    counts.append({"code": code, detail: value, "count": bits.bit_count()})
-    return left ^ bits
+                groups.append(([name for position, name in enumerate(wanted) if subset >> position & 1], bits))
+        return groups
 
 
 class _Threshold:
@@ -126,9 +200,11 @@ class _Threshold:
     def __init__(self, values: t.Sequence[int]) -> None:
         self.order = sorted(range(len(values)), key=lambda index: -values[index])
         self.descending = [-values[index] for index in self.order]
-        # the bitset of the first 64 * i nodes of ``order``, for every i: any prefix is one of them and < 64 bits
+        # the bitset of the first 16 * i nodes of ``order``, for every i: any prefix is one of them and < 16 bits
         self.checkpoints = [0]
         self.prefixes: t.Dict[int, int] = {}
+        self.lacks: t.Dict[int, int] = {}
+        self.all = (1 << len(values)) - 1
         bits = 0
         for position, index in enumerate(self.order, 1):
             bits |= 1 << index
@@ -145,3 +221,10 @@ class _Threshold:
                 bits |= 1 << index
             self.prefixes[size] = bits
         return bits
+
+    def lacking(self, amount: int) -> int:
+        """The nodes with less than ``amount`` left."""
+        found = self.lacks.get(amount)
+        if found is None:
+            found = self.lacks[amount] = self.all ^ self.at_least(amount)
+        return found

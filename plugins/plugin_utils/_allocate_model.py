@@ -56,49 +56,32 @@ class Node:
         self.network = network
 
 
-class Need:
-    """One distinct normalised requirement vector, in the units allocation compares (shared by its services)."""
+# One distinct requirement vector as its services copy it, in the order of Service's slots from
+# ``capabilities`` on: the vector (in the order of REQUIREMENT_KEYS, numbers in millionths), then its
+# signature, demand and key. Shared by the services with that vector.
+Need = t.Tuple[t.Tuple[str, ...], int, int, int, str, str, int, Signature, Demand, Key]
 
-    __slots__ = ("capabilities", "cpu", "memory", "storage", "power", "network", "min_battery", "signature",
-                 "demand", "key")
 
-    # the arguments in the order of REQUIREMENT_KEYS
-    def __init__(self, capabilities: t.Sequence[str], cpu: t.Union[int, float], memory_mb: t.Union[int, float],
-                 storage_mb: t.Union[int, float], power: str, network: str,
-                 min_battery_percent: t.Union[int, float]) -> None:
-        self.capabilities: t.Tuple[str, ...] = tuple(capabilities)
-        self.cpu = milli_up(cpu)
-        self.memory = milli_up(memory_mb)
-        self.storage = milli_up(storage_mb)
-        self.power = power
-        self.network = network
-        self.min_battery = milli_up(min_battery_percent)
-        self.signature: Signature = (self.capabilities, self.power, self.network, self.min_battery)
-        self.demand: Demand = (self.cpu, self.memory, self.storage)
-        self.key: Key = (self.signature, self.demand)
+def need_of(capabilities: t.Tuple[str, ...], cpu: int, memory: int, storage: int, power: str, network: str,
+            min_battery: int) -> Need:
+    signature = (capabilities, power, network, min_battery)
+    demand = (cpu, memory, storage)
+    return (capabilities, cpu, memory, storage, power, network, min_battery, signature, demand, (signature, demand))
 
 
 class Service:
     """One service with its normalised requirements."""
 
-    __slots__ = ("name", "index", "capabilities", "cpu", "memory", "storage", "power", "network",
-                 "min_battery", "priority", "replicas", "signature", "demand", "key")
+    __slots__ = ("name", "index", "priority", "replicas", "capabilities", "cpu", "memory", "storage", "power",
+                 "network", "min_battery", "signature", "demand", "key")
 
     def __init__(self, name: str, index: int, need: Need, priority: t.Union[int, float], replicas: int) -> None:
         self.name = name
         self.index = index
-        self.capabilities = need.capabilities
-        self.cpu = need.cpu
-        self.memory = need.memory
-        self.storage = need.storage
-        self.power = need.power
-        self.network = need.network
-        self.min_battery = need.min_battery
         self.priority = priority
         self.replicas = replicas
-        self.signature = need.signature
-        self.demand = need.demand
-        self.key = need.key
+        (self.capabilities, self.cpu, self.memory, self.storage, self.power, self.network, self.min_battery,
+         self.signature, self.demand, self.key) = need
 
 
 def milli_up(value: t.Union[int, float]) -> int:
@@ -141,7 +124,7 @@ def battery_ok(min_battery: int, node: Node) -> bool:
     return node.battery is not None and milli_down(node.battery) >= min_battery
 
 
-def _is_number(value: t.Any) -> bool:
+def is_number(value: t.Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -154,16 +137,18 @@ def _type_name(value: t.Any) -> str:
 def parse_nodes(nodes: t.Any) -> t.List[Node]:
     """Validate the nodes (a list of profiles or a dict name -> profile) and keep their order."""
     if isinstance(nodes, Mapping):
-        items = [("nodes[%r]" % (key,), key, profile) for key, profile in nodes.items()]
+        items: t.Iterable[t.Tuple[t.Any, t.Any]] = nodes.items()
+        keyed = True
     elif isinstance(nodes, (list, tuple)):
-        items = [("nodes[%d]" % index, None, profile) for index, profile in enumerate(nodes)]
+        items = enumerate(nodes)
+        keyed = False
     else:
         raise AllocationError("nodes must be a list of profiles or a dict of node name to profile, got %s"
                               % _type_name(nodes))
     result: t.List[Node] = []
     seen: t.Set[str] = set()
-    for where, key, profile in items:
-        node = _parse_node(where, key, profile, len(result))
+    for key, profile in items:
+        node = _parse_node(key, keyed, profile, len(result))
         if node.name in seen:
             raise AllocationError("node %r is listed twice" % node.name)
         seen.add(node.name)
@@ -171,24 +156,32 @@ def parse_nodes(nodes: t.Any) -> t.List[Node]:
     return result
 
 
-def _parse_node(where: str, key: t.Any, profile: t.Any, index: int) -> Node:
+def _where(key: t.Any, keyed: bool) -> str:
+    return "nodes[%r]" % (key,) if keyed else "nodes[%d]" % key
+
+
+def _parse_node(key: t.Any, keyed: bool, profile: t.Any, index: int) -> Node:
     if not isinstance(profile, Mapping):
-        raise AllocationError("%s: profile must be a dict, got %s" % (where, _type_name(profile)))
+        raise AllocationError("%s: profile must be a dict, got %s" % (_where(key, keyed), _type_name(profile)))
     if "node" not in profile:
-        raise AllocationError("%s: missing field node" % where)
+        raise AllocationError("%s: missing field node" % _where(key, keyed))
     name = profile["node"]
     if not isinstance(name, str) or not NODE_NAME_RE.fullmatch(name):
-        raise AllocationError("%s: node must match %s, got %r" % (where, NODE_NAME_RE.pattern, name))
-    if key is not None and key != name:
-        raise AllocationError("%s: profile is for node %r" % (where, name))
-    who = "node %r" % name
+        raise AllocationError("%s: node must match %s, got %r" % (_where(key, keyed), NODE_NAME_RE.pattern, name))
+    if keyed and key is not None and key != name:
+        raise AllocationError("%s: profile is for node %r" % (_where(key, keyed), name))
     try:
         # A node may leave out what placement does not read; what it gives follows the profile schema.
         validate_profile(dict(profile), complete=False)
     except ProfileError as exc:
-        raise AllocationError("%s: %s" % (who, exc)) from exc
-    for path in PLACEMENT_FIELDS:
-        _field(profile, who, path)
+        raise AllocationError("node %r: %s" % (name, exc)) from exc
+    for path, parts in _PLACEMENT_PATHS:
+        value: t.Any = profile
+        for part in parts:
+            if part not in value:
+                raise AllocationError("node %r: missing field %s" % (name, path))
+            value = value[part]
+    power = profile["power"]
     return Node(
         name=name,
         index=index,
@@ -196,19 +189,14 @@ def _parse_node(where: str, key: t.Any, profile: t.Any, index: int) -> Node:
         cpu=milli_down(profile["cpu"]["cores"]),
         memory=milli_down(profile["memory_mb"]["available"]),
         storage=milli_down(profile["storage_mb"]["free"]),
-        power=profile["power"]["source"],
+        power=power["source"],
         # The schema always carries battery_percent; a hand-written node may leave it out (no battery known).
-        battery=profile["power"].get("battery_percent"),
+        battery=power.get("battery_percent"),
         network=frozenset(profile["network"]),
     )
 
 
-def _field(profile: t.Mapping[str, t.Any], who: str, path: str) -> None:
-    value: t.Any = profile
-    for part in path.split("."):
-        if part not in value:
-            raise AllocationError("%s: missing field %s" % (who, path))
-        value = value[part]
+_PLACEMENT_PATHS = tuple((path, tuple(path.split("."))) for path in PLACEMENT_FIELDS)
 
 
 def parse_services(services: t.Any) -> t.List[Service]:
@@ -218,16 +206,16 @@ def parse_services(services: t.Any) -> t.List[Service]:
     result: t.List[Service] = []
     seen: t.Set[str] = set()
     needs = Needs()
+    # the messages are formatted only when raised: a large allocation reads tens of thousands of services
     for index, item in enumerate(services):
-        where = "services[%d]" % index
         # a dict is a Mapping, and checked at C speed (the abstract class's check is not)
         if not isinstance(item, (dict, Mapping)):
-            raise AllocationError("%s must be a dict, got %s" % (where, _type_name(item)))
+            raise AllocationError("services[%d] must be a dict, got %s" % (index, _type_name(item)))
         if "name" not in item:
-            raise AllocationError("%s: missing key name" % where)
+            raise AllocationError("services[%d]: missing key name" % index)
         name = item["name"]
         if not isinstance(name, str) or not name:
-            raise AllocationError("%s: name must be a non-empty string, got %r" % (where, name))
+            raise AllocationError("services[%d]: name must be a non-empty string, got %r" % (index, name))
         if name in seen:
             raise AllocationError("service %r is listed twice" % name)
         seen.add(name)
@@ -236,84 +224,95 @@ def parse_services(services: t.Any) -> t.List[Service]:
 
 
 # what a requirement value may be to be normalised once for all its services: types whose equal values
-# normalise alike (exact types, not isinstance: a subclass may compare equal and still normalise differently)
-_SCALARS = frozenset((str, int, float, bool, type(None)))
+# normalise alike (exact types, not isinstance: a subclass may compare equal and still normalise differently).
+# Equal ints and floats (1, 1.0) normalise alike and may share an entry; bool may not (True == 1 is refused
+# where 1 is taken), nor a list with a string (a tuple of strings stands for a list of them).
+_SCALARS = frozenset((str, int, float, type(None)))
+_UNCACHED = object()
 _KNOWN = frozenset(REQUIREMENT_KEYS)
 _POSITION = {key: position for position, key in enumerate(REQUIREMENT_KEYS)}
+_NUMERIC = frozenset(("cpu", "memory_mb", "storage_mb", "min_battery_percent"))
+
+
+def compared(key: str, value: t.Any) -> t.Any:
+    """A normalised requirement value as allocation compares it: numbers in millionths, capabilities a tuple."""
+    if key == "capabilities":
+        return tuple(value)
+    if key in _NUMERIC:
+        return milli_up(value)
+    return value
 
 
 class Needs:
     """Requirement dicts to their ``Need``: replicas, templates and even diverse services repeat the same
     values, so each distinct value of each key is normalised once (by ``normalize_requirements``, which
-    also gives the errors) and each distinct normalised vector becomes one ``Need``."""
+    also gives the errors) and each distinct vector becomes one ``Need``."""
 
     def __init__(self) -> None:
-        self._values: t.Dict[t.Tuple[str, type, t.Any], t.Any] = {}
+        self._values: t.Dict[str, t.Dict[t.Any, t.Any]] = {key: {} for key in REQUIREMENT_KEYS}
         self._needs: t.Dict[t.Tuple[t.Any, ...], Need] = {}
-        self._defaults = tuple(() if key == "capabilities" else value for key, value in REQUIREMENT_DEFAULTS.items())
+        self._defaults = tuple(compared(key, value) for key, value in REQUIREMENT_DEFAULTS.items())
 
-    def of(self, raw: t.Any, who: str) -> Need:
-        """The need of a service's ``requires`` (None or a mapping); raises AllocationError."""
+    def of(self, raw: t.Any, name: str) -> Need:
+        """The need of service ``name``'s ``requires`` (None or a mapping); raises AllocationError."""
         if raw is None:
             return self._need(self._defaults)
         if not isinstance(raw, dict) or not _KNOWN.issuperset(raw):
             # a mapping of another kind, or unknown keys: the whole dict at once (the error names them all)
-            requires = self._normalized(dict(raw), who)
-            return self._need(tuple(tuple(value) if key == "capabilities" else value
-                                    for key, value in requires.items()))
+            requires = self._normalized(dict(raw), name)
+            return self._need(tuple(compared(key, value) for key, value in requires.items()))
         vector = list(self._defaults)
         values = self._values
         for key, value in raw.items():
             kind = type(value)
             if kind in _SCALARS:
-                cached: t.Any = (key, kind, value)
+                cached: t.Any = value
             elif kind is list and all(type(item) is str for item in value):  # pylint: disable=unidiomatic-typecheck
-                cached = (key, kind, tuple(value))
+                cached = tuple(value)
             else:
-                cached = None
-            found = values.get(cached) if cached is not None else None
-            if found is None:
+                cached = _UNCACHED
+            found = values[key].get(cached, _UNCACHED)
+            if found is _UNCACHED:
                 # the keys are checked one by one in the dict's order, as the whole dict is: the same first error
-                found = self._normalized({key: value}, who)[key]
-                if key == "capabilities":
-                    found = tuple(found)
-                if cached is not None:
-                    values[cached] = found
+                found = compared(key, self._normalized({key: value}, name)[key])
+                if cached is not _UNCACHED:
+                    values[key][cached] = found
             vector[_POSITION[key]] = found
         return self._need(tuple(vector))
 
     def _need(self, vector: t.Tuple[t.Any, ...]) -> Need:
         found = self._needs.get(vector)
         if found is None:
-            found = self._needs[vector] = Need(*vector)
+            found = self._needs[vector] = need_of(*vector)
         return found
 
     @staticmethod
-    def _normalized(raw: t.Dict[str, t.Any], who: str) -> t.Dict[str, t.Any]:
+    def _normalized(raw: t.Dict[str, t.Any], name: str) -> t.Dict[str, t.Any]:
         try:
             return normalize_requirements(raw)
         except RequirementError as exc:
-            raise AllocationError("%s requires %s" % (who, exc)) from exc
+            raise AllocationError("service %r requires %s" % (name, exc)) from exc
 
 
 def _parse_service(item: t.Mapping[str, t.Any], name: str, index: int, needs: Needs) -> Service:
-    who = "service %r" % name
     if "requires" not in item:
-        raise AllocationError("%s: missing key requires" % who)
+        raise AllocationError("service %r: missing key requires" % name)
     raw = item["requires"]
     if raw is not None and not isinstance(raw, (dict, Mapping)):
-        raise AllocationError("%s: requires must be a dict, got %s" % (who, _type_name(raw)))
-    need = needs.of(raw, who)
+        raise AllocationError("service %r: requires must be a dict, got %s" % (name, _type_name(raw)))
+    need = needs.of(raw, name)
     priority = item.get("priority", 0)
     if priority is None:
         priority = 0
-    if not _is_number(priority):
-        raise AllocationError("%s: priority must be a number, got %r" % (who, priority))
+    if not is_number(priority):
+        raise AllocationError("service %r: priority must be a number, got %r" % (name, priority))
     replicas = item.get("replicas", 1)
     if replicas is None:
         replicas = 1
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise AllocationError("%s: replicas must be an integer >= 1, got %r" % (who, replicas))
+    # an int (the usual case) is checked by its type alone; the rest as before
+    if type(replicas) is not int or replicas < 1:  # pylint: disable=unidiomatic-typecheck
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+            raise AllocationError("service %r: replicas must be an integer >= 1, got %r" % (name, replicas))
     return Service(name, index, need, priority, replicas)
 
 
@@ -346,6 +345,6 @@ def check_strategy(strategy: t.Any) -> str:
 
 
 def check_time_limit(time_limit: t.Any) -> float:
-    if not _is_number(time_limit) or time_limit <= 0:
+    if not is_number(time_limit) or time_limit <= 0:
         raise AllocationError("time_limit must be a number of seconds > 0, got %r" % (time_limit,))
     return float(time_limit)
