@@ -44,6 +44,7 @@ help:
 	@echo "make docs   build the HTML docs site in build/docs/html (plugins, roles, user guide)"
 	@echo "make continuity  time what the patient sees on the running demo cluster (after make demo)"
 	@echo "make testbed-up | testbed-down | testbed-status | images"
+	@echo "make ee     build the execution environment (ansible-builder, Docker) as $(EE_IMAGE)"
 
 python-check:
 	@case " $(CONTROLLER_PYTHONS) " in *" $(PYTHON_VERSION) "*) ;; \
@@ -131,6 +132,13 @@ testbed-status: venv
 # The example nanoservices, built from the base image and pushed to the registry.
 images: venv prereqs
 	$(BIN)/python tools/nanoservices.py
+
+# The execution environment (meta/execution-environment.yml), built with ansible-builder and Docker on the
+# local base image, from a context tools/ee.py completes first (collection tarballs, wheels: no Galaxy here).
+EE_IMAGE ?= nanoedge/ee:$(shell sed -n 's/^version: *//p' galaxy.yml)
+.PHONY: ee
+ee: layout prereqs
+	$(BIN)/python tools/ee.py --collection $(COLL_DEST) --collections $(COLLECTIONS) --work $(BUILD)/ee --tag $(EE_IMAGE)
 
 demo:
 	bash tools/demo.sh
