@@ -26,7 +26,8 @@ description:
     M(community.docker.docker_image_tag) and M(community.docker.docker_image_push), which need the Python library
     C(requests) on the controller's interpreter.
   - "Platforms: the engine builds for its own platform only (C(linux/amd64) on an x86-64 machine). Building for others
-    needs docker buildx with QEMU emulation; a platform the builder cannot build is refused with a message."
+    needs docker buildx with QEMU emulation, which this module does not use; any other platform is refused with a
+    message."
 author:
   - nanoedge.core contributors (!UNKNOWN)
 extends_documentation_fragment:

@@ -31,8 +31,9 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._service_image impor
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import platform_of
 
-OTHER_PLATFORMS = ("other platforms need docker buildx with QEMU emulation (binfmt_misc), "
-                   "which this builder does not have")
+# Docker builds for its own platform. Others would need docker buildx with QEMU emulation (binfmt_misc),
+# which this machine lacks, so that path is neither written nor claimed.
+OTHER_PLATFORMS = "other platforms need docker buildx with QEMU emulation, which is not used here"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def choose_platform(asked: t.Sequence[str], own: str) -> str:
     own = full_platform(own)
     unsupported = sorted({full_platform(p) for p in asked} - {own})
     if unsupported:
-        raise BuildError("platform %s is not supported: this builder builds %s only; %s"
+        raise BuildError("platform %s is not supported: only the Docker engine's own platform, %s, is built; %s"
                          % (", ".join(unsupported), own, OTHER_PLATFORMS))
     return own
 

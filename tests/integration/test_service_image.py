@@ -160,9 +160,9 @@ def test_a_broken_description_fails_naming_the_key(workspace, tmp_path, key, val
 def test_an_unsupported_platform_is_refused(workspace):
     changed, failed, output = workspace.play("-e", '{"nanoedge_service_image_platforms": ["linux/arm/v7"]}')
     assert (changed, failed) == (0, 1), output
-    assert ("nanoedge.core.service_image: platform linux/arm/v7 is not supported: this builder builds linux/amd64 "
-            "only; other platforms need docker buildx with QEMU emulation (binfmt_misc), which this builder does "
-            "not have") in output
+    assert ("nanoedge.core.service_image: platform linux/arm/v7 is not supported: only the Docker engine's own "
+            "platform, linux/amd64, is built; other platforms need docker buildx with QEMU emulation, which is not "
+            "used here") in output
 
 
 def test_the_built_service_runs_and_serves_readings(workspace, docker):

@@ -216,8 +216,8 @@ def test_another_platform_is_refused(service, wheel):
     with pytest.raises(BuildError) as error:
         ensure(service, wheel, docker, platforms=("linux/amd64", "linux/arm/v7", "arm64"))
     assert str(error.value) == (
-        "platform linux/arm/v7, linux/arm64 is not supported: this builder builds linux/amd64 only; other platforms "
-        "need docker buildx with QEMU emulation (binfmt_misc), which this builder does not have")
+        "platform linux/arm/v7, linux/arm64 is not supported: only the Docker engine's own platform, linux/amd64, is "
+        "built; other platforms need docker buildx with QEMU emulation, which is not used here")
     assert docker.calls == []
 
 
