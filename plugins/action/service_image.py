@@ -81,6 +81,10 @@ class ActionModule(ActionBase):
     def execute(self, module: str, args: t.Dict[str, t.Any], task_vars: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
         return self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
 
+    def _path(self, path: str) -> str:
+        """A relative path is the playbook's folder's, as for other controller-side files."""
+        return self._loader.path_dwim(os.path.expanduser(path))
+
     def run(self, tmp: t.Optional[str] = None, task_vars: t.Optional[t.Dict[str, t.Any]] = None) -> t.Dict[str, t.Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
@@ -95,7 +99,7 @@ class ActionModule(ActionBase):
         request = Request(registry=args["registry"], namespace=args["namespace"], base_image=args["base_image"],
                           platforms=tuple(args["platforms"]), push=args["push"], registry_url=args["registry_url"])
         try:
-            service = load_service(os.path.expanduser(args["description"]), args["source"])
+            service = load_service(self._path(args["description"]), args["source"] and self._path(args["source"]))
             wheel = ensure_wheel(args["wheel_dir"])
             outcome = ensure_image(service, wheel, request, ModuleBuilder(self, task_vars),
                                    check_mode=bool(self._task.check_mode))

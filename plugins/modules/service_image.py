@@ -54,6 +54,7 @@ options:
   description:
     description:
       - Path of the service's C(service.json), in the service's folder C(<source>/<name>/).
+      - A relative path is relative to the playbook's folder, like O(source).
     type: path
     required: true
   source:
