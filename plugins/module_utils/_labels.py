@@ -27,6 +27,9 @@ NETWORK_LABEL = PREFIX + "network"
 # service whose label differs will be updated, and an update must name the network again, since
 # Swarm drops a network an update leaves out (a service moved to another node lost "host").
 SPEC_LABEL = PREFIX + "spec"
+# Images: a digest of everything an image is built from (tools/nanoservices.py, nanoedge.core.service_image);
+# an image whose digest equals the one a build would give needs no rebuild and no push.
+BUILD_INPUTS_LABEL = PREFIX + "build.inputs"
 
 # Swarm nodes: the node's name (services are pinned to it) and its placement facets.
 SWARM_NODE_PREFIX = "nanoedge."

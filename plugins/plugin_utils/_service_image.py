@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
+    BUILD_INPUTS_LABEL,
     DESCRIPTION_LABEL,
-    PREFIX,
     REQUIREMENTS_LABEL,
     SERVICE_LABEL,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils import _service_description as _schema
 
 # A digest of everything an image is built from; equal digests mean an equal image, so no rebuild.
-INPUTS_LABEL = PREFIX + "build.inputs"
+INPUTS_LABEL = BUILD_INPUTS_LABEL
 # The labels the diff compares: the nanoedge ones the pipeline reads, and the inputs digest.
 COMPARED_LABELS = (SERVICE_LABEL, REQUIREMENTS_LABEL, DESCRIPTION_LABEL, INPUTS_LABEL)
 # The collection's nanoservices folder: the one Dockerfile and the shared libraries (common/).
