@@ -106,7 +106,7 @@ integration: layout prereqs
 	cd $(COLL_DEST) && $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v $(PYTEST_ARGS); \
 		rc=$$?; if [ $$rc -eq 5 ]; then echo "integration: no tests collected"; exit 0; fi; exit $$rc
 
-# The molecule scenarios (default, bare_metal, check) run site.yml on the demo cluster.
+# The molecule scenarios (extensions/molecule) run site.yml on the demo cluster, in groups sharing one cluster.
 molecule: venv
 	bash tools/molecule.sh
 
