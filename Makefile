@@ -29,7 +29,6 @@ DOCS_LINT_ARGS ?= --plugin-docs
 DEP_COLLECTIONS := community.docker community.library_inventory_filtering_v1 ansible.posix community.general
 DEPS_STAMP := $(COLLECTIONS)/.deps-$(ANSIBLE_BUNDLE)-$(words $(DEP_COLLECTIONS))
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
-export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help test sanity units lint integration prereqs python-check venv collections layout changelog changelog-build \
