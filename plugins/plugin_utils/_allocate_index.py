@@ -55,7 +55,24 @@ def nodes_of(bits: int) -> t.Iterator[int]:
         bits ^= low
 
 
-class Levels:
+class _ByLevel:
+    """Nodes by the level of one quantity, in sets of nodes: a node that moves changes the sets that tell its
+    old level and its new one apart."""
+
+    level: t.List[int]
+
+    def move(self, node: int, level: int) -> None:
+        """Node ``node`` is now at ``level``."""
+        old = self.level[node]
+        if old != level:
+            self.level[node] = level
+            self._shift(1 << node, old, level)
+
+    def _shift(self, bit: int, old: int, level: int) -> None:
+        raise NotImplementedError
+
+
+class Levels(_ByLevel):
     """Nodes by the level of one quantity (0 <= level < ``size``): a segment tree whose cells hold the set
     of nodes whose level is in the cell's range (cell 1 all of them, cell c the halves 2c and 2c + 1,
     cell ``width + level`` one level)."""
@@ -73,13 +90,8 @@ class Levels:
             cells[cell] = cells[2 * cell] | cells[2 * cell + 1]
         self.cells = cells
 
-    def move(self, node: int, level: int) -> None:
-        """Node ``node`` is now at ``level``: out of the cells of the old one, into those of the new one."""
-        old = self.level[node]
-        if old == level:
-            return
-        self.level[node] = level
-        bit = 1 << node
+    def _shift(self, bit: int, old: int, level: int) -> None:
+        """Out of the cells of the old level, into those of the new one."""
         cells, before, after = self.cells, old + self.width, level + self.width
         # the cells both levels fall in keep the node
         while before != after:
@@ -115,7 +127,7 @@ class Levels:
         return cells[cell] & among
 
 
-class Staircase:
+class Staircase(_ByLevel):
     """Nodes by the level of one quantity (0 <= level < ``size``): ``steps[level]`` is the set of nodes at that
     level or above (``steps[size]`` none)."""
 
@@ -128,13 +140,8 @@ class Staircase:
             at[level] |= at[level + 1]
         self.steps = at
 
-    def move(self, node: int, level: int) -> None:
-        """Node ``node`` is now at ``level``: it leaves (or joins) the steps between the old level and the new."""
-        old = self.level[node]
-        if old == level:
-            return
-        self.level[node] = level
-        bit = 1 << node
+    def _shift(self, bit: int, old: int, level: int) -> None:
+        """Out of (or into) the steps between the old level and the new."""
         steps = self.steps
         for step in range(min(old, level) + 1, max(old, level) + 1):
             steps[step] ^= bit

@@ -89,37 +89,23 @@ def test_property_the_index_gives_the_heaps_answer(cluster: t.Any, strategy: str
 
 
 @SETTINGS
-@given(st.data())
-def test_property_levels_answer_as_a_scan(data: t.Any) -> None:
+@given(st.sampled_from((_allocate_index.Levels, _allocate_index.Staircase)), st.data())
+def test_property_levels_answer_as_a_scan(kind: t.Any, data: t.Any) -> None:
     size = data.draw(st.integers(1, 20))
     levels = data.draw(st.lists(st.integers(0, size - 1), max_size=30))
-    tree = _allocate_index.Levels(levels, size)
-    moves = data.draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, size - 1)), max_size=20))
-    for node, level in [(node, level) for node, level in moves if node < len(levels)] + [(0, 0)]:
-        if node < len(levels):
-            tree.move(node, level)
-            levels[node] = level
-        for floor in range(-1, size + 1):
-            assert tree.at_least(floor) == sum(1 << index for index, at in enumerate(levels) if at >= floor)
-        among = data.draw(st.integers(0, (1 << len(levels)) - 1)) if levels else 0
-        chosen = [level for index, level in enumerate(levels) if among >> index & 1]
-        assert tree.lowest(among) == sum(1 << index for index, level in enumerate(levels)
-                                         if among >> index & 1 and level == min(chosen))
-
-
-@SETTINGS
-@given(st.data())
-def test_property_a_staircase_answers_as_a_scan(data: t.Any) -> None:
-    size = data.draw(st.integers(1, 20))
-    levels = data.draw(st.lists(st.integers(0, size - 1), max_size=30))
-    stairs = _allocate_index.Staircase(levels, size)
+    tree = kind(levels, size)
     moves = data.draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, size - 1)), max_size=20))
     for node, level in [(node, level) for node, level in moves if node < len(levels)] + [(-1, 0)]:
         if node >= 0:
-            stairs.move(node, level)
+            tree.move(node, level)
             levels[node] = level
         for floor in range(-1, size + 2):
-            assert stairs.at_least(floor) == sum(1 << index for index, at in enumerate(levels) if at >= floor)
+            assert tree.at_least(floor) == sum(1 << index for index, at in enumerate(levels) if at >= floor)
+        if kind is _allocate_index.Levels:
+            among = data.draw(st.integers(0, (1 << len(levels)) - 1)) if levels else 0
+            chosen = [level for index, level in enumerate(levels) if among >> index & 1]
+            assert tree.lowest(among) == sum(1 << index for index, level in enumerate(levels)
+                                             if among >> index & 1 and level == min(chosen))
 
 
 def test_the_nodes_of_a_bitset_in_order() -> None:
