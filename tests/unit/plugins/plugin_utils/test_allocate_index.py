@@ -95,10 +95,10 @@ def test_property_levels_answer_as_a_scan(kind: t.Any, data: t.Any) -> None:
     levels = data.draw(st.lists(st.integers(0, size - 1), max_size=30))
     tree = kind(levels, size)
     moves = data.draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, size - 1)), max_size=20))
-    for node, level in [(node, level) for node, level in moves if node < len(levels)] + [(-1, 0)]:
-        if node >= 0:
-            tree.move(node, level)
-            levels[node] = level
+    for moved, level in [(moved, level) for moved, level in moves if moved < len(levels)] + [(-1, 0)]:
+        if moved >= 0:
+            tree.move(moved, level)
+            levels[moved] = level
         for floor in range(-1, size + 2):
             assert tree.at_least(floor) == sum(1 << index for index, at in enumerate(levels) if at >= floor)
         if kind is _allocate_index.Levels:
