@@ -23,6 +23,7 @@ from ansible_collections.nanoedge.core.plugins.module_utils._plan import (
     Cause,
     cause_text,
 )
+from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_columns import parse_services
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_explain import Counter
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics import (
     State,
@@ -32,7 +33,6 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_heuristics
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model import (
     AllocationError,
-    Key,
     Node,
     Service,
     check_strategy,
@@ -41,7 +41,6 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_model impo
     parse_current,
     parse_nodes,
 )
-from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate_columns import parse_services
 
 # What callers import from here, AllocationError and parse_current included wherever they are defined.
 __all__ = ["DEFAULT_TIME_LIMIT", "FITS", "PLACED", "AllocationError", "Plan", "allocate", "explain", "parse_current",
@@ -123,8 +122,9 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
     # per-node detail only where it is small: the result and the plan file grow with services + nodes
     detail = len(names) <= DETAIL_NODES
     counter = None
-    # services with the same requirements and no replica placed have the same counts
-    counted: t.Dict[Key, t.Tuple[t.List[t.Dict[str, t.Any]], str]] = {}
+    # services with the same requirements and no replica placed have the same counts; services of one
+    # requirement vector share its key, so its identity is enough (and cheaper to hash than the key)
+    counted: t.Dict[int, t.Tuple[t.List[t.Dict[str, t.Any]], str]] = {}
     assigned = state.assigned
     for service in outcome.services:
         where = assigned.get(service.name, ())
@@ -138,11 +138,11 @@ def result_of(outcome: Plan) -> t.Dict[str, t.Any]:
             missing = service.replicas
         if counter is None:
             counter = Counter(outcome.nodes, state.cpu, state.memory, state.storage)
-        known = None if where else counted.get(service.key)
+        known = None if where else counted.get(id(service.key))
         if known is None:
             counts, text = counter.explained(service, where)
             if not where:
-                counted[service.key] = (counts, text)
+                counted[id(service.key)] = (counts, text)
         else:
             # separate copies: YAML dumps of shared dicts show anchors
             counts, text = [dict(count) for count in known[0]], known[1]

@@ -159,7 +159,8 @@ def run_heuristic(strategy: str, order: t.Sequence[Service], state: State) -> No
         return
     score = _scorer(strategy, state)
     ranked = score is not _first_fit_score
-    requirements = len({service.key for service in pending})
+    # services of one requirement vector share its key: counted by identity, cheaper than hashing each key
+    requirements = len({id(service.key) for service in pending})
     if requirements * len(state.nodes) <= HEAP_BUDGET * (len(pending) + len(state.nodes)):
         # few distinct requirements: their heaps are cheaper than the index
         run_heaps(pending, state, score, ranked)
