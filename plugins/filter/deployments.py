@@ -22,8 +22,9 @@ description:
     the node the allocation put it on, as C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer
     names.
   - With O(directory) (the node's service directory, served by its agent), a service that ships the library
-    C(nanoedge_ns) gets C(NANOEDGE_DIRECTORY_URI) and, when it serves something, its own address as
-    C(NANOEDGE_SELF_URI) (it registers there); as a consumer it gets each producer's name, C(service:NAME), instead
+    C(nanoedge_ns) gets C(NANOEDGE_DIRECTORY_URI), its node's name as C(NANOEDGE_INSTANCE) (the instance in
+    its readings' source) and, when it serves something, its own address as C(NANOEDGE_SELF_URI) (it registers
+    there); as a consumer it gets each producer's name, C(service:NAME), instead
     of its address, so its environment does not change when a producer moves and it is not recreated.
   - CPU and memory limits come from the service's requirements.
   - Swarm services cannot be given devices. With the V(swarm) backend, a service that uses a character or block
@@ -123,7 +124,8 @@ EXAMPLES = r"""
     my_services: >-
       {{ plan | nanoedge.core.deployments(services, inventory_hostname, addresses=node_addresses,
                                           directory='coap://127.0.0.1:5690') }}
-# on the alert's node: env == {"NANOEDGE_DIRECTORY_URI": "coap://127.0.0.1:5690", "NANOEDGE_PORT": "5705",
+# on the alert's node: env == {"NANOEDGE_DIRECTORY_URI": "coap://127.0.0.1:5690", "NANOEDGE_INSTANCE": "w2",
+#   "NANOEDGE_PORT": "5705",
 #   "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert", "NANOEDGE_SPO2_URI": "service:spo2", ...}
 """
 

@@ -44,6 +44,10 @@ BACKENDS = ("container", "baremetal", "swarm")
 # With the service directory: where a service reaches its node's directory, and its own address there.
 DIRECTORY_ENV = "NANOEDGE_DIRECTORY_URI"
 SELF_URI_ENV = "NANOEDGE_SELF_URI"
+# The instance a producer names itself by in its readings' source (<service>/<instance>) and at the directory:
+# its node, so a producer that moves with its sensor is a new source whose numbering starts afresh, and the
+# consumer can tell the readings of the old one it never got.
+INSTANCE_ENV = "NANOEDGE_INSTANCE"
 # A consumed producer named, not addressed: the consumer looks it up at its node's directory.
 SERVICE_PREFIX = "service:"
 # The library that registers producers and resolves consumers' producers (nanoservices/common/nanoedge_ns).
@@ -184,12 +188,13 @@ def consumer_environment(name: str, spec: t.Mapping[str, t.Any], specs: t.Mappin
     return {key: ",".join(values) for key, values in env.items()}
 
 
-def directory_environment(spec: t.Mapping[str, t.Any], own_address: t.Optional[str], directory: str) -> t.Dict[str, str]:
-    """For a service that uses the directory: where it is, and the service's own URI to register there (when
-    it serves something and its node's address is known)."""
+def directory_environment(spec: t.Mapping[str, t.Any], own_address: t.Optional[str], directory: str,
+                          node: str) -> t.Dict[str, str]:
+    """For a service that uses the directory: where it is, its instance (its ``node``), and the service's own URI
+    to register there (when it serves something and its node's address is known)."""
     if not uses_directory(spec, directory):
         return {}
-    env = {DIRECTORY_ENV: directory}
+    env = {DIRECTORY_ENV: directory, INSTANCE_ENV: node}
     own = _uri(spec, own_address) if own_address else None
     if own is not None:
         env[SELF_URI_ENV] = own
@@ -292,7 +297,7 @@ def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.A
     if checked["port"]:
         env["NANOEDGE_PORT"] = str(checked["port"]["number"])
     env.update(consumer_environment(name, checked, described, plan.get("placements") or {}, addresses, directory))
-    env.update(directory_environment(checked, addresses.get(node), directory))
+    env.update(directory_environment(checked, addresses.get(node), directory, node))
     types = path_types or {}
     backend, note = _swarm_fallback(checked, backend, types)
     mounts, devices, paths, io_env = _io(checked, backend, types)

@@ -25,8 +25,9 @@ consumer killed while handling a page is given that page again at its
 restart (at-least-once for at most one page; ``handle`` should tolerate
 it, e.g. by the sequence number).
 
-Each request also names the consumer (``consumer=<name>/<instance>``): the
-producer remembers where each consumer last asked from and says so in
+Each request also names the consumer by its service name (``consumer=<name>``,
+the same wherever it runs; its instance is its node, which changes when it
+moves): the producer remembers where each consumer last asked from and says so in
 ``consumer_at``. A consumer without a position of its own for that source
 (moved to another node, its state folder left behind) resumes there: the
 follower asks again as soon as it handled new readings, so only a page it
@@ -336,7 +337,8 @@ def open_follower(name: str, args: t.Any, handle: t.Callable[[t.Dict[str, t.Any]
     """The follower the common options describe (``service.parser``); a state
     folder that cannot be written falls back to a temporary one, loudly."""
     directory = state_dir_for(name, args.state_dir)
-    consumer = "%s/%s" % (name, args.instance) if getattr(args, "instance", "") else name
+    # the consumer's name at its producers: its service name, which a move does not change (its instance does)
+    consumer = name
     try:
         os.makedirs(directory, exist_ok=True)
         return Follower(name, position_path(directory, name), handle, start=start, consumer=consumer)

@@ -10,11 +10,12 @@ import logging
 import os
 import shutil
 import socket
+from types import SimpleNamespace
 
 import pytest
 
 from nanoedge_ns import coapio
-from nanoedge_ns.follower import Follower, LatestCounters, SequenceError, position_path
+from nanoedge_ns.follower import Follower, LatestCounters, SequenceError, open_follower, position_path
 from nanoedge_ns.readings import Producer
 
 
@@ -314,3 +315,12 @@ def test_a_display_counts_what_it_showed_polled_twice_or_never_showed():
                                          "duplicates": 1, "not_shown": 2, "unnumbered": 0, "last_taken_at": 19.5,
                                          "lag_s": 0.5}
     assert result["sources"]["oc"]["unnumbered"] == 1 and result["sources"]["oc"]["lag_s"] is None
+
+
+@pytest.mark.parametrize("instance", ["w2", "w3", "main"])
+def test_a_consumer_is_known_to_its_producers_by_its_service_name_wherever_it_runs(tmp_path, instance):
+    """Its instance is its node, which a move changes; the producers' memory of where it was must not."""
+    args = SimpleNamespace(state_dir=str(tmp_path / "state"), instance=instance)
+    follower = open_follower("alert", args, lambda reading: None)
+    assert follower.consumer == "alert"
+    assert follower.path == position_path(str(tmp_path / "state"), "alert")

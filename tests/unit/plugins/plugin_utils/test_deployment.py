@@ -126,14 +126,16 @@ DIRECTORY = "coap://127.0.0.1:5690"
 
 def test_with_the_directory_consumers_name_their_producers_and_producers_their_own_address() -> None:
     (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY + "/")
-    assert alert["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_OC_URI": "service:oc",
+    assert alert["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w2",
+                            "NANOEDGE_OC_URI": "service:oc",
                             "NANOEDGE_PORT": "5705", "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert",
                             "NANOEDGE_SPO2_URI": "service:spo2"}
     (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES, directory=DIRECTORY)
     assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == (
         "spo2=service:spo2,hr=service:hr,hrv=service:hrv,bot=service:bot,alert=service:alert,oc=service:oc")
     spo2 = deployments(PLAN, services(), "w4", addresses=ADDRESSES, directory=DIRECTORY)[2]
-    assert spo2["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_POM_DEVICE": "/dev/ttyUSB0",
+    assert spo2["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w4",
+                           "NANOEDGE_POM_DEVICE": "/dev/ttyUSB0",
                            "NANOEDGE_PORT": "5701", "NANOEDGE_SELF_URI": "coap://172.30.0.24:5701/spo2"}
 
 
