@@ -335,6 +335,41 @@ def test_the_scenario_runs_and_readings_flow(testbed, images):
         assert sorted(running) == names.split()
 
 
+def _alert_counters(testbed: "RunningBed", timeout: float = 30.0, newer_than: int = 0) -> t.Dict[str, t.Any]:
+    """The alert's /counters once it has caught up with its SpO2 source (and passed ``newer_than``)."""
+    deadline = time.monotonic() + timeout
+    counters: t.Optional[t.Dict[str, t.Any]] = None
+    while time.monotonic() < deadline:
+        counters = _coap_get("coap://%s:5705/counters" % testbed.address("w2"))
+        source = (counters or {}).get("sources", {}).get((counters or {}).get("current") or "")
+        if source and source["head"] <= source["last_seq"] and source["last_seq"] > newer_than:
+            return counters
+        time.sleep(0.5)
+    raise AssertionError("the alert did not catch up within %.0f s: %s" % (timeout, counters))
+
+
+def test_a_killed_consumer_catches_up_at_its_restart(testbed):
+    """The alert (the SpO2 consumer, as deployed above) is killed in the middle of the stream and started
+    again: it processes every reading the sensor took while it was down, in order, each once, and its
+    counters, kept with its position, say so (no gap, no duplicate)."""
+    before = _alert_counters(testbed)
+    source = before["current"]
+    assert source.startswith("spo2/") and before["sources"][source]["last_seq"] > 0, before
+    testbed.sh("w2", "docker kill alert >/dev/null")
+    time.sleep(6)  # the sensor goes on at one reading a second; the alert hears none of them
+    head = _coap_get("coap://%s:5701/spo2" % testbed.address("w4"))
+    assert head is not None and head["seq"] >= before["sources"][source]["last_seq"] + 4, head
+    testbed.sh("w2", "docker start alert >/dev/null")
+    after = _alert_counters(testbed, newer_than=head["seq"])
+    old, new = before["sources"][source], after["sources"][source]
+    assert after["current"] == source
+    # every number between the two positions handled once: as many received as the sequence advanced
+    assert new["received"] - old["received"] == new["last_seq"] - old["last_seq"], (before, after)
+    assert (new["missing"], new["gaps"], new["duplicates"], new["resets"]) == (
+        old["missing"], old["gaps"], old["duplicates"], old["resets"]), (before, after)
+    assert after["refused"] == []
+
+
 def test_bare_metal_service_under_systemd(testbed, images):
     """The same program without Docker: files and aiocoap's wheel copied to
     the node, a systemd unit, the real (fake) 1-Wire bus."""
