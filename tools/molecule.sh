@@ -16,6 +16,7 @@ BIN=$ROOT/.venv/bin
 COLL_ROOT=${NANOEDGE_MOLECULE_COLLECTIONS:-$ROOT/.build/molecule-collections}
 COLL_DEST=$COLL_ROOT/ansible_collections/nanoedge/core
 scenarios=("$@")
+# shellcheck disable=SC2054  # each element is one group, its scenarios joined by commas
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(default,check,bare_metal swarm,continuity,partition)
 
 bash "$ROOT/tools/demo.sh" --prepare-only

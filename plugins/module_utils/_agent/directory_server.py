@@ -237,8 +237,6 @@ def _answer(code: t.Any, value: t.Any = None, text: str = "") -> t.Any:
                            content_format=_coap.CF_TEXT if text else None)
 
 
-
-
 class _Registrations(_PathCapable, _Resource):  # type: ignore[misc,valid-type]
     """``/local/instances/{service}``: PUT (register, renew), DELETE (``?instance=ID``, default main)."""
 

@@ -214,7 +214,7 @@ def test_a_restarted_agent_does_not_empty_the_registries_before_its_services_ren
     async def scenario() -> t.List[t.Tuple[str, t.Any]]:
         context = RecordingContext()
         local = LocalDirectory("w4", ["coap://10.0.0.1"], {"10.0.0.1:5683": context}.get, lifetime=900, renew=5,
-                                log=logging.getLogger("test"))
+                               log=logging.getLogger("test"))
         local.forward_all()  # the renewal (or a registry observed anew) right after a restart: nothing known yet
         await asyncio.sleep(0.05)
         assert context.sent == []
