@@ -86,15 +86,21 @@ def check(contexts: t.Any, credentials: t.Any) -> t.Tuple[t.Dict[str, t.Dict[str
     return wanted, files
 
 
-def _owner(owner: t.Optional[str], group: t.Optional[str]) -> t.Tuple[int, int]:
+def _owner(owner: t.Optional[str], group: t.Optional[str], check_mode: bool = False) -> t.Tuple[int, int]:
+    """The ids to own everything; in check mode a user or group the play has not created yet (it would in a
+    real run) is -1, which no file has, so everything shows as to be changed."""
     try:
         uid = pwd.getpwnam(owner).pw_uid if owner else os.geteuid()
     except KeyError:
-        raise StoreError("owner %r: no such user" % owner) from None
+        if not check_mode:
+            raise StoreError("owner %r: no such user" % owner) from None
+        uid = -1
     try:
         gid = grp.getgrnam(group).gr_gid if group else os.getegid()
     except KeyError:
-        raise StoreError("group %r: no such group" % group) from None
+        if not check_mode:
+            raise StoreError("group %r: no such group" % group) from None
+        gid = -1
     return uid, gid
 
 
@@ -256,7 +262,7 @@ def sync(root: str, contexts: t.Any, credentials: t.Any = None, owner: t.Optiona
          group: t.Optional[str] = None, prune: bool = False, check_mode: bool = False) -> Plan:
     """Bring ``root`` to the wanted contexts and credentials; in check mode only say what would change."""
     wanted, files = check(contexts, credentials)
-    uid, gid = _owner(owner, group)
+    uid, gid = _owner(owner, group, check_mode)
     result = plan(root, wanted, files, uid, gid, prune)
     if not check_mode and result.changed:
         apply(root, wanted, files, uid, gid, result)

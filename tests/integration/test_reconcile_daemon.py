@@ -969,8 +969,8 @@ def test_reads_a_secured_registry_as_its_manager_identity(tmp_path, daemons):
      "managers[1]: registry 'ftp://b': scheme must be coap://, got 'ftp://'"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "state_dir": "relative"},
      "state_dir must be an absolute path, got 'relative'"),
-    ({"registry": "coap://127.0.0.1", "command": ["true"], "retries": 3}, "unknown key(s) retries (known: command, command_timeout, debounce, environment,"
-     " flap_limit, flap_window, full_every, interval, keep_runs, lease_poll, lease_ttl, lock_file, log_dir, managers,"
+    ({"registry": "coap://127.0.0.1", "command": ["true"], "retries": 3}, "unknown key(s) retries (known: command, command_timeout, debounce, directory,"
+     " environment, flap_limit, flap_window, full_every, interval, keep_runs, lease_poll, lease_ttl, lock_file, log_dir, managers,"
      " move_command, oscore_context, oscore_credentials, plan_file, registry, request_timeout, retry_backoff,"
      " retry_backoff_max, self, services_file, settle, state_dir, stop_grace, tail_lines, workers)"),
     ({"registry": "coap://127.0.0.1", "command": ["true"], "settle": -1}, "settle must be >= 0, got -1"),

@@ -159,6 +159,15 @@ def test_unknown_owner_or_group(tmp_path, owner, group, message):
         store.sync(str(tmp_path / "oscore"), [], owner=owner, group=group)
 
 
+def test_check_mode_before_the_owner_exists_says_what_it_would_do(tmp_path):
+    """The play creates the user before this task; in check mode it has not, and that is no error."""
+    root = tmp_path / "oscore"
+    result = store.sync(str(root), [{"path": "m1", "settings": settings()}], owner="no-such-user-here",
+                        group="no-such-group-here", check_mode=True)
+    assert (result.written, result.folders) == (["m1"], [".", "m1"])
+    assert not root.exists()
+
+
 def test_relative_root_is_refused():
     with pytest.raises(store.StoreError, match="path 'oscore': must be absolute"):
         store.sync("oscore", [])
