@@ -86,22 +86,20 @@ def check(contexts: t.Any, credentials: t.Any) -> t.Tuple[t.Dict[str, t.Dict[str
     return wanted, files
 
 
+def _id(name: t.Optional[str], lookup: t.Callable[[str], t.Any], default: int, what: str, check_mode: bool) -> int:
+    try:
+        return int(lookup(name)[2]) if name else default
+    except KeyError:
+        if not check_mode:
+            raise StoreError("%s %r: no such %s" % (what, name, "user" if what == "owner" else "group")) from None
+        return -1
+
+
 def _owner(owner: t.Optional[str], group: t.Optional[str], check_mode: bool = False) -> t.Tuple[int, int]:
     """The ids to own everything; in check mode a user or group the play has not created yet (it would in a
     real run) is -1, which no file has, so everything shows as to be changed."""
-    try:
-        uid = pwd.getpwnam(owner).pw_uid if owner else os.geteuid()
-    except KeyError:
-        if not check_mode:
-            raise StoreError("owner %r: no such user" % owner) from None
-        uid = -1
-    try:
-        gid = grp.getgrnam(group).gr_gid if group else os.getegid()
-    except KeyError:
-        if not check_mode:
-            raise StoreError("group %r: no such group" % group) from None
-        gid = -1
-    return uid, gid
+    return (_id(owner, pwd.getpwnam, os.geteuid(), "owner", check_mode),
+            _id(group, grp.getgrnam, os.getegid(), "group", check_mode))
 
 
 def _read_json(path: str) -> t.Any:
