@@ -33,7 +33,9 @@ DESCRIPTION_KEYS = ("name", "version", "description", "requirements", "program",
 # Placement hints the allocate filter and the plan report read; kept only when given.
 PLACEMENT_KEYS = ("critical", "replicas", "priority")
 PROTOCOLS = ("udp", "tcp")
-IO_KINDS = ("sensor", "actuator")
+# state: a folder the service keeps its own durable state in (its readings' history), so that the state
+# survives the container; it is written, so its mode must be rw.
+IO_KINDS = ("sensor", "actuator", "state")
 IO_MODES = ("ro", "rw")
 CONSUME_FORMATS = ("uri", "name=uri")
 
@@ -107,7 +109,9 @@ def _io_entry(index: int, entry: t.Any) -> t.Dict[str, t.Any]:
                % (where, key, entry.get(key)))
     _check(entry.get("mode", "ro") in IO_MODES, "%s.mode must be ro or rw, got %r" % (where, entry.get("mode")))
     _check(entry.get("kind", "sensor") in IO_KINDS,
-           "%s.kind must be sensor or actuator, got %r" % (where, entry.get("kind")))
+           "%s.kind must be sensor, actuator or state, got %r" % (where, entry.get("kind")))
+    _check(entry.get("kind") != "state" or entry.get("mode") == "rw",
+           "%s: a state folder is written: its mode must be rw, got %r" % (where, entry.get("mode", "ro")))
     env = entry.get("env")
     _check(env is None or (isinstance(env, str) and bool(ENV_NAME_RE.fullmatch(env))),
            "%s.env must be an environment variable name or null, got %r" % (where, env))

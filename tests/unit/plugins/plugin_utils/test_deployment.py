@@ -28,6 +28,11 @@ PLAN = {"strategy": "first_fit",
         "placements": {"alert": "w2", "bot": "w1", "display": "w5", "hr": "w4", "hrv": "w4", "oc": "w3", "spo2": "w4"},
         "by_node": {"w1": ["bot"], "w2": ["alert"], "w3": ["oc"], "w4": ["hr", "hrv", "spo2"], "w5": ["display"]},
         "unplaced": [], "remaining": {}}
+# each producer's state folder (its readings' history), on the node so that it outlives the container
+STATE = {"spo2": {"type": "bind", "source": "/var/lib/nanoedge/spo2", "target": "/var/lib/nanoedge/spo2",
+                  "read_only": False},
+         "bot": {"type": "bind", "source": "/var/lib/nanoedge/bot", "target": "/var/lib/nanoedge/bot",
+                 "read_only": False}}
 
 
 def specs() -> t.Dict[str, t.Any]:
@@ -88,9 +93,10 @@ def test_spo2_container_on_w4() -> None:
     assert spo2["image"] == "172.30.0.1:5000/nanoedge/spo2@" + DIGEST
     assert spo2["container_name"] == "nanoedge-svc-spo2"
     assert spo2["unit_name"] == "nanoedge-svc-spo2.service"
-    assert spo2["env"] == {"NANOEDGE_POM_DEVICE": "/dev/ttyUSB0", "NANOEDGE_PORT": "5701"}
+    assert spo2["env"] == {"NANOEDGE_POM_DEVICE": "/dev/ttyUSB0", "NANOEDGE_PORT": "5701",
+                           "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/spo2"}
     assert spo2["devices"] == ["/dev/ttyUSB0:/dev/ttyUSB0:r"]
-    assert spo2["mounts"] == []
+    assert spo2["mounts"] == [STATE["spo2"]]
     assert spo2["cpus"] == 0.5 and spo2["memory"] == "64M"
     assert spo2["cpu_quota"] == "50%" and spo2["memory_max"] == "64M"
     assert spo2["labels"] == {
@@ -104,14 +110,17 @@ def test_a_regular_file_is_bind_mounted() -> None:
     spo2 = deployments(PLAN, services(), "w4", addresses=ADDRESSES,
                        path_types={"/dev/ttyUSB0": {"exists": True, "isreg": True}})[2]
     assert spo2["devices"] == []
-    assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0", "read_only": True}]
-    assert spo2["paths"] == [{"path": "/dev/ttyUSB0", "mode": "ro", "kind": "sensor", "type": "file"}]
+    assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0", "read_only": True},
+                              STATE["spo2"]]
+    assert spo2["paths"] == [{"path": "/dev/ttyUSB0", "mode": "ro", "kind": "sensor", "type": "file"},
+                             {"path": "/var/lib/nanoedge/spo2", "mode": "rw", "kind": "state", "type": "unknown"}]
 
 
 def test_consumers_get_their_producers_addresses() -> None:
     (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES)
     assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
-                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2",
+                            "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
     assert alert["cpus"] == 0.25 and alert["memory"] == "48M"
     (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES)
     assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == ",".join([
@@ -129,14 +138,15 @@ def test_with_the_directory_consumers_name_their_producers_and_producers_their_o
     assert alert["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w2",
                             "NANOEDGE_OC_URI": "service:oc",
                             "NANOEDGE_PORT": "5705", "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert",
-                            "NANOEDGE_SPO2_URI": "service:spo2"}
+                            "NANOEDGE_SPO2_URI": "service:spo2", "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
     (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES, directory=DIRECTORY)
     assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == (
         "spo2=service:spo2,hr=service:hr,hrv=service:hrv,bot=service:bot,alert=service:alert,oc=service:oc")
     spo2 = deployments(PLAN, services(), "w4", addresses=ADDRESSES, directory=DIRECTORY)[2]
     assert spo2["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w4",
                            "NANOEDGE_POM_DEVICE": "/dev/ttyUSB0",
-                           "NANOEDGE_PORT": "5701", "NANOEDGE_SELF_URI": "coap://172.30.0.24:5701/spo2"}
+                           "NANOEDGE_PORT": "5701", "NANOEDGE_SELF_URI": "coap://172.30.0.24:5701/spo2",
+                           "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/spo2"}
 
 
 @pytest.mark.parametrize("placements", [
@@ -155,7 +165,8 @@ def test_with_the_directory_a_service_without_the_library_keeps_addresses() -> N
     (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY,
                            specs={"alert": alert_spec})
     assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
-                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2",
+                            "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
 
 
 @pytest.mark.parametrize("directory", ["127.0.0.1:5690", "coap://127.0.0.1", "coap://127.0.0.1:5690/local", 5690])
@@ -169,14 +180,16 @@ def test_a_bad_directory_is_refused(directory: t.Any) -> None:
 def test_unplaced_producers_are_left_out() -> None:
     plan = dict(PLAN, placements={"alert": "w2"}, by_node={"w2": ["alert"]})
     (alert,) = deployments(plan, services(), "w2", addresses=ADDRESSES)
-    assert alert["env"] == {"NANOEDGE_PORT": "5705"}
+    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
 
 
 def test_bare_metal_uses_host_paths_and_install_dir() -> None:
     (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES, backend="baremetal",
                          install_dir="/srv/nano")
     assert bot["backend"] == "baremetal"
-    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/sys/bus/w1/devices"}
+    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/sys/bus/w1/devices",
+                          "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/bot"}
+    assert bot["writable_paths"] == ["/var/lib/nanoedge/bot"]
     assert bot["cpu_quota"] is None and bot["memory_max"] is None
     # the image's /opt/nanoedge becomes the service's folder: program and libraries keep their places
     assert bot["service_dir"] == "/srv/nano/services/bot"
@@ -210,7 +223,8 @@ def test_a_description_given_in_specs_replaces_the_profiles() -> None:
     (alert,) = deployments(PLAN, labelled_the_older_way(), "w2", addresses=ADDRESSES,
                            specs={"alert": specs()["alert"], "spo2": specs()["spo2"]})
     # spo2's description came from specs, oc's profile has no provides: only spo2's address
-    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
+    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2",
+                            "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
     assert alert["program"] == "/opt/nanoedge/services/alert/service/main.py"
 
 
@@ -247,18 +261,20 @@ def test_swarm_backend_and_device_nodes(kind: t.Any, backend: str, note: str) ->
     assert spo2["env"]["NANOEDGE_POM_DEVICE"] == "/dev/ttyUSB0"
     if backend == "swarm":
         assert spo2["devices"] == []
-        assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0", "read_only": True}]
+        assert spo2["mounts"] == [{"type": "bind", "source": "/dev/ttyUSB0", "target": "/dev/ttyUSB0",
+                                   "read_only": True}, STATE["spo2"]]
     else:
         assert spo2["devices"] == ["/dev/ttyUSB0:/dev/ttyUSB0:r"]
-        assert spo2["mounts"] == []
+        assert spo2["mounts"] == [STATE["spo2"]]
 
 
 def test_swarm_backend_mounts_container_paths() -> None:
     (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES, backend="swarm")
     assert (bot["backend"], bot["backend_note"]) == ("swarm", "")
-    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/run/nanoedge/w1"}
+    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/run/nanoedge/w1",
+                          "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/bot"}
     assert bot["mounts"] == [{"type": "bind", "source": "/sys/bus/w1/devices", "target": "/run/nanoedge/w1",
-                              "read_only": True}]
+                              "read_only": True}, STATE["bot"]]
 
 
 def test_a_node_without_services() -> None:

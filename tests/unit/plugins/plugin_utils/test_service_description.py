@@ -49,7 +49,9 @@ def test_a_full_description_is_normalised() -> None:
         "provides": {"path": "/temperature"},
         "consumes": {},
         "io": [{"kind": "sensor", "host_path": "/sys/bus/w1/devices", "container_path": "/run/nanoedge/w1",
-                "env": "NANOEDGE_W1_DEVICES", "mode": "ro"}],
+                "env": "NANOEDGE_W1_DEVICES", "mode": "ro"},
+               {"kind": "state", "host_path": "/var/lib/nanoedge/bot", "container_path": "/var/lib/nanoedge/bot",
+                "env": "NANOEDGE_STATE_DIR", "mode": "rw"}],
         "environment": {},
     }
 
@@ -122,7 +124,9 @@ def test_normalising_twice_changes_nothing() -> None:
      "io[0].container_path must be an absolute path without '..', got '/a/../b'"),
     ({"io": [{"host_path": "/x", "container_path": "/x", "mode": "wo"}]}, "io[0].mode must be ro or rw, got 'wo'"),
     ({"io": [{"host_path": "/x", "container_path": "/x", "kind": "probe"}]},
-     "io[0].kind must be sensor or actuator, got 'probe'"),
+     "io[0].kind must be sensor, actuator or state, got 'probe'"),
+    ({"io": [{"host_path": "/var/lib/nanoedge/x", "container_path": "/var/lib/nanoedge/x", "kind": "state"}]},
+     "io[0]: a state folder is written: its mode must be rw, got 'ro'"),
     ({"io": [{"host_path": "/x", "container_path": "/x", "env": "a-b"}]},
      "io[0].env must be an environment variable name or null, got 'a-b'"),
     ({"io": [{"host_path": "/x", "container_path": "/x", "device": True}]}, "io[0]: unknown key(s) 'device'"),
