@@ -67,6 +67,8 @@ class Reconciler:
         # Just became active: a change that moves services is deployed targeted first, from the plan and
         # services files this manager has, and the full run that must follow a takeover comes right after.
         self.takeover = False
+        # the live nodes the last run that failed acted on (None after a success)
+        self.failed_nodes: t.Optional[t.List[str]] = None
 
     # -- files -----------------------------------------------------------------------
 
@@ -187,9 +189,17 @@ class Reconciler:
         now = self.clock()
         due = max(max(self.last_change, self.election.activated_at) + self.config["debounce"],
                   self.started_at + self.config["settle"])
-        if self.runner.failures:
+        if self.runner.failures and not self.nodes_changed_since_failure():
             due = max(due, self.runner.next_retry)
         return max(0.0, due - now)
+
+    def nodes_changed_since_failure(self) -> bool:
+        """Whether nodes came or went since the last run failed. Such a failure is most likely the change
+        itself (a node that vanished in the middle of the run), and the next run acts on other nodes: it
+        starts after the debounce, not after the backoff. Once per change of the node set: a run that fails
+        again for the same nodes waits for its backoff."""
+        fingerprint = self.live()
+        return self.failed_nodes is not None and fingerprint is not None and sorted(fingerprint) != self.failed_nodes
 
     def trigger(self, fingerprint: Fingerprint) -> t.Tuple[str, t.Dict[str, t.Any]]:
         """The reason (one line) and the trigger (JSON) of a run acting on ``fingerprint``."""
@@ -331,6 +341,7 @@ class Reconciler:
         return RunResult(0, "", "")
 
     def ran(self, report: t.Any, acted_on: Fingerprint, trigger: t.Dict[str, t.Any], full: bool) -> RunResult:
+        self.failed_nodes = None if report.result.rc == 0 else sorted(acted_on)
         if report.result.rc == 0:
             self.applied = acted_on
             if full:  # a targeted run after a takeover leaves the forced full run to come

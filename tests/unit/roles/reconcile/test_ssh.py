@@ -109,6 +109,7 @@ def test_the_runs_check_host_keys_strictly_when_pinned(pin: bool, checking: str)
                   groups={"workers": ["w1"], "managers": ["m1"]}, _nanoedge_reconcile_collections_dir="/c",
                   nanoedge_reconcile_config_dir="/etc/nanoedge-reconcile")
     ssh_args = next(line for line in text.splitlines() if line.startswith("ssh_args = "))
-    assert ssh_args == ("ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o %s -o CheckHostIP=no "
+    assert ssh_args == ("ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o ServerAliveInterval=2 "
+                        "-o ServerAliveCountMax=3 -o %s -o CheckHostIP=no "
                         "-o UserKnownHostsFile=/var/lib/nanoedge-reconcile/known_hosts -o ConnectTimeout=5" % checking)
     assert "pipelining = true" in text

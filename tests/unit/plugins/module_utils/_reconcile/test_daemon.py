@@ -92,6 +92,22 @@ def test_a_run_waits_for_the_debounce_settle_and_backoff(tmp_path):
     assert reconciler.due_in() == 0.0
 
 
+@pytest.mark.parametrize("failed_nodes, live, waits", [
+    (["w1", "w2"], ["w1", "w2"], True),  # the same nodes: the backoff
+    (["w1", "w2"], ["w2"], False),  # w1 vanished (in the middle of the run): at once
+    (["w2"], ["w1", "w2"], False),  # w1 came
+    (None, ["w1"], True),  # a failure before any node was acted on (the lock): the backoff
+])
+def test_a_failed_run_is_retried_at_once_when_nodes_came_or_went(tmp_path, failed_nodes, live, waits):
+    reconciler = make(tmp_path, settle=0)
+    now = time.monotonic()
+    reconciler.last_change = reconciler.election.activated_at = now - 10
+    reconciler.runner.failures, reconciler.runner.next_retry = 1, now + 50
+    reconciler.failed_nodes = failed_nodes
+    reconciler.watcher.fingerprint = {node: fp() for node in live}
+    assert (reconciler.due_in() > 49) is waits
+
+
 def test_a_passive_manager_logs_each_change_it_leaves_alone_once(tmp_path):
     reconciler = make(tmp_path, managers=["coap://m0", "coap://m1"])
     reconciler.watcher.fingerprint = {"w1": fp("pom")}
