@@ -21,11 +21,12 @@ description:
     bare-metal backend, where the image keeps its program and libraries. Each consumed service gets the address of
     the node the allocation put it on, as C(coap://ADDRESS:PORT/PATH), in the environment variable the consumer
     names.
-  - With O(directory) (the node's service directory, served by its agent), a service that ships the library
-    C(nanoedge_ns) gets C(NANOEDGE_DIRECTORY_URI), its node's name as C(NANOEDGE_INSTANCE) (the instance in
+  - With O(directory) (the node's service directory, served by its agent), a service whose description sets
+    C(directory) to V(true) gets C(NANOEDGE_DIRECTORY_URI), its node's name as C(NANOEDGE_INSTANCE) (the instance in
     its readings' source) and, when it serves something, its own address as C(NANOEDGE_SELF_URI) (it registers
-    there); as a consumer it gets each producer's name, C(service:NAME), instead
-    of its address, so its environment does not change when a producer moves and it is not recreated.
+    there); as a consumer it gets the name, C(service:NAME), of each producer whose description says so too,
+    instead of its address, so its environment does not change when such a producer moves and it is not
+    recreated. A service without the key gets addresses, even when it ships the library C(nanoedge_ns).
   - CPU and memory limits come from the service's requirements.
   - Swarm services cannot be given devices. With the V(swarm) backend, a service that uses a character or block
     device on its node (as O(path_types) tells) is described for the V(container) backend instead, with the reason

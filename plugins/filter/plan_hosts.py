@@ -42,7 +42,8 @@ options:
   directory:
     description:
       - The nodes' service directory as their services reach it (the deploy role's C(nanoedge_deploy_directory));
-        empty for none. A consumer that finds its producers there by name is not rewired when they move.
+        empty for none. A consumer that finds a producer there by name (both descriptions set
+        C(directory) to V(true)) is not rewired when that producer moves.
     type: str
     default: ""
 extends_documentation_fragment:

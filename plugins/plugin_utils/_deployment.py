@@ -7,7 +7,8 @@ A deployment description joins two sources: the service profiles of step 3
 description the image carries: program, port, devices, the services it
 consumes; see ``_service_description.py``) and the plan (which node runs
 what, so a consumer gets its producers' addresses; with the service directory
-a consumer that uses it gets their names instead, see ``consumer_environment``). The deploy role turns
+a consumer whose description says ``"directory": true`` gets their names instead, see
+``consumer_environment``). The deploy role turns
 each into a container or a systemd unit; both backends read the same fields,
 so a service behaves the same either way. The bare-metal backend installs the
 program and libraries from the image itself (``image_paths``). The swarm
@@ -50,8 +51,6 @@ SELF_URI_ENV = "NANOEDGE_SELF_URI"
 INSTANCE_ENV = "NANOEDGE_INSTANCE"
 # A consumed producer named, not addressed: the consumer looks it up at its node's directory.
 SERVICE_PREFIX = "service:"
-# The library that registers producers and resolves consumers' producers (nanoservices/common/nanoedge_ns).
-DIRECTORY_LIBRARY = "nanoedge_ns"
 _DIRECTORY_URI = re.compile(r"^coap://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _UNIT_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -148,10 +147,19 @@ def _uri(spec: t.Mapping[str, t.Any], address: str) -> t.Optional[str]:
 
 
 def uses_directory(spec: t.Mapping[str, t.Any], directory: str) -> bool:
-    """Whether the service finds its producers, and registers itself, at its node's directory: there is one
-    (``directory``) and the service ships the library that does it (its description's ``libraries``)."""
-    return bool(directory) and any(posixpath.basename(library.rstrip("/")) == DIRECTORY_LIBRARY
-                                   for library in spec["libraries"])
+    """Whether the service registers itself, and finds its producers, at its node's directory: there is one
+    (``directory``) and its description says so (``"directory": true``; docs/contracts.md, "Service description").
+
+    The key alone decides: a program that ships nanoedge_ns may be built with a copy older than the directory,
+    or never call it, and could not read ``service:<name>``; without the key it is given addresses."""
+    return bool(directory) and spec.get("directory") is True
+
+
+def by_name(spec: t.Mapping[str, t.Any], producer_spec: t.Optional[t.Mapping[str, t.Any]], directory: str) -> bool:
+    """Whether a consumer (``spec``) is given its producer's name rather than its address: both use the directory
+    (a producer that does not register there could not be found by name) and the producer serves something."""
+    return (producer_spec is not None and uses_directory(spec, directory) and uses_directory(producer_spec, directory)
+            and _uri(producer_spec, "directory") is not None)
 
 
 def consumer_environment(name: str, spec: t.Mapping[str, t.Any], specs: t.Mapping[str, t.Mapping[str, t.Any]],
@@ -159,17 +167,15 @@ def consumer_environment(name: str, spec: t.Mapping[str, t.Any], specs: t.Mappin
                          directory: str = "") -> t.Dict[str, str]:
     """Environment that points ``name`` at the producers it consumes.
 
-    A consumer that uses the directory (``uses_directory``) gets each producer's name (``service:spo2``) and the
-    directory's address: its environment does not depend on where the producers run, so a producer that moves
-    does not make it recreated. Any other consumer gets each producer's address where the plan put it; a
-    producer that is not placed is left out: the consumer starts without it and the summary already lists the
-    producer as unplaced."""
+    A consumer gets the name of each producer it finds at the directory (``by_name``: ``service:spo2``); its
+    environment does not depend on where those producers run, so one that moves does not make it recreated.
+    Every other producer it gets by its address where the plan put it; a producer that is not placed is left
+    out: the consumer starts without it and the summary already lists the producer as unplaced."""
     env = {}  # type: t.Dict[str, t.List[str]]
-    by_name = uses_directory(spec, directory)
     for producer, how in spec["consumes"].items():
         node = placements.get(producer)
         producer_spec = specs.get(producer)
-        if by_name and producer_spec is not None and _uri(producer_spec, "directory") is not None:
+        if by_name(spec, producer_spec, directory):
             value = SERVICE_PREFIX + producer
             env.setdefault(how["env"], []).append(value if how.get("format", "uri") == "uri"
                                                   else "%s=%s" % (producer, value))

@@ -6,8 +6,9 @@ A plan that differs from the one running touches three kinds of node:
 
 - ``start``: a node that gains a service (a replica): it starts it;
 - ``rewire``: a node that keeps a consumer of a service whose nodes changed: the consumer is started
-  again with its producers' new addresses (docs/contracts.md, "Service description"). A consumer that
-  finds its producers by name at its node's service directory (``directory``) needs no rewiring;
+  again with its producers' new addresses (docs/contracts.md, "Service description"). A consumer given
+  a producer by name, to find it at its node's service directory (``directory``; both descriptions say
+  ``"directory": true``), needs no rewiring for that producer;
 - ``stop``: a node that loses a service, or that comes back after the last plan left it out (it may
   still run what was moved away from it): it removes what no longer runs there.
 
@@ -24,7 +25,7 @@ import typing as t
 
 from ansible_collections.nanoedge.core.plugins.plugin_utils._allocate import allocate
 from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
-    DeploymentError, description_of, uses_directory,
+    DeploymentError, by_name, description_of,
 )
 from ansible_collections.nanoedge.core.plugins.plugin_utils._site_report import plan_report
 
@@ -55,21 +56,21 @@ def replica_nodes(placement: t.Any, what: str) -> Placement:
 
 def consumers(services: t.Any, directory: str = "") -> t.Dict[str, t.List[str]]:
     """Producer -> the services that consume it by address, from the services' descriptions; with a
-    ``directory``, those that find their producers there by name are left out (a move does not touch them)."""
+    ``directory``, a consumer given that producer by name (``by_name``, as the deployment decides) is left out
+    for it (its move does not touch the consumer)."""
     if not isinstance(services, list) or not all(isinstance(s, c.Mapping) and isinstance(s.get("name"), str)
                                                  for s in services):
         raise MoveError("services must be a list of service profiles, each with a name")
+    try:
+        described = {service["name"]: description_of(service, {}) for service in services}
+    except DeploymentError as exc:
+        raise MoveError(str(exc)) from exc
     result: t.Dict[str, t.List[str]] = {}
     for service in services:
-        try:
-            described = description_of(service, {})
-        except DeploymentError as exc:
-            raise MoveError(str(exc)) from exc
-        if uses_directory(described, directory):
-            continue
-        consumed = described["consumes"]
-        for producer in consumed:
-            result.setdefault(producer, []).append(service["name"])
+        spec = described[service["name"]]
+        for producer in spec["consumes"]:
+            if not by_name(spec, described.get(producer), directory):
+                result.setdefault(producer, []).append(service["name"])
     return result
 
 

@@ -29,7 +29,7 @@ PINNED_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-
 
 # Every key of a normalised description, in the order service.json writes them.
 DESCRIPTION_KEYS = ("name", "version", "description", "requirements", "program", "libraries",
-                    "python_requirements", "port", "provides", "consumes", "io", "environment")
+                    "python_requirements", "port", "provides", "consumes", "directory", "io", "environment")
 # Placement hints the allocate filter and the plan report read; kept only when given.
 PLACEMENT_KEYS = ("critical", "replicas", "priority")
 PROTOCOLS = ("udp", "tcp")
@@ -97,6 +97,16 @@ def _consumes(value: t.Any) -> t.Dict[str, t.Dict[str, str]]:
                "consumes %r: format must be uri or name=uri, got %r" % (producer, how.get("format")))
         result[producer] = {"env": how["env"], "format": how.get("format", "uri")}
     return result
+
+
+def _directory(value: t.Any) -> bool:
+    """Whether the program registers itself at its node's service directory and finds its producers there.
+
+    Only the author knows: shipping nanoedge_ns is no proof (an older copy, or a program that never calls the
+    directory, cannot read ``service:<name>``). Left out, it is false: addresses, which every program reads."""
+    value = False if value is None else value
+    _check(isinstance(value, bool), "directory must be true or false, got %r" % (value,))
+    return value
 
 
 def _io_entry(index: int, entry: t.Any) -> t.Dict[str, t.Any]:
@@ -207,6 +217,7 @@ def normalize_description(raw: t.Any) -> t.Dict[str, t.Any]:
         "port": _port(raw.get("port")),
         "provides": _provides(raw.get("provides")),
         "consumes": _consumes(raw.get("consumes")),
+        "directory": _directory(raw.get("directory")),
         "io": _io(raw.get("io")),
         "environment": _environment(raw.get("environment")),
     }

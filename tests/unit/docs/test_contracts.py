@@ -148,8 +148,7 @@ def code_spans(text: str) -> t.Set[str]:
      + _leadership.PROFILE_STATES + liveness.STATES
      + tuple(sorted(directory.INSTANCE_KEYS)) + (str(directory.MAX_INSTANCES), str(directory.MAX_BODY))),
     ("Service description", lambda: (_deployment.DIRECTORY_ENV, _deployment.SELF_URI_ENV, _deployment.INSTANCE_ENV,
-                                     _deployment.DIRECTORY_LIBRARY,
-                                     _deployment.SERVICE_PREFIX + "<name>")),
+                                     _deployment.SERVICE_PREFIX + "<name>", '"directory": true')),
 ])
 def test_every_value_is_named(title: str, values: t.Callable[[], t.Sequence[str]]) -> None:
     named = code_spans(section(title))

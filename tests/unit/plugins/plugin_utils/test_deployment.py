@@ -160,13 +160,52 @@ def test_with_the_directory_a_consumers_environment_does_not_follow_its_producer
     assert (alert["env"]["NANOEDGE_SPO2_URI"], alert["env"]["NANOEDGE_OC_URI"]) == ("service:spo2", "service:oc")
 
 
-def test_with_the_directory_a_service_without_the_library_keeps_addresses() -> None:
-    alert_spec = dict(specs()["alert"], libraries=[])
-    (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY,
-                           specs={"alert": alert_spec})
-    assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
-                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2",
-                            "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+ALERT_BY_ADDRESS = {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
+                    "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2", "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+ALERT_AT_THE_DIRECTORY = {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w2",
+                          "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert"}
+
+
+def without_key(name: str, **changes: t.Any) -> t.Dict[str, t.Any]:
+    """The example service's service.json as written before the directory key existed, still shipping nanoedge_ns."""
+    spec = dict(specs()[name], **changes)
+    del spec["directory"]
+    return spec
+
+
+@pytest.mark.parametrize("given, expected", [
+    # both say "directory": true (the example files): names
+    ({}, dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_OC_URI="service:oc", NANOEDGE_PORT="5705",
+              NANOEDGE_SPO2_URI="service:spo2", NANOEDGE_STATE_DIR="/var/lib/nanoedge/alert")),
+    # the consumer without the key, though its libraries include nanoedge_ns: addresses, no directory
+    ({"alert": without_key("alert")}, ALERT_BY_ADDRESS),
+    ({"alert": dict(specs()["alert"], directory=False)}, ALERT_BY_ADDRESS),
+    # the consumer says true, spo2 does not (it does not register): spo2's address, oc's name
+    ({"spo2": without_key("spo2")}, dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_OC_URI="service:oc", NANOEDGE_PORT="5705",
+                                         NANOEDGE_SPO2_URI="coap://172.30.0.24:5701/spo2",
+                                         NANOEDGE_STATE_DIR="/var/lib/nanoedge/alert")),
+    ({"spo2": without_key("spo2"), "oc": without_key("oc")}, dict(ALERT_AT_THE_DIRECTORY, **ALERT_BY_ADDRESS)),
+])
+def test_with_the_directory_the_key_decides(given: t.Dict[str, t.Any], expected: t.Dict[str, str]) -> None:
+    (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES, directory=DIRECTORY, specs=given)
+    assert alert["env"] == expected
+
+
+def test_with_the_directory_a_producer_without_the_key_does_not_register() -> None:
+    spo2 = deployments(PLAN, services(), "w4", addresses=ADDRESSES, directory=DIRECTORY,
+                       specs={"spo2": without_key("spo2")})[2]
+    assert spo2["env"] == {"NANOEDGE_POM_DEVICE": "/dev/ttyUSB0", "NANOEDGE_PORT": "5701",
+                           "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/spo2"}
+
+
+def test_with_the_directory_images_labelled_the_older_way_are_not_named() -> None:
+    # without a description: no directory for them, and a consumer that uses it is not told to look them up
+    spo2 = deployments(PLAN, labelled_the_older_way(), "w4", addresses=ADDRESSES, directory=DIRECTORY)[2]
+    assert spo2["env"] == {"NANOEDGE_PORT": "5701"}
+    (alert,) = deployments(PLAN, labelled_the_older_way(), "w2", addresses=ADDRESSES, directory=DIRECTORY,
+                           specs={"alert": specs()["alert"]})
+    assert alert["env"] == dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_PORT="5705",
+                                NANOEDGE_STATE_DIR="/var/lib/nanoedge/alert")
 
 
 @pytest.mark.parametrize("directory", ["127.0.0.1:5690", "coap://127.0.0.1", "coap://127.0.0.1:5690/local", 5690])

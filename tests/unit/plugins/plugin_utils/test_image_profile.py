@@ -30,7 +30,7 @@ from ansible_collections.nanoedge.core.tests.unit.plugins.plugin_utils.profile_d
 
 # what the description of an image without one holds besides its name and requirements
 BARE = {"version": "", "description": "", "program": None, "libraries": [], "python_requirements": [], "port": None,
-        "provides": None, "consumes": {}, "io": [], "environment": {}}
+        "provides": None, "consumes": {}, "directory": False, "io": [], "environment": {}}
 DESCRIPTION = "io.nanoedge.description"
 DESCRIBED = {
     "name": "spo2", "version": "1.0.0", "description": "SpO2 over CoAP", "requirements": SPO2,
@@ -162,8 +162,14 @@ def labelled(**labels):
 
 def test_an_image_with_a_description_label():
     profile = profile_from_image(meta({"linux/amd64": labelled()}), opts())
-    assert profile["description"] == dict(DESCRIBED, requirements=SPO2_NORMALIZED)
+    # labelled before the directory key existed: it does not use the directory (addresses)
+    assert profile["description"] == dict(DESCRIBED, requirements=SPO2_NORMALIZED, directory=False)
     assert profile["requires"] == SPO2_NORMALIZED and profile["name"] == "spo2"
+
+
+def test_the_directory_key_of_a_description_label_reaches_the_profile():
+    image = meta({"linux/amd64": labelled(**{DESCRIPTION: json.dumps(dict(DESCRIBED, directory=True))})})
+    assert profile_from_image(image, opts())["description"]["directory"] is True
 
 
 def test_the_description_label_alone_is_enough():
@@ -208,8 +214,8 @@ def test_without_description_label_the_label_is_not_read():
      "label io.nanoedge.description: port must be {number: 1-65535, protocol: udp|tcp}, got {'number': 0}"),
     ({DESCRIPTION: json.dumps(dict(DESCRIBED, command="rm"))},
      "label io.nanoedge.description: unknown key(s) 'command' (known: name, version, description, requirements, "
-     "program, libraries, python_requirements, port, provides, consumes, io, environment, critical, replicas, "
-     "priority)"),
+     "program, libraries, python_requirements, port, provides, consumes, directory, io, environment, critical, "
+     "replicas, priority)"),
 ])
 def test_description_errors(labels, message):
     with pytest.raises(PROFILE_ERRORS) as exc:

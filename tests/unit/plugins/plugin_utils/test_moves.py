@@ -55,25 +55,56 @@ def test_hosts_to_deploy(after, nodes, returning, expected):
     assert hosts_to_deploy(SERVICES, RUNNING, after, nodes, returning) == expected
 
 
+DIRECTORY = "coap://127.0.0.1:5690"
+EVERY = ("spo2", "hr", "oc", "alert", "bot", "display")
+
+
+def with_key(profile: t.Dict[str, t.Any], directory: bool = True) -> t.Dict[str, t.Any]:
+    """The service as one whose description says ``"directory": true``: it registers itself at its node's
+    directory and finds its producers there by name."""
+    return dict(profile, description=dict(profile["description"], directory=directory))
+
+
 def with_library(profile: t.Dict[str, t.Any]) -> t.Dict[str, t.Any]:
-    """The service as one that ships the nanoedge_ns library (it can find its producers at the directory)."""
-    description = dict(profile["description"], libraries=["common/nanoedge_ns"])
-    return dict(profile, description=description)
+    """The service as one that ships nanoedge_ns but does not say it uses the directory."""
+    return dict(profile, description=dict(profile["description"], libraries=["common/nanoedge_ns"]))
 
 
-@pytest.mark.parametrize("library, directory, rewire", [
-    # with the directory, a consumer that uses it keeps running untouched when its producer moves
-    (("display", "alert"), "coap://127.0.0.1:5690", []),
+@pytest.mark.parametrize("keyed, library, directory, rewire", [
+    # with the directory, consumers that use it keep running untouched when a producer that registers moves
+    (EVERY, (), DIRECTORY, []),
     # only the display finds its producers by name: the alert (on w2, a consumer of oc) is rewired
-    (("display",), "coap://127.0.0.1:5690", ["w2"]),
+    (("display", "oc"), (), DIRECTORY, ["w2"]),
+    # oc does not say it registers: both its consumers were given its address and are rewired
+    (("display", "alert"), (), DIRECTORY, ["w2", "w5"]),
+    # shipping nanoedge_ns is not saying it: every consumer is rewired
+    ((), EVERY, DIRECTORY, ["w2", "w5"]),
+    # "directory": false said outright: the same
+    ((), (), DIRECTORY, ["w2", "w5"]),
     # no directory on the nodes: every consumer is rewired as before
-    (("display", "alert"), "", ["w2", "w5"]),
+    (EVERY, (), "", ["w2", "w5"]),
 ])
-def test_consumers_at_the_directory_are_not_rewired(library, directory, rewire):
-    services = [with_library(s) if s["name"] in library else s for s in SERVICES]
+def test_consumers_at_the_directory_are_not_rewired(keyed, library, directory, rewire):
+    services = [with_key(s) if s["name"] in keyed else with_library(s) if s["name"] in library else with_key(s, False)
+                for s in SERVICES]
     after = moved(oc="w4")
     assert hosts_to_deploy(services, RUNNING, after, NODES, (), directory) == {
         "start": ["w4"], "rewire": rewire, "stop": ["w3"]}
+
+
+@pytest.mark.parametrize("keyed, expected", [
+    (EVERY, {}),
+    # spo2 does not register: its consumers are rewired when it moves, for it alone
+    (("hr", "oc", "alert", "bot", "display"), {"spo2": ["alert", "display"]}),
+    # the display does not use the directory: it is rewired for every producer it consumes
+    (("spo2", "hr", "oc", "alert", "bot"), {"spo2": ["display"], "hr": ["display"], "alert": ["display"],
+                                            "oc": ["display"], "bot": ["display"]}),
+    ((), {"spo2": ["alert", "display"], "oc": ["alert", "display"], "hr": ["display"], "alert": ["display"],
+          "bot": ["display"]}),
+])
+def test_consumers_by_address_with_the_directory(keyed, expected):
+    services = [with_key(s) if s["name"] in keyed else with_library(s) for s in SERVICES]
+    assert consumers(services, DIRECTORY) == expected
 
 
 def test_hosts_follow_the_given_order_and_a_node_may_start_and_stop():

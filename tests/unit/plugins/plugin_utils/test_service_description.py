@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[4]
 NONE = {"capabilities": [], "cpu": 0, "memory_mb": 0, "storage_mb": 0, "power": "", "network": "",
         "min_battery_percent": 0}
 KNOWN = ("name, version, description, requirements, program, libraries, python_requirements, port, provides, "
-         "consumes, io, environment, critical, replicas, priority")
+         "consumes, directory, io, environment, critical, replicas, priority")
 
 
 def bot() -> t.Dict[str, t.Any]:
@@ -48,6 +48,7 @@ def test_a_full_description_is_normalised() -> None:
         "port": {"number": 5704, "protocol": "udp"},
         "provides": {"path": "/temperature"},
         "consumes": {},
+        "directory": True,
         "io": [{"kind": "sensor", "host_path": "/sys/bus/w1/devices", "container_path": "/run/nanoedge/w1",
                 "env": "NANOEDGE_W1_DEVICES", "mode": "ro"},
                {"kind": "state", "host_path": "/var/lib/nanoedge/bot", "container_path": "/var/lib/nanoedge/bot",
@@ -59,7 +60,8 @@ def test_a_full_description_is_normalised() -> None:
 def test_defaults_fill_every_key() -> None:
     assert normalize_description({"name": "x", "requirements": {}}) == {
         "name": "x", "version": "", "description": "", "requirements": NONE, "program": None, "libraries": [],
-        "python_requirements": [], "port": None, "provides": None, "consumes": {}, "io": [], "environment": {}}
+        "python_requirements": [], "port": None, "provides": None, "consumes": {}, "directory": False, "io": [],
+        "environment": {}}
     assert tuple(normalize_description({"name": "x", "requirements": {}})) == DESCRIPTION_KEYS
 
 
@@ -72,6 +74,32 @@ def test_defaults_inside_entries() -> None:
     assert described["io"] == [{"kind": "sensor", "host_path": "/dev/a", "container_path": "/dev/a", "env": None,
                                 "mode": "ro"}]
     assert described["environment"] == {"N": "3", "F": "0.5"}
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({"directory": True}, True),
+    ({"directory": False}, False),
+    ({"directory": None}, False),
+    # left out (a description written before the key existed): the service is given addresses
+    ({}, False),
+])
+def test_the_directory_key(given: t.Dict[str, t.Any], expected: bool) -> None:
+    assert normalize_description(dict({"name": "x", "requirements": {}}, **given))["directory"] is expected
+
+
+@pytest.mark.parametrize("value, message", [
+    ("yes", "directory must be true or false, got 'yes'"),
+    ("true", "directory must be true or false, got 'true'"),
+    (1, "directory must be true or false, got 1"),
+    (0, "directory must be true or false, got 0"),
+    ("coap://127.0.0.1:5690", "directory must be true or false, got 'coap://127.0.0.1:5690'"),
+    ({"uri": "coap://127.0.0.1:5690"}, "directory must be true or false, got {'uri': 'coap://127.0.0.1:5690'}"),
+    ([True], "directory must be true or false, got [True]"),
+])
+def test_a_directory_key_that_is_not_a_boolean_is_refused(value: t.Any, message: str) -> None:
+    with pytest.raises(DescriptionError) as error:
+        normalize_description(dict(bot(), directory=value))
+    assert str(error.value) == message
 
 
 def test_placement_hints_only_when_given() -> None:
@@ -192,3 +220,11 @@ def test_the_dockerfile_puts_program_and_libraries_where_the_schema_says() -> No
 @pytest.mark.parametrize("path", sorted((ROOT / "nanoservices").glob("*/service.json")), ids=lambda p: p.parent.name)
 def test_every_example_service_is_valid(path: pathlib.Path) -> None:
     assert normalize_description(json.loads(path.read_text()))["name"] == path.parent.name
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "nanoservices").glob("*/service.json"))
+                         + [ROOT / "docs" / "examples" / "my-service" / "resp" / "service.json"],
+                         ids=lambda p: p.parent.name)
+def test_the_example_services_say_they_use_the_directory(path: pathlib.Path) -> None:
+    # each registers itself through nanoedge_ns' service.run; alert and display find their producers there
+    assert json.loads(path.read_text())["directory"] is True

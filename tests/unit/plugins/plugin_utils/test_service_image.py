@@ -123,8 +123,8 @@ def test_missing_requirements(spo2):
     ("io", [{"host_path": "dev", "container_path": "/dev"}],
      "service 'spo2': service.json: io[0].host_path must be an absolute path without '..', got 'dev'"),
     ("debug", True, "service 'spo2': service.json: unknown key(s) 'debug' (known: name, version, description, "
-                    "requirements, program, libraries, python_requirements, port, provides, consumes, io, "
-                    "environment, critical, replicas, priority)"),
+                    "requirements, program, libraries, python_requirements, port, provides, consumes, directory, "
+                    "io, environment, critical, replicas, priority)"),
 ])
 def test_invalid_image_facts(spo2, key, value, message):
     spo2[key] = value
