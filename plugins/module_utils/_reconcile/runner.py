@@ -47,6 +47,37 @@ def tail(path: str, lines: int) -> t.List[str]:
     return [line.rstrip("\r") for line in data.decode("utf-8", errors="replace").splitlines()[-lines:]]
 
 
+ERROR_STARTS = ("fatal: [", "failed: [", "[ERROR]:", "ERROR!")
+MAX_ERRORS = 5
+MAX_ERROR_CHARS = 600
+
+
+def errors_in(path: str) -> t.List[str]:
+    """What a failed run said went wrong: its first ``MAX_ERRORS`` error messages (ansible-playbook's
+    ``fatal: [host]: ...``, ``failed: [host] ...``, ``[ERROR]: ...``), each with the lines that continue it
+    up to the next blank line, cut at ``MAX_ERROR_CHARS``. The tail of the output is the tasks' timings."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(4 << 20).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    errors: t.List[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if not line.lstrip().startswith(ERROR_STARTS):
+            continue
+        parts = [line.strip()]
+        for following in lines[index + 1:index + 40]:
+            if not following.strip() or following.lstrip().startswith(ERROR_STARTS):
+                break
+            parts.append(following.strip())
+        message = " ".join(parts)
+        errors.append(message if len(message) <= MAX_ERROR_CHARS else message[:MAX_ERROR_CHARS - 3] + "...")
+        if len(errors) == MAX_ERRORS:
+            break
+    return errors
+
+
 def prune_run_logs(directory: str, keep: int) -> None:
     try:
         logs = sorted(name for name in os.listdir(directory) if name.startswith("run-") and name.endswith(".log"))
@@ -213,6 +244,7 @@ class Runner:
             if plan is not None:
                 moves, unplaced = plan_outcome(plan)
         output_tail = tail(result.log, self.config["tail_lines"]) if result.log else []
+        errors = errors_in(result.log) if result.log and result.rc != 0 else []
         self.last_run = {"started": now_iso(started_wall), "finished": now_iso(finished_wall), "rc": result.rc,
                          "reason": reason, "moves": moves, "unplaced": unplaced, "log": result.log,
                          "duration": duration}
@@ -225,7 +257,7 @@ class Runner:
                 result.error or "rc=%s" % result.rc, duration, self._failed())
         fields = {"reason": reason, "rc": result.rc, "error": result.error or None,
                   "started": self.last_run["started"], "finished": self.last_run["finished"], "duration": duration,
-                  "moves": moves, "unplaced": unplaced, "plan": self.config["plan_file"] or None,
+                  "moves": moves, "unplaced": unplaced, "errors": errors, "plan": self.config["plan_file"] or None,
                   "plan_problem": plan_problem, "log": result.log, "output_tail": output_tail,
                   "command": list(command or self.config["command"]), "term": fence[0] if fence else None}
         return RunReport(result, line, fields)
@@ -235,7 +267,7 @@ class Runner:
         """The journal's lines under a run's decision: the output's end of a failed run, or the plan."""
         fields = report.fields
         if report.result.rc != 0:
-            for text in fields["output_tail"][-5:]:
+            for text in fields["errors"] or fields["output_tail"][-5:]:
                 LOG.info("  | %s", text)
         elif fields["plan_problem"]:
             LOG.warning("%s", fields["plan_problem"])

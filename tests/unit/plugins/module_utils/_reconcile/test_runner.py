@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import validate_config
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.runner import (
-    RUN_NICENESS, FileLock, RunResult, Runner, fence_argv, prune_run_logs, tail,
+    RUN_NICENESS, FileLock, RunResult, Runner, errors_in, fence_argv, prune_run_logs, tail,
 )
 
 
@@ -119,6 +119,61 @@ def test_a_failed_run_is_retried_with_a_doubling_backoff(tmp_path, failures, res
     assert report.line == line
     assert runner.failures == failures + 1
     assert report.fields["plan_problem"] == "the command wrote no plan file %s" % (tmp_path / "plan.json")
+
+
+# What ansible-playbook prints when tasks fail (the default callback of ansible-core 2.19), among the rest.
+FAILED_RUN = """PLAY [Deploy] ****
+TASK [Fence this node] ****
+ok: [w2]
+fatal: [w3]: FAILED! => {"changed": false, "fence_file": "/var/lib/nanoedge/fence.json", "highest_term": 11,
+  "msg": "term 10 is lower than term 11 this node has seen"}
+
+failed: [w1] (item=spo2) => {"ansible_loop_var": "item", "msg": "no such image"}
+[ERROR]: Task failed: Module failed: the registry answered 503
+Origin: /playbooks/site.yml:12:7
+
+fatal: [w4]: UNREACHABLE! => {"changed": false, "msg": "ssh: connect to host w4 port 22: No route to host"}
+PLAY RECAP ****
+Fence this node --- 0.31s
+"""
+
+
+def test_a_failed_run_records_its_error_messages(tmp_path, caplog):
+    runner = make_runner(tmp_path)
+    log = tmp_path / "run.log"
+    log.write_text(FAILED_RUN)
+    report = runner.finish(RunResult(2, "", str(log)), "w4 joined", time.time(), time.time(), 1.0)
+    assert report.fields["errors"] == [
+        'fatal: [w3]: FAILED! => {"changed": false, "fence_file": "/var/lib/nanoedge/fence.json", "highest_term": 11, '
+        '"msg": "term 10 is lower than term 11 this node has seen"}',
+        'failed: [w1] (item=spo2) => {"ansible_loop_var": "item", "msg": "no such image"}',
+        "[ERROR]: Task failed: Module failed: the registry answered 503 Origin: /playbooks/site.yml:12:7",
+        'fatal: [w4]: UNREACHABLE! => {"changed": false, "msg": "ssh: connect to host w4 port 22: No route to host"}'
+        " PLAY RECAP **** Fence this node --- 0.31s",
+    ]
+    with caplog.at_level(logging.INFO, logger="nanoedge.reconcile"):
+        runner.log_details(report)
+    assert [record.getMessage() for record in caplog.records] == ["  | " + e for e in report.fields["errors"]]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", []),
+    ("ok: [w1]\nPLAY RECAP\n", []),
+    ("fatal: [w1]: FAILED! => " + "x" * 1000, ["fatal: [w1]: FAILED! => " + "x" * 573 + "..."]),
+    ("\n".join("fatal: [w%d]: FAILED!" % n for n in range(9)), ["fatal: [w%d]: FAILED!" % n for n in range(5)]),
+])
+def test_error_messages_are_bounded(tmp_path, text, expected):
+    log = tmp_path / "run.log"
+    log.write_text(text)
+    assert errors_in(str(log)) == expected
+    assert errors_in(str(tmp_path / "missing.log")) == []
+
+
+def test_a_successful_run_records_no_errors(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text(FAILED_RUN)
+    report = make_runner(tmp_path).finish(RunResult(0, "", str(log)), "w4 joined", time.time(), time.time(), 1.0)
+    assert report.fields["errors"] == []
 
 
 def test_the_command_gets_its_reason_and_its_log_file(tmp_path):
