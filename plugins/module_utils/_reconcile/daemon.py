@@ -69,6 +69,8 @@ class Reconciler:
         self.takeover = False
         # the live nodes the last run that failed acted on (None after a success)
         self.failed_nodes: t.Optional[t.List[str]] = None
+        # an operator asked for a full run (SIGHUP): it starts without waiting for a failure's backoff
+        self.requested = False
 
     # -- files -----------------------------------------------------------------------
 
@@ -163,6 +165,7 @@ class Reconciler:
             self.decide("request", "a full run requested (SIGHUP): %s" % why, request="full run", why=why)
             return
         self.force_reason = "a full run requested (SIGHUP)"
+        self.requested = True
         self.decide("request", self.force_reason, request="full run", why="active")
         self.wakeup.set()
 
@@ -189,7 +192,7 @@ class Reconciler:
         now = self.clock()
         due = max(max(self.last_change, self.election.activated_at) + self.config["debounce"],
                   self.started_at + self.config["settle"])
-        if self.runner.failures and not self.nodes_changed_since_failure():
+        if self.runner.failures and not self.requested and not self.nodes_changed_since_failure():
             due = max(due, self.runner.next_retry)
         return max(0.0, due - now)
 
@@ -269,6 +272,7 @@ class Reconciler:
         # while another run held the lock is part of this run.
         acted_on = self.live() or acted_on
         reason, trigger = self.trigger(acted_on)
+        self.requested = False
         move = self.targeted_move(reason)
         if isinstance(move, str):
             reason = move

@@ -92,6 +92,20 @@ def test_a_run_waits_for_the_debounce_settle_and_backoff(tmp_path):
     assert reconciler.due_in() == 0.0
 
 
+def test_a_full_run_an_operator_asks_for_does_not_wait_for_the_backoff(tmp_path):
+    reconciler = make(tmp_path, settle=0)
+    now = time.monotonic()
+    reconciler.last_change = reconciler.election.activated_at = now - 10
+    reconciler.runner.failures, reconciler.runner.next_retry = 3, now + 200
+    reconciler.failed_nodes = ["w1"]
+    reconciler.watcher.fingerprint = {"w1": fp()}
+    reconciler.election.role = "active"
+    assert reconciler.due_in() > 199
+    reconciler.full_run_requested()
+    assert reconciler.force_reason == "a full run requested (SIGHUP)"
+    assert reconciler.due_in() == 0.0
+
+
 @pytest.mark.parametrize("failed_nodes, live, waits", [
     (["w1", "w2"], ["w1", "w2"], True),  # the same nodes: the backoff
     (["w1", "w2"], ["w2"], False),  # w1 vanished (in the middle of the run): at once
