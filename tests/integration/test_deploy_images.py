@@ -192,7 +192,9 @@ def test_baremetal_program_and_libraries_come_from_the_image(images, run_playboo
     service_dir = install_dir / "services" / "bot"
     assert bot["program"] == str(service_dir / "service" / "main.py")
     assert bot["pythonpath"] == [str(service_dir / "lib")]
-    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/sys/bus/w1/devices"}
+    assert bot["env"] == {"NANOEDGE_PORT": "5704", "NANOEDGE_W1_DEVICES": "/sys/bus/w1/devices",
+                          "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/bot"}
+    assert bot["writable_paths"] == ["/var/lib/nanoedge/bot"]
     # the very files of nanoservices/: the program and its library, and nothing else of the image
     assert (service_dir / "service" / "main.py").read_bytes() == (NANOSERVICES / "bot" / "bot.py").read_bytes()
     assert sorted(os.listdir(service_dir)) == ["lib", "service"]
