@@ -119,8 +119,7 @@ def test_a_regular_file_is_bind_mounted() -> None:
 def test_consumers_get_their_producers_addresses() -> None:
     (alert,) = deployments(PLAN, services(), "w2", addresses=ADDRESSES)
     assert alert["env"] == {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
-                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2",
-                            "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+                            "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
     assert alert["cpus"] == 0.25 and alert["memory"] == "48M"
     (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES)
     assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == ",".join([
@@ -138,7 +137,7 @@ def test_with_the_directory_consumers_name_their_producers_and_producers_their_o
     assert alert["env"] == {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w2",
                             "NANOEDGE_OC_URI": "service:oc",
                             "NANOEDGE_PORT": "5705", "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert",
-                            "NANOEDGE_SPO2_URI": "service:spo2", "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+                            "NANOEDGE_SPO2_URI": "service:spo2"}
     (display,) = deployments(PLAN, services(), "w5", addresses=ADDRESSES, directory=DIRECTORY)
     assert display["env"]["NANOEDGE_DISPLAY_SOURCES"] == (
         "spo2=service:spo2,hr=service:hr,hrv=service:hrv,bot=service:bot,alert=service:alert,oc=service:oc")
@@ -161,7 +160,7 @@ def test_with_the_directory_a_consumers_environment_does_not_follow_its_producer
 
 
 ALERT_BY_ADDRESS = {"NANOEDGE_OC_URI": "coap://172.30.0.23:5706/valve", "NANOEDGE_PORT": "5705",
-                    "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2", "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+                    "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
 ALERT_AT_THE_DIRECTORY = {"NANOEDGE_DIRECTORY_URI": DIRECTORY, "NANOEDGE_INSTANCE": "w2",
                           "NANOEDGE_SELF_URI": "coap://172.30.0.22:5705/alert"}
 
@@ -176,14 +175,13 @@ def without_key(name: str, **changes: t.Any) -> t.Dict[str, t.Any]:
 @pytest.mark.parametrize("given, expected", [
     # both say "directory": true (the example files): names
     ({}, dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_OC_URI="service:oc", NANOEDGE_PORT="5705",
-              NANOEDGE_SPO2_URI="service:spo2", NANOEDGE_STATE_DIR="/var/lib/nanoedge/alert")),
+              NANOEDGE_SPO2_URI="service:spo2")),
     # the consumer without the key, though its libraries include nanoedge_ns: addresses, no directory
     ({"alert": without_key("alert")}, ALERT_BY_ADDRESS),
     ({"alert": dict(specs()["alert"], directory=False)}, ALERT_BY_ADDRESS),
     # the consumer says true, spo2 does not (it does not register): spo2's address, oc's name
     ({"spo2": without_key("spo2")}, dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_OC_URI="service:oc", NANOEDGE_PORT="5705",
-                                         NANOEDGE_SPO2_URI="coap://172.30.0.24:5701/spo2",
-                                         NANOEDGE_STATE_DIR="/var/lib/nanoedge/alert")),
+                                         NANOEDGE_SPO2_URI="coap://172.30.0.24:5701/spo2")),
     ({"spo2": without_key("spo2"), "oc": without_key("oc")}, dict(ALERT_AT_THE_DIRECTORY, **ALERT_BY_ADDRESS)),
 ])
 def test_with_the_directory_the_key_decides(given: t.Dict[str, t.Any], expected: t.Dict[str, str]) -> None:
@@ -204,8 +202,7 @@ def test_with_the_directory_images_labelled_the_older_way_are_not_named() -> Non
     assert spo2["env"] == {"NANOEDGE_PORT": "5701"}
     (alert,) = deployments(PLAN, labelled_the_older_way(), "w2", addresses=ADDRESSES, directory=DIRECTORY,
                            specs={"alert": specs()["alert"]})
-    assert alert["env"] == dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_PORT="5705",
-                                NANOEDGE_STATE_DIR="/var/lib/nanoedge/alert")
+    assert alert["env"] == dict(ALERT_AT_THE_DIRECTORY, NANOEDGE_PORT="5705")
 
 
 @pytest.mark.parametrize("directory", ["127.0.0.1:5690", "coap://127.0.0.1", "coap://127.0.0.1:5690/local", 5690])
@@ -219,7 +216,7 @@ def test_a_bad_directory_is_refused(directory: t.Any) -> None:
 def test_unplaced_producers_are_left_out() -> None:
     plan = dict(PLAN, placements={"alert": "w2"}, by_node={"w2": ["alert"]})
     (alert,) = deployments(plan, services(), "w2", addresses=ADDRESSES)
-    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+    assert alert["env"] == {"NANOEDGE_PORT": "5705"}
 
 
 def test_bare_metal_uses_host_paths_and_install_dir() -> None:
@@ -262,8 +259,7 @@ def test_a_description_given_in_specs_replaces_the_profiles() -> None:
     (alert,) = deployments(PLAN, labelled_the_older_way(), "w2", addresses=ADDRESSES,
                            specs={"alert": specs()["alert"], "spo2": specs()["spo2"]})
     # spo2's description came from specs, oc's profile has no provides: only spo2's address
-    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2",
-                            "NANOEDGE_STATE_DIR": "/var/lib/nanoedge/alert"}
+    assert alert["env"] == {"NANOEDGE_PORT": "5705", "NANOEDGE_SPO2_URI": "coap://172.30.0.24:5701/spo2"}
     assert alert["program"] == "/opt/nanoedge/services/alert/service/main.py"
 
 
