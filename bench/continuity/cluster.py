@@ -26,6 +26,8 @@ from pathlib import Path
 STATE_FILE = "/var/lib/nanoedge-reconcile/state.json"
 PLAN_FILE = "/var/lib/nanoedge-reconcile/plan.json"
 SERVICE_LABEL = "io.nanoedge.service"
+# the containers of a Swarm task carry it
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 
 
 class BenchError(Exception):
@@ -127,7 +129,16 @@ class Cluster:
         return {host: services for host, services in listings.items() if services is not None}
 
     def remove_service(self, host: str, service: str) -> None:
-        """Remove the container(s) of ``service`` on ``host`` (not a Swarm task: Swarm would restart it)."""
+        """Remove the container(s) of ``service`` on ``host``; a Swarm task's service is removed from the swarm
+        (its container alone would only be restarted by Swarm, on the same node)."""
+        proc = self.exec(host, "docker", "ps", "-q", "--filter", "label=%s=%s" % (SERVICE_LABEL, service),
+                         "--filter", "label=%s" % SWARM_TASK_LABEL)
+        if proc.returncode == 0 and proc.stdout.strip():
+            for manager in self.managers:
+                removed = self.exec(manager, "sh", "-c", "docker service ls -q --filter label=%s=%s | xargs -r docker"
+                                    " service rm" % (SERVICE_LABEL, service), timeout=60)
+                if removed.returncode == 0:
+                    return
         self.exec(host, "sh", "-c", "docker ps -q --filter label=%s=%s | xargs -r docker rm -f"
                   % (SERVICE_LABEL, service), timeout=60)
 
