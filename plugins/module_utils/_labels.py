@@ -23,9 +23,11 @@ URI_LABEL = PREFIX + "uri"
 # Swarm keeps a network as its own ID (its "host" network's ID is not the node's), so a
 # service's network by name cannot be compared with what Swarm reports; this label can.
 NETWORK_LABEL = PREFIX + "network"
-# A digest of everything a Swarm service's specification says (the network by name included): a
+# On a Swarm service: a digest of everything its specification says (the network by name included): a
 # service whose label differs will be updated, and an update must name the network again, since
 # Swarm drops a network an update leaves out (a service moved to another node lost "host").
+# On a container: sha256:<hex> of what it was created from (_deploy_layout.spec_digest), so a node tells
+# in O(1) whether its container is the one a description asks for.
 SPEC_LABEL = PREFIX + "spec"
 # Images: a digest of everything an image is built from (tools/nanoservices.py, nanoedge.core.service_image);
 # an image whose digest equals the one a build would give needs no rebuild and no push.

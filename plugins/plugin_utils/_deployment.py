@@ -13,7 +13,8 @@ each into a container or a systemd unit; both backends read the same fields,
 so a service behaves the same either way. The bare-metal backend installs the
 program and libraries from the image itself (``image_paths``). The swarm
 backend (``_swarm.py``) runs the same description as a Swarm service pinned
-to its node.
+to its node. What a node finishes itself (its path types, the container's spec digest) is in
+``module_utils/_deploy_layout.py``, which the node-side apply (``module_utils/_node_apply``) uses too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from ansible_collections.nanoedge.core.plugins.module_utils._labels import (
     REQUIREMENTS_LABEL,
     SERVICE_LABEL,
     URI_LABEL,
+)
+from ansible_collections.nanoedge.core.plugins.module_utils._deploy_layout import (
+    IO_FIELDS,
+    io_layout,
+    node_backend,
+    with_spec_label,
 )
 from ansible_collections.nanoedge.core.plugins.module_utils._profile import NODE_NAME_RE, platform_of
 from ansible_collections.nanoedge.core.plugins.plugin_utils._service_description import (
@@ -217,50 +224,6 @@ def check_directory(directory: t.Any) -> str:
     return directory.rstrip("/")
 
 
-def path_type(value: t.Any) -> str:
-    """``char``, ``block``, ``dir``, ``file`` or ``missing``, from a name or from the result of ansible.builtin.stat."""
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, dict) or not value.get("exists"):
-        return "missing"
-    for key, name in (("ischr", "char"), ("isblk", "block"), ("isdir", "dir")):
-        if value.get(key):
-            return name
-    return "file"
-
-
-def _io(checked: t.Mapping[str, t.Any], backend: str, types: t.Mapping[str, t.Any]
-        ) -> t.Tuple[t.List[t.Dict[str, t.Any]], t.List[str], t.List[t.Dict[str, t.Any]], t.Dict[str, str]]:
-    """Mounts, devices, the paths as the node has them, and the environment that names them."""
-    mounts, devices, paths, env = [], [], [], {}
-    for entry in checked["io"]:
-        host_path, container_path, mode = entry["host_path"], entry["container_path"], entry["mode"]
-        kind = path_type(types.get(host_path, "unknown"))
-        paths.append({"path": host_path, "mode": mode, "kind": entry["kind"], "type": kind})
-        if kind in ("char", "block"):
-            # A device node needs the cgroup device rule `devices` grants; a bind mount would not.
-            devices.append("%s:%s:%s" % (host_path, container_path, "r" if mode == "ro" else "rwm"))
-        else:
-            mounts.append({"type": "bind", "source": host_path, "target": container_path,
-                           "read_only": mode == "ro"})
-        if entry["env"]:
-            env[entry["env"]] = host_path if backend == "baremetal" else container_path
-    return mounts, devices, paths, env
-
-
-def _swarm_fallback(checked: t.Mapping[str, t.Any], backend: str, types: t.Mapping[str, t.Any]) -> t.Tuple[str, str]:
-    """The backend that can run the service, and why it is not the one asked for."""
-    if backend != "swarm":
-        return backend, ""
-    device_nodes = [e["host_path"] for e in checked["io"]
-                    if path_type(types.get(e["host_path"], "unknown")) in ("char", "block")]
-    if not device_nodes:
-        return backend, ""
-    # A Swarm service cannot be granted a device (no --device for services), and a bind-mounted
-    # device node is refused by the task's device cgroup: the node's own engine runs it instead.
-    return "container", "runs on the node's engine: Swarm services cannot use the device(s) %s" % ", ".join(device_nodes)
-
-
 def _bare_metal(service: t.Mapping[str, t.Any], checked: t.Mapping[str, t.Any], service_dir: str) -> t.Dict[str, t.Any]:
     """Where the bare-metal backend reads the program and libraries (the image) and puts them (``service_dir``).
 
@@ -305,8 +268,8 @@ def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.A
     env.update(consumer_environment(name, checked, described, plan.get("placements") or {}, addresses, directory))
     env.update(directory_environment(checked, addresses.get(node), directory, node))
     types = path_types or {}
-    backend, note = _swarm_fallback(checked, backend, types)
-    mounts, devices, paths, io_env = _io(checked, backend, types)
+    backend, note = node_backend(checked["io"], backend, types)
+    mounts, devices, paths, io_env = io_layout(checked["io"], backend, types)
     env.update(io_env)
 
     cpus = requires.get("cpu") or 0
@@ -349,9 +312,11 @@ def describe(service: t.Mapping[str, t.Any], node: str, plan: t.Mapping[str, t.A
         "python_requirements": checked["python_requirements"],
         "service_dir": service_dir,
         "writable_paths": [p["path"] for p in paths if p["mode"] == "rw"],
+        # what the node needs to finish the description with its own path types (_deploy_layout.on_node)
+        "io": [{key: entry[key] for key in IO_FIELDS} for entry in checked["io"]],
     }
     result.update(_bare_metal(service, checked, service_dir))
-    return result
+    return with_spec_label(result)
 
 
 def _check_arguments(plan: t.Any, services: t.Any, node: t.Any, specs: t.Any, addresses: t.Any, backends: t.Any,

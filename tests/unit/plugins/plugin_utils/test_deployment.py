@@ -14,7 +14,6 @@ from ansible_collections.nanoedge.core.plugins.plugin_utils._deployment import (
     deployments,
     image_platform,
     image_reference,
-    path_type,
     split_image,
     tag_reference,
 )
@@ -72,19 +71,6 @@ def test_image_reference(image: str, pull: str, expected: str) -> None:
     assert image_reference(image, DIGEST, pull) == expected
 
 
-@pytest.mark.parametrize("value, expected", [
-    ({"exists": True, "ischr": True}, "char"),
-    ({"exists": True, "isblk": True}, "block"),
-    ({"exists": True, "isdir": True}, "dir"),
-    ({"exists": True, "isreg": True}, "file"),
-    ({"exists": False}, "missing"),
-    ("char", "char"),
-    (None, "missing"),
-])
-def test_path_type(value: t.Any, expected: str) -> None:
-    assert path_type(value) == expected
-
-
 def test_spo2_container_on_w4() -> None:
     result = deployments(PLAN, services(), "w4", addresses=ADDRESSES, pull_registry="172.30.0.1:5000",
                          path_types={"/dev/ttyUSB0": {"exists": True, "ischr": True}})
@@ -103,7 +89,22 @@ def test_spo2_container_on_w4() -> None:
         "io.nanoedge.service": "spo2", "io.nanoedge.node": "w4", "io.nanoedge.digest": DIGEST,
         "io.nanoedge.image": "172.30.0.1:5000/nanoedge/spo2:latest",
         "io.nanoedge.requirements": '{"capabilities":["pom"],"cpu":0.5,"memory_mb":64}',
-        "io.nanoedge.uri": "coap://172.30.0.24:5701/spo2"}
+        "io.nanoedge.uri": "coap://172.30.0.24:5701/spo2",
+        "io.nanoedge.spec": "sha256:5df2def1d9dda56dbf305afc54de68646b4bbe3b5b3e418207b316dc5bd7e3f8"}
+    assert spo2["io"] == [
+        {"host_path": "/dev/ttyUSB0", "container_path": "/dev/ttyUSB0", "mode": "ro", "kind": "sensor",
+         "env": "NANOEDGE_POM_DEVICE"},
+        {"host_path": "/var/lib/nanoedge/spo2", "container_path": "/var/lib/nanoedge/spo2", "mode": "rw",
+         "kind": "state", "env": "NANOEDGE_STATE_DIR"}]
+
+
+def test_the_spec_label_changes_with_the_node_s_path_types_and_swarm_services_have_none() -> None:
+    as_file = deployments(PLAN, services(), "w4", addresses=ADDRESSES, pull_registry="172.30.0.1:5000",
+                          path_types={"/dev/ttyUSB0": {"exists": True, "isreg": True}})[2]
+    assert as_file["labels"]["io.nanoedge.spec"] == (
+        "sha256:3b974dc2de94438c08feb6ca3c9f3fd8c6934c57bb3436421a487c35837c022c")
+    (bot,) = deployments(PLAN, services(), "w1", addresses=ADDRESSES, backend="swarm")
+    assert "io.nanoedge.spec" not in bot["labels"]
 
 
 def test_a_regular_file_is_bind_mounted() -> None:
