@@ -6,76 +6,33 @@ One look answers the questions the deploy role and the site playbook ask
 before planning (which services run here, under which backend, and can the
 Docker modules work here), so that a node costs one round trip. The Docker
 engine is asked over its Unix socket with the standard library: nodes need
-no Docker SDK and no ``requests`` for this.
+no Docker SDK and no ``requests`` for this (``_docker_engine.py``).
 """
 
 from __future__ import annotations
 
 import glob
-import http.client
 import importlib.util
-import json
 import os
-import socket
 import typing as t
-import urllib.parse
 
+from ansible_collections.nanoedge.core.plugins.module_utils._docker_engine import EngineError
+from ansible_collections.nanoedge.core.plugins.module_utils._docker_engine import (
+    list_containers as engine_list_containers,
+)
 from ansible_collections.nanoedge.core.plugins.module_utils._labels import DIGEST_LABEL, SERVICE_LABEL
 
 # Containers of a Docker Swarm task carry this label; Swarm, not the node, owns them.
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 
 
-class RunningError(Exception):
-    """The node's Docker engine could not be asked; the message says which socket and why."""
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def engine_get(socket_path: str, path: str, timeout: float = 10.0) -> t.Any:
-    """GET one Docker Engine API path over the Unix socket and decode its JSON answer."""
-    conn = _UnixHTTPConnection(socket_path, timeout)
-    try:
-        conn.request("GET", path, headers={"Accept": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise RunningError("the Docker engine at %s does not answer: %s" % (socket_path, exc)) from exc
-    finally:
-        conn.close()
-    if response.status != 200:
-        text = body.decode("utf-8", "replace").strip()
-        raise RunningError("the Docker engine at %s answered %s to GET %s: %s"
-                           % (socket_path, response.status, path.split("?")[0], text[:200]))
-    try:
-        return json.loads(body.decode("utf-8"))
-    except ValueError as exc:
-        raise RunningError("the Docker engine at %s sent something that is not JSON for GET %s"
-                           % (socket_path, path.split("?")[0])) from exc
+# The engine's errors, under the name running_facts has always caught.
+RunningError = EngineError
 
 
 def list_containers(socket_path: str, label: str = SERVICE_LABEL, timeout: float = 10.0) -> t.List[t.Dict[str, t.Any]]:
     """Every container (in any state) that carries ``label``, as the engine lists them."""
-    filters = urllib.parse.quote(json.dumps({"label": [label]}, separators=(",", ":")))
-    answer = engine_get(socket_path, "/containers/json?all=1&filters=" + filters, timeout)
-    if not isinstance(answer, list):
-        raise RunningError("the Docker engine at %s listed containers as %s, not a list"
-                           % (socket_path, type(answer).__name__))
-    return [item for item in answer if isinstance(item, dict)]
+    return engine_list_containers(socket_path, label, timeout)
 
 
 def _container_name(item: t.Dict[str, t.Any]) -> str:
