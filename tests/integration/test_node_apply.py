@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import typing as t
@@ -23,6 +24,8 @@ from conftest import COLLECTIONS_PATH  # pylint: disable=import-error
 
 PROGRAM = "ansible_collections.nanoedge.core.plugins.module_utils._node_apply"
 PREFIX = os.environ.get("NANOEDGE_IT_PREFIX", "nanoedge-it")
+# The platform of this machine's engine (the base image is built for it): the descriptions name it, as a node's do.
+PLATFORM = "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 CONTAINER_PLAYBOOK = """
 - hosts: nodes
@@ -66,7 +69,7 @@ def services(image: str, digest: str, state: str, mode: str = "a") -> t.List[t.D
     """Two services as step 3 returns them: one with a sensor (a character device) and a state folder."""
     def service(name: str, port: int, io: t.List[t.Dict[str, t.Any]], environment: t.Dict[str, str]) -> t.Dict:
         requires = {"cpu": 0.5, "memory_mb": 64}
-        return {"name": name, "image": image, "digest": digest, "requires": requires,
+        return {"name": name, "image": image, "digest": digest, "requires": requires, "platforms": [PLATFORM],
                 "description": {"name": name, "version": "1.0.0", "requirements": requires,
                                 "port": {"number": port, "protocol": "udp"}, "provides": {"path": "/" + name},
                                 "io": io, "environment": environment}}
@@ -88,7 +91,7 @@ class Node:
     def describe(self, placed: t.List[str], mode: str = "a") -> t.List[t.Dict[str, t.Any]]:
         plan = {"by_node": {"n1": placed}, "placements": {name: "n1" for name in placed}}
         return deployments(plan, services(self.image, self.digest, self.state, mode), "n1",
-                           addresses={"n1": "127.0.0.1"}, name_prefix=self.prefix)
+                           addresses={"n1": "127.0.0.1"}, name_prefix=self.prefix, platform=PLATFORM[len("linux/"):])
 
     def apply(self, phase: str, placed: t.List[str], mode: str = "a",
               term: int = 3) -> t.Tuple[int, t.Dict[str, t.Any]]:
@@ -130,6 +133,7 @@ def test_node_apply_on_the_real_engine(pushed, docker, run_playbook, unique, tmp
         inspected = json.loads(docker.out("container", "inspect", keep))[0]
         wanted = node.finished(["keep"])[0]
         assert inspected["State"]["Running"] is True
+        assert wanted["platform"] == PLATFORM
         assert inspected["Config"]["Image"] == "%s@%s" % (image.rsplit(":", 1)[0], digest)
         assert inspected["Config"]["Labels"] == wanted["labels"]
         assert {"MODE=a", "SENSOR=/dev/sensor", "NANOEDGE_STATE_DIR=/state", "NANOEDGE_PORT=5791"} <= set(
