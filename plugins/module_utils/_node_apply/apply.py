@@ -158,9 +158,19 @@ class Apply:
                                    self.engine.inspect_container, name)
             plans.append(Plan(description, create_body(description, self.request.docker),
                               decide(description, current), current.get("Id") if current else None))
+        self._check_paths(plans)
         folders = list(dict.fromkeys(p["path"] for plan in plans for p in plan.description["paths"]
                                      if p["mode"] == "rw" and p["type"] == "missing"))
         return plans, folders, self._stale(plans)
+
+    def _check_paths(self, plans: t.Sequence[Plan]) -> None:
+        """A path a service only reads must be there: the engine refuses a bind mount of a missing one, and
+        finding that out at create time would leave the service's old container removed."""
+        for plan in plans:
+            for path in plan.description["paths"]:
+                if path["mode"] == "ro" and path["type"] == "missing":
+                    raise Stop("service %s: its %s %s is not on node %s" % (plan.description["name"], path["kind"],
+                                                                            path["path"], self.request.node))
 
     def _stale(self, plans: t.Sequence[Plan]) -> t.List[t.Tuple[str, str]]:
         """(ID, name) of each nanoedge container of this node that is not wanted (break phase only)."""

@@ -40,15 +40,15 @@ def read_request(stream: t.BinaryIO) -> Request:
     return check_request(value)
 
 
-def run(stdin: t.BinaryIO, stdout: t.TextIO,
-        engine_factory: t.Callable[[str], t.Any] = DockerEngine) -> int:
-    """Read, apply, answer; the exit code."""
+def run(stdin: t.BinaryIO, stdout: t.TextIO, engine_factory: t.Callable[[str], t.Any] = DockerEngine,
+        **apply_options: t.Any) -> int:
+    """Read, apply, answer; the exit code. ``apply_options`` go to ``Apply`` (tests give it the node's files)."""
     try:
         request = read_request(stdin)
     except RequestError as exc:
         code, result = EXIT_BAD_REQUEST, {"error": "%s: %s" % (PROGRAM, exc), "changed": False}
     else:
-        code, result = Apply(request, engine_factory(request.docker.socket)).run()
+        code, result = Apply(request, engine_factory(request.docker.socket), **apply_options).run()
         if "error" in result:
             result["error"] = "%s on %s: %s" % (PROGRAM, request.node, result["error"])
     stdout.write(json.dumps(result, sort_keys=True) + "\n")

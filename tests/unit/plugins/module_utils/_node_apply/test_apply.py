@@ -244,12 +244,21 @@ def test_stat_type(mode: t.Optional[int], expected: str) -> None:
     assert stat_type("/p", fake_stat({"/p": mode} if mode is not None else {})) == expected
 
 
-def test_descriptions_are_finished_with_the_node_s_files() -> None:
+def test_a_regular_file_in_place_of_the_device_is_bind_mounted() -> None:
     desc = description("spo2", [{"host_path": "/dev/ttyUSB0", "container_path": "/dev/pom", "mode": "ro",
                                  "kind": "sensor", "env": None}])
     engine = FakeEngine(images=[IMAGE % "spo2"])
-    Apply(check_request(request(deployments=[desc])), engine, fence=Fence(), stat_path=fake_stat({}),
-          create_folder=lambda path: None).run()
+    Apply(check_request(request(deployments=[desc])), engine, fence=Fence(),
+          stat_path=fake_stat({"/dev/ttyUSB0": 0o100644}), create_folder=lambda path: None).run()
     assert engine.created[SPO2]["HostConfig"]["Mounts"] == [
         {"Target": "/dev/pom", "Source": "/dev/ttyUSB0", "Type": "bind", "ReadOnly": True}]
     assert engine.created[SPO2]["HostConfig"]["Devices"] == []
+
+
+def test_a_missing_sensor_is_found_before_anything_changes() -> None:
+    engine = FakeEngine([container(SPO2, {"io.nanoedge.service": "spo2"})], images=[IMAGE % "spo2", IMAGE % "bot"])
+    fence = Fence()
+    code, result = Apply(check_request(request()), engine, fence=fence, stat_path=fake_stat({}),
+                         create_folder=lambda path: None).run()
+    assert (code, result["error"]) == (1, "service spo2: its sensor /dev/ttyUSB0 is not on node w1")
+    assert engine.calls == [] and fence.calls == [] and result["changed"] is False

@@ -18,7 +18,11 @@ from ansible_collections.nanoedge.core.plugins.module_utils._node_apply.request 
     check_request,
     memory_bytes,
 )
-from ansible_collections.nanoedge.core.tests.unit.plugins.module_utils._node_apply.data import FakeEngine, request
+from ansible_collections.nanoedge.core.tests.unit.plugins.module_utils._node_apply.data import (
+    FakeEngine,
+    fake_stat,
+    request,
+)
 
 PREFIX = "nanoedge.core node apply: "
 
@@ -42,10 +46,13 @@ def with_field(path: str, value: t.Any) -> t.Dict[str, t.Any]:
 DELETE = object()
 
 
-def answer(data: bytes) -> t.Tuple[int, t.Dict[str, t.Any], FakeEngine]:
-    engine = FakeEngine()
+def answer(data: bytes, engine: t.Optional[FakeEngine] = None) -> t.Tuple[int, t.Dict[str, t.Any], FakeEngine]:
+    """The exit code and the result of ``data`` on a fake engine and a node with NODE_FILES (no folder is made)."""
+    engine = engine or FakeEngine()
     out = io.StringIO()
-    code = cli.run(io.BytesIO(data), out, engine_factory=lambda socket: engine)
+    code = cli.run(io.BytesIO(data), out, engine_factory=lambda socket: engine, stat_path=fake_stat(),
+                   create_folder=lambda path: None)
+    assert out.getvalue().count("\n") == 1
     return code, json.loads(out.getvalue()), engine
 
 
@@ -160,11 +167,10 @@ def test_memory_bytes(value: t.Any, expected: t.Optional[int]) -> None:
 def test_the_answer_of_an_applied_request() -> None:
     engine = FakeEngine(images=["10.0.0.1:5000/nanoedge/spo2@sha256:" + "ab" * 32,
                                 "10.0.0.1:5000/nanoedge/bot@sha256:" + "ab" * 32])
-    out = io.StringIO()
-    code = cli.run(io.BytesIO(json.dumps(request(fence=None)).encode()), out, engine_factory=lambda socket: engine)
-    assert code == 0
-    assert out.getvalue().count("\n") == 1
-    assert json.loads(out.getvalue())["created"] == ["nanoedge-svc-spo2", "nanoedge-svc-bot"]
+    code, result, _engine = answer(json.dumps(request(fence=None)).encode(), engine)
+    assert (code, result["created"]) == (0, ["nanoedge-svc-spo2", "nanoedge-svc-bot"])
+    assert engine.calls == [("create", "nanoedge-svc-spo2"), ("start", "nanoedge-svc-spo2"),
+                            ("create", "nanoedge-svc-bot"), ("start", "nanoedge-svc-bot")]
 
 
 def test_a_failure_names_the_program_and_the_node() -> None:
