@@ -28,6 +28,12 @@ def test_pipeline_through_the_filters():
     assert plan_svg.plan_svg_filter(doc, title="t", columns=3).startswith("<svg ")
     described = deployments.deployments_filter(plan, services, "w4")
     assert [d["name"] for d in described] == ["spo2", "hrv", "hr"]
+    # what a node needs to finish each description itself, and what its container is created from
+    assert [d["io"] for d in described] == [[], [], []]
+    assert [d["labels"]["io.nanoedge.spec"] for d in described] == [
+        "sha256:9a3b842d5f91b6f5e2a0b41276a357d3a854c5b1f75c80334bf444d29f8faa65",
+        "sha256:57f67812f33fc544b90aec22001125d4c9525ca1a002b249a7e123554f8e25bf",
+        "sha256:d834e713cc9dc8460861572e03adacfa4551e0d1c701316102e040a0a74c0f50"]
 
 
 @pytest.mark.parametrize("call, message", [
