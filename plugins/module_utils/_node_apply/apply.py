@@ -133,6 +133,10 @@ class Apply:
         except Stop as exc:
             self.result["error"] = str(exc)
             code = exc.code
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # the manager reads one JSON answer whatever went wrong, with what was done before it
+            self.result["error"] = "unexpected %s: %s" % (type(exc).__name__, exc)
+            code = EXIT_FAILED
         return code, self.result
 
     def _done(self, key: str, name: str) -> None:

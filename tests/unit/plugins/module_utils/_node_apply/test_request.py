@@ -178,3 +178,11 @@ def test_a_failure_names_the_program_and_the_node() -> None:
     assert code == 1
     assert result["error"] == (PREFIX[:-2] + " on w1: image 10.0.0.1:5000/nanoedge/spo2@sha256:%s is not on node w1, "
                                "and docker.pull is never" % ("ab" * 32))
+
+
+def test_an_unexpected_fault_still_answers_json() -> None:
+    engine = FakeEngine()
+    engine.inspect_container = None  # type: ignore[assignment,method-assign]
+    code, result, _engine = answer(json.dumps(request(fence=None)).encode(), engine)
+    assert (code, result["error"], result["changed"]) == (
+        1, PREFIX[:-2] + " on w1: unexpected TypeError: 'NoneType' object is not callable", False)
