@@ -40,13 +40,7 @@ CONTAINER_PLAYBOOK = """
         nanoedge_deploy_network_mode: "{{ network_mode }}"
 """
 
-NODE_INVENTORY = """
-nodes:
-  hosts:
-    n1:
-      ansible_connection: local
-      ansible_python_interpreter: {python}
-"""
+NODE_INVENTORY = "nodes: {{hosts: {{n1: {{ansible_connection: local, ansible_python_interpreter: {python}}}}}}}\n"
 
 
 @pytest.fixture(scope="module")
