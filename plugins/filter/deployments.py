@@ -165,9 +165,12 @@ _value:
       type: str
       sample: nanoedge-svc-spo2.service
     labels:
-      description: The C(io.nanoedge.*) labels of the container (service, node, digest, image, requirements, uri).
+      description:
+        - The C(io.nanoedge.*) labels of the container (service, node, digest, image, requirements, uri).
+        - On a container description, C(io.nanoedge.spec) is a digest of what the container is created from; a node
+          whose container carries the wanted digest leaves it as it is.
       type: dict
-      sample: {"io.nanoedge.service": "spo2", "io.nanoedge.node": "w4"}
+      sample: {"io.nanoedge.service": "spo2", "io.nanoedge.node": "w4", "io.nanoedge.spec": "sha256:..."}
     env:
       description: The environment of the service, with its devices and the addresses of what it consumes.
       type: dict
@@ -182,6 +185,14 @@ _value:
       type: list
       elements: str
       sample: ["/dev/ttyUSB0:/dev/ttyUSB0:r"]
+    io:
+      description:
+        - The service's devices and paths as its description declares them, so that a node can finish the
+          description with what each path is there (the node-side moves of the reconcile service).
+      type: list
+      elements: dict
+      sample: [{"host_path": "/dev/ttyUSB0", "container_path": "/dev/ttyUSB0", "mode": "ro", "kind": "sensor",
+                "env": "NANOEDGE_SPO2_DEVICE"}]
     paths:
       description: Every device or path the service uses, with C(mode) and what it is on the node (C(type)).
       type: list

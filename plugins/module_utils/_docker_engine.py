@@ -106,6 +106,10 @@ def _engine_message(body: bytes) -> str:
     return text[:300]
 
 
+# seconds a container gets between SIGTERM and SIGKILL when it is removed (the engine's own default)
+STOP_TIMEOUT = 10
+
+
 class DockerEngine:
     """The operations of the node-side apply, each one request to the engine at ``socket_path``."""
 
@@ -219,6 +223,11 @@ class DockerEngine:
     def start_container(self, ident: str) -> None:
         self.call("POST", "/containers/%s/start" % urllib.parse.quote(ident, safe=""))
 
-    def remove_container(self, ident: str) -> None:
-        """Remove the container, running or not; one already gone is fine."""
-        self.call("DELETE", "/containers/%s" % urllib.parse.quote(ident, safe=""), {"force": "1"}, missing_ok=True)
+    def remove_container(self, ident: str, stop_timeout: int = STOP_TIMEOUT) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after ``stop_timeout`` s, as community.docker's
+        docker_container does before it removes one: a service that keeps a history on disk ends its write),
+        then remove it; one already stopped or gone is fine."""
+        quoted = urllib.parse.quote(ident, safe="")
+        # 304: already stopped
+        self.call("POST", "/containers/%s/stop" % quoted, {"t": str(stop_timeout)}, missing_ok=True)
+        self.call("DELETE", "/containers/%s" % quoted, {"force": "1"}, missing_ok=True)

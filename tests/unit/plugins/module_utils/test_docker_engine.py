@@ -90,7 +90,9 @@ def test_inspect_and_a_missing_one(engine) -> None:
 def test_create_start_remove(engine) -> None:
     client, server = engine({("POST", "/containers/create"): (201, b'{"Id": "c2", "Warnings": []}'),
                              ("POST", "/containers/c2/start"): (204, b""),
+                             ("POST", "/containers/c1/stop"): (304, b""),
                              ("DELETE", "/containers/c1"): (204, b""),
+                             ("POST", "/containers/gone/stop"): (404, b'{"message": "No such container: gone"}'),
                              ("DELETE", "/containers/gone"): (404, b'{"message": "No such container: gone"}')})
     assert client.create_container("nanoedge-svc-spo2", {"Image": "x"}, "linux/arm/v7") == "c2"
     client.start_container("c2")
@@ -99,7 +101,9 @@ def test_create_start_remove(engine) -> None:
     assert server.requests == [
         ("POST", "/containers/create?name=nanoedge-svc-spo2&platform=linux%2Farm%2Fv7", {"Image": "x"}),
         ("POST", "/containers/c2/start", None),
+        ("POST", "/containers/c1/stop?t=10", None),
         ("DELETE", "/containers/c1?force=1", None),
+        ("POST", "/containers/gone/stop?t=10", None),
         ("DELETE", "/containers/gone?force=1", None)]
 
 
