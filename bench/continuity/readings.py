@@ -10,10 +10,12 @@ event and again once the cluster settled and the alert caught up. Per source:
 - the same alert instance before and after: what its counters added (``missing``, ``duplicates``);
 - a new instance (the alert moved, or restarted): its own counters, plus the hand-over between the two
   instances, which neither sees alone. The new one processed ``received`` readings up to ``last_seq``
-  with ``missing`` ones skipped, so it started at ``last_seq - received - missing + 1``. Readings after
-  the old instance's last one and before that start are lost; readings at or below it were processed
-  twice (the old instance may have processed a reading or two more after the snapshot: the bench takes it
-  right before the fault, at one reading a second);
+  with ``missing`` ones skipped, so it started at ``last_seq - received - missing + 1``. Readings at or
+  below the old instance's last one in the snapshot were processed twice. Readings after it and before
+  that start are lost, unless the new instance resumed where the producer last heard from the consumer
+  (``resumed_from``): the producer records a position only when the consumer asks for what follows it,
+  so the old instance handled up to there, after the snapshot (the bench takes it right before the fault,
+  and the alert handles one reading a second);
 - a source that is no longer the one followed (the producer moved with its sensor): what it took and the
   consumer never got (``head - last_seq``) is lost, since no one serves that history any more.
 
@@ -78,7 +80,8 @@ def tally(before: Counters, after: Counters) -> Tally:
             resets = _int(state, "resets")
             if _int(state, "received") or _int(state, "missing"):
                 start, last_before = first_processed(state), _int(previous, "last_seq")
-                lost += max(0, start - last_before - 1)
+                handled = max(last_before, _int(state, "resumed_from"))
+                lost += max(0, start - handled - 1)
                 duplicates += max(0, last_before + 1 - start)
         if resets > 0:
             notes.append("%s started a new numbering %d time(s): what it lost is unknown" % (source, resets))

@@ -61,7 +61,7 @@ class SequenceError(Exception):
 
 def _source_state() -> t.Dict[str, t.Any]:
     return {"epoch": None, "last_seq": 0, "head": 0, "received": 0, "duplicates": 0, "missing": 0, "gaps": [],
-            "resets": 0, "refused": None, "last_taken_at": None}
+            "resets": 0, "refused": None, "last_taken_at": None, "resumed_from": None}
 
 
 class Follower:
@@ -133,7 +133,8 @@ class Follower:
                 # no position of its own (a moved consumer, a lost state folder): the producer's memory of it
                 log.info("follower %s: resuming %s after seq %d, where it last asked from", self.name, source,
                          resume)
-                state["last_seq"] = state["head"] = resume
+                # counted: the readings up to it were handled by the consumer's instance before this one
+                state["last_seq"] = state["head"] = state["resumed_from"] = resume
                 self.current = source
                 self.save()
                 return True

@@ -103,7 +103,11 @@ class Beater:
 
     def __init__(self, node: str, keeper: WitnessKeeper, etag: t.Callable[[], str], send: Sender,
                  request_report: t.Callable[[str, str], None], beat_interval: float, log: logging.Logger,
-                 clock: t.Callable[[], float] = time.monotonic) -> None:
+                 clock: t.Callable[[], float] = time.monotonic,
+                 on_restart: t.Optional[t.Callable[[str, str], None]] = None) -> None:
+        # ``on_restart(url, why)``: the registry at ``url`` may have restarted (it answers again after a
+        # silence, or its answer says it lost this node's profile): what it kept for this node is gone
+        self.on_restart = on_restart
         self.node = node
         self.keeper = keeper
         self.etag = etag
@@ -134,6 +138,8 @@ class Beater:
             return
         if kind is None:
             self.log.info("%s: beats answered again", link.url)
+            if link.trouble == "silent" and self.on_restart is not None:
+                self.on_restart(link.url, "it answers again")
         else:
             self.log.warning("%s: beat %s (logged once until it answers)", link.url, detail)
         link.trouble = kind
@@ -156,6 +162,8 @@ class Beater:
         self._trouble(link, None)
         if state != "current":
             self.request_report(link.url, "%s says the profile is %s" % (link.url, state))
+        if state == "missing" and self.on_restart is not None:
+            self.on_restart(link.url, "it lost this node's profile")
         if ask is not None:
             self.on_ask(link, ask)
 

@@ -95,14 +95,15 @@ class Agent:
             keeper = WitnessKeeper(config["state_dir"], priority_window=2 * float(config["beat_interval"]))
             if not keeper.enabled:
                 self.log.error("%s: this worker grants no leadership until it is fixed or removed", keeper.broken)
-            beater = Beater(profile["node"], keeper, lambda: self.reporter.etag, client.send, self.reporter.on_answer,
-                            float(config["beat_interval"]), self.log)
-            self.tasks = [asyncio.ensure_future(beater.run(Link(url))) for url in config["registries"]]
-            self.tasks.append(asyncio.ensure_future(self.periodic()))
             if config["directory_port"]:
                 directory = LocalDirectory(profile["node"], config["registries"], client.contexts.get,
                                            int(config["lifetime"]), float(config["directory_renew"]), self.log)
                 await directory.start(int(config["directory_port"]))
+            beater = Beater(profile["node"], keeper, lambda: self.reporter.etag, client.send, self.reporter.on_answer,
+                            float(config["beat_interval"]), self.log,
+                            on_restart=directory.refresh if directory is not None else None)
+            self.tasks = [asyncio.ensure_future(beater.run(Link(url))) for url in config["registries"]]
+            self.tasks.append(asyncio.ensure_future(self.periodic()))
             debouncer = Debouncer(float(config["debounce"]), self.on_events)
             watcher = Watcher(config["root"], debouncer.trigger, float(config["poll_interval"]), self.log)
             self.log.info("%s: watching %s; beats every %gs, a full report every %gs", profile["node"],

@@ -184,6 +184,21 @@ class LocalDirectory:
             if url not in self._observing:
                 self._observing[url] = asyncio.ensure_future(self._observe(url))
 
+    def refresh(self, url: str, why: str) -> None:
+        """Observe ``url``'s /services anew, and send it this node's list, when the beats tell it restarted
+        (it answers again after a silence, or no longer knows this node's profile). A registry that restarts
+        forgets its observers without telling them: the observation here would stay silent, and this node
+        would keep the registry's list from before (a producer that moved since would never be seen)."""
+        if url not in self.registries:
+            return
+        self.forward(url)
+        task = self._observing.get(url)
+        if task is None:
+            return  # no lookup yet: the first one observes
+        task.cancel()
+        self.log.info("%s: observing its services anew (%s)", url, why)
+        self._observing[url] = asyncio.ensure_future(self._observe(url))
+
     async def _observe(self, url: str) -> None:
         registry = self.registries[url]
         pause = REOBSERVE_FIRST

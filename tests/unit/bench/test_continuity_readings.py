@@ -12,9 +12,9 @@ W4 = "spo2/w4"
 W1 = "spo2/w1"
 
 
-def source(last_seq, received, head=None, missing=0, duplicates=0, resets=0):
+def source(last_seq, received, head=None, missing=0, duplicates=0, resets=0, resumed_from=None):
     return {"last_seq": last_seq, "received": received, "head": last_seq if head is None else head,
-            "missing": missing, "duplicates": duplicates, "resets": resets}
+            "missing": missing, "duplicates": duplicates, "resets": resets, "resumed_from": resumed_from}
 
 
 def counters(current, **sources):
@@ -37,6 +37,11 @@ BEFORE = counters(W4, spo2_w4=source(500, 480, missing=20))
     (counters(W4, spo2_w4=source(530, 27)), 3, 0),
     # ... and counted a gap of its own
     (counters(W4, spo2_w4=source(530, 26, missing=4)), 4, 0),
+    # ... resumed two late, where the producer last heard from the consumer: the old instance handled 501
+    # and 502 after the snapshot
+    (counters(W4, spo2_w4=source(530, 28, resumed_from=502)), 0, 0),
+    # ... the producer's record does not cover a reading the new instance skipped beyond it
+    (counters(W4, spo2_w4=source(530, 27, resumed_from=502)), 1, 0),
 ])
 def test_one_source(after, lost, duplicates):
     found = readings.tally(BEFORE, after)

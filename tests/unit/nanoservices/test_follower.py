@@ -123,10 +123,12 @@ def test_a_moved_consumer_resumes_where_the_producer_last_heard_from_it(tmp_path
     _catch_up(after.follower, producer, consumer="alert/main")
     assert after.seqs == [7, 8, 9]
     assert after.follower.counters()["duplicates"] == 0
+    assert after.follower.counters()["sources"]["spo2/main"]["resumed_from"] == 6
     assert "follower alert: resuming spo2/main after seq 6, where it last asked from" in caplog.text
     other = Consumer(tmp_path / "node-c")  # another consumer is not resumed at alert's position
     _catch_up(other.follower, producer, consumer="display/main")
     assert other.seqs == list(range(1, 10))
+    assert other.follower.counters()["sources"]["spo2/main"]["resumed_from"] is None
 
 
 def test_duplicates_and_a_gap_in_a_page_are_counted():

@@ -125,6 +125,26 @@ def test_a_silent_or_garbled_registry_is_logged_once_each_way(tmp_path, caplog):
     ]
 
 
+def test_a_registry_that_may_have_restarted_is_told(tmp_path):
+    """Silent then answering again, or answering that it lost the profile: the directory observes it anew.
+    A refusal or garbage that ends is no sign of a restart."""
+    answers = [_coap.CoapError("no answer within 1s")] * 2 + [("2.04", {"profile": "current"})] * 2 + [
+        ("2.04", {"profile": "missing"}), ("2.04", {"profile": "stale"}), ("4.00", b"beat: unknown key(s) x"),
+        ("2.04", {"profile": "current"})]
+    beater, fake, _link = make(tmp_path, answers)
+    restarts: t.List[t.Tuple[str, str]] = []
+    beater.on_restart = lambda url, why: restarts.append((url, why))
+
+    async def scenario() -> None:
+        link = beats.Link(URL)
+        for _answer in answers:
+            await beater.beat(link)
+
+    asyncio.run(scenario())
+    assert restarts == [(URL, "it answers again"), (URL, "it lost this node's profile")]
+    assert len(fake.sent) == len(answers)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -197,6 +197,51 @@ def test_loopback_directory_against_two_registries(caplog) -> None:
     asyncio.run(scenario())
 
 
+def test_a_restarted_registry_is_observed_anew(caplog) -> None:
+    """A registry that restarts forgets its observers without a word: the observation stays silent until the
+    beats tell the directory (refresh), which then observes it anew and sends it the node's list again."""
+    caplog.set_level(logging.INFO)
+
+    async def scenario() -> None:
+        port = free_port()
+        url = "coap://127.0.0.1:%d" % port
+        registry = FakeRegistry()
+        server = await aiocoap.Context.create_server_context(registry.site, bind=("127.0.0.1", port))
+        client = await aiocoap.Context.create_client_context()
+        local = LocalDirectory("w4", [url], {url[len("coap://"):]: client}.get, lifetime=60, renew=3600,
+                               log=logging.getLogger("test"))
+        local_port = free_port()
+        await local.start(local_port)
+        base = "coap://127.0.0.1:%d/local" % local_port
+        moved = {"service": "alert", "instance": "main", "uri": "coap://10.0.0.3:5705/alert", "port": 5705,
+                 "registered": 2e9}
+        try:
+            message = aiocoap.Message(code=aiocoap.PUT, uri=base + "/instances/spo2",
+                                      payload=json.dumps({"uri": URI, "lifetime": 20}).encode())
+            await asyncio.wait_for(client.request(message).response, 5)
+            lookup = aiocoap.Message(code=aiocoap.GET, uri=base + "/services/spo2")
+            assert json.loads((await asyncio.wait_for(client.request(lookup).response, 5)).payload)[0]["node"] == "w4"
+            # the registry restarts: a new process on the same port, with an empty directory and no observers
+            await server.shutdown()
+            registry = FakeRegistry()
+            server = await aiocoap.Context.create_server_context(registry.site, bind=("127.0.0.1", port))
+            registry.directory.put("w3", parse_instances("w3", {"node": "w3", "instances": [moved]}), 60)
+            await asyncio.sleep(0.3)
+            assert "alert" not in local.view.names()  # the old observation heard nothing of it
+            local.refresh(url, "it answers again")
+            await until(lambda: "alert" in local.view.names())
+            # and it has this node's list again
+            await until(lambda: bool(registry.directory.value("spo2")))
+            assert registry.directory.value("spo2")[0]["uri"] == URI
+            assert "%s: observing its services anew (it answers again)" % url in caplog.text
+        finally:
+            await local.close()
+            await client.shutdown()
+            await server.shutdown()
+
+    asyncio.run(scenario())
+
+
 class RecordingContext:
     """An aiocoap client context that records the requests and answers each 2.04."""
 
