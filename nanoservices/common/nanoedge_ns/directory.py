@@ -29,6 +29,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 import typing as t
 
 from nanoedge_ns import coapio
@@ -81,7 +82,9 @@ class Registrar:
         self.client = client
         self.target = "%s/local/instances/%s" % (directory, service)
         self.service = service
-        self.body = {"uri": uri, "instance": instance, "lifetime": lifetime}
+        # since: this process's start, so that the agent tells a restart from a renewal (a restarted instance
+        # is registered anew, and its consumers take it over one that registered elsewhere meanwhile)
+        self.body = {"uri": uri, "instance": instance, "lifetime": lifetime, "since": round(time.time(), 3)}
         self.lifetime = lifetime
         self.registered = asyncio.Event()
         self._trouble = ""
@@ -89,18 +92,27 @@ class Registrar:
     async def register(self) -> bool:
         try:
             await self.client.put(self.target, self.body)
+        except coapio.CoapError as exc:
+            if "since" in self.body and "unknown key(s) since" in str(exc):
+                # an agent older than this library: registered without it (a restart then keeps the old time)
+                del self.body["since"]
+                return await self.register()
+            return self._failed(exc)
         except (asyncio.TimeoutError, OSError, ValueError) as exc:
-            message = str(exc) or type(exc).__name__
-            if message != self._trouble:
-                log.warning("%s: cannot register at the node's directory (%s); consumers use the address they "
-                            "were given", self.service, message)
-            self._trouble = message
-            return False
+            return self._failed(exc)
         if self._trouble or not self.registered.is_set():
             log.info("%s: registered %s at the node's directory", self.service, self.body["uri"])
         self._trouble = ""
         self.registered.set()
         return True
+
+    def _failed(self, exc: Exception) -> bool:
+        message = str(exc) or type(exc).__name__
+        if message != self._trouble:
+            log.warning("%s: cannot register at the node's directory (%s); consumers use the address they "
+                        "were given", self.service, message)
+        self._trouble = message
+        return False
 
     async def run(self) -> None:
         """Register, then renew every third of the lifetime (sooner while the agent does not answer)."""

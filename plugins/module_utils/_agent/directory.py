@@ -31,7 +31,10 @@ from ansible_collections.nanoedge.core.plugins.module_utils._registry_server.dir
 
 DEFAULT_LIFETIME = 30
 MAX_LIFETIME = 3600
-REGISTRATION_KEYS = frozenset(("uri", "instance", "lifetime"))
+REGISTRATION_KEYS = frozenset(("uri", "instance", "lifetime", "since"))
+# ``since``: when the registering process started (seconds since the epoch); one that differs from the last
+# registration's is a new process (a restart), registered anew even at the same URI
+MAX_SINCE = 1e11
 
 
 class LocalInstances:
@@ -42,23 +45,33 @@ class LocalInstances:
         self.clock = clock
         # (service, instance) -> the listed item and when it expires
         self.items: t.Dict[t.Tuple[str, str], t.Tuple[t.Dict[str, t.Any], float]] = {}
+        # (service, instance) -> the ``since`` of its last registration (None: the service gave none)
+        self.since: t.Dict[t.Tuple[str, str], t.Optional[float]] = {}
 
     def register(self, service: str, body: t.Any) -> t.Tuple[bool, bool, int]:
-        """Register or renew one instance from ``{"uri": ..., "instance": "main", "lifetime": 30}``;
-        (created, the node's list changed, the lifetime granted). ValueError says what is wrong."""
+        """Register or renew one instance from ``{"uri": ..., "instance": "main", "lifetime": 30, "since": ...}``;
+        (created, the node's list changed, the lifetime granted). ValueError says what is wrong.
+
+        A renewal keeps the instance's ``registered`` time; a new process (another ``since``) or another URI
+        is registered anew, so that consumers take it over an instance of the same service elsewhere that
+        registered after the old process did (newest first)."""
         if not SERVICE_NAME_RE.fullmatch(service):
             raise ValueError("invalid service name %r: must match %s" % (service, SERVICE_NAME_RE.pattern))
         if not isinstance(body, dict):
             raise ValueError("the registration must be a JSON object with uri, and optionally instance and lifetime")
         unknown = sorted(set(body) - REGISTRATION_KEYS, key=str)
         if unknown:
-            raise ValueError("unknown key(s) %s (uri, instance, lifetime)" % ", ".join(map(str, unknown)))
+            raise ValueError("unknown key(s) %s (uri, instance, lifetime, since)" % ", ".join(map(str, unknown)))
         instance = body.get("instance", "main")
         if not isinstance(instance, str) or not INSTANCE_RE.fullmatch(instance):
             raise ValueError("instance %r must match %s" % (instance, INSTANCE_RE.pattern))
         lifetime = body.get("lifetime", DEFAULT_LIFETIME)
         if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 1 <= lifetime <= MAX_LIFETIME:
             raise ValueError("lifetime must be whole seconds from 1 to %d, got %r" % (MAX_LIFETIME, lifetime))
+        since = body.get("since")
+        if since is not None and (isinstance(since, bool) or not isinstance(since, (int, float))
+                                  or not 0 < since < MAX_SINCE):
+            raise ValueError("since must be the process's start in seconds since the epoch, got %r" % (since,))
         uri = body.get("uri")
         port = _port_of(uri)
         key = (service, instance)
@@ -66,16 +79,19 @@ class LocalInstances:
         previous = self.items.get(key)
         if previous is None and len(self.items) >= MAX_INSTANCES:
             raise ValueError("%d instances are registered on this node (at most %d)" % (len(self.items), MAX_INSTANCES))
-        registered = previous[0]["registered"] if previous and previous[0]["uri"] == uri else round(now, 3)
+        renewal = previous is not None and previous[0]["uri"] == uri and self.since.get(key) == since
+        registered = previous[0]["registered"] if renewal and previous else round(now, 3)
         item = {"service": service, "instance": instance, "uri": uri, "port": port, "registered": registered}
         try:
             parse_instances(self.node, {"node": self.node, "instances": [item]})  # the registry's own rules
         except DirectoryError as exc:
             raise ValueError(str(exc).split(": ", 1)[-1]) from None
         self.items[key] = (item, now + lifetime)
+        self.since[key] = since
         return previous is None, previous is None or previous[0] != item, lifetime
 
     def remove(self, service: str, instance: str = "main") -> bool:
+        self.since.pop((service, instance), None)
         return self.items.pop((service, instance), None) is not None
 
     def expire(self) -> t.List[t.Tuple[str, str]]:
@@ -84,6 +100,7 @@ class LocalInstances:
         gone = [key for key, (_item, expires_at) in self.items.items() if expires_at <= now]
         for key in gone:
             del self.items[key]
+            self.since.pop(key, None)
         return gone
 
     def listing(self) -> t.Dict[str, t.Any]:

@@ -60,7 +60,8 @@ class LocalDirectory:
         self.timeout = timeout
         self.local = LocalInstances(node, clock)
         self.view = ManagersView()
-        self.trouble: t.Dict[str, t.Optional[str]] = dict.fromkeys(registries)
+        # (registry, "list" or "lookup") -> its current trouble: the list sent and the lookups fail apart
+        self.trouble: t.Dict[t.Tuple[str, str], t.Optional[str]] = {}
         self._sending: t.Dict[str, asyncio.Future] = {}
         self._again: t.Set[str] = set()
         self._observing: t.Dict[str, asyncio.Future] = {}
@@ -146,12 +147,12 @@ class LocalDirectory:
             try:
                 response = await self._request(registry, message)
                 if response.code.is_successful():
-                    self._note(url, None)
+                    self._note(url, "list", None)
                 else:
-                    self._note(url, "refused the instance list: %s %s" % (
+                    self._note(url, "list", "refused the instance list: %s %s" % (
                         response.code, response.payload[:200].decode("utf-8", "replace")))
             except (asyncio.TimeoutError, OSError, _coap.CoapError, _coap.aiocoap.error.Error) as exc:
-                self._note(url, "did not take the instance list: %s" % (exc or type(exc).__name__))
+                self._note(url, "list", "did not take the instance list: %s" % (exc or type(exc).__name__))
             if url not in self._again:
                 return
 
@@ -166,15 +167,15 @@ class LocalDirectory:
             if not request.response.done():
                 request.response.cancel()
 
-    def _note(self, url: str, trouble: t.Optional[str]) -> None:
-        """Log a change of a registry's state only (as the beats do)."""
-        if trouble == self.trouble.get(url):
+    def _note(self, url: str, kind: str, trouble: t.Optional[str]) -> None:
+        """Log a change of a registry's state only (as the beats do), the list's and the lookups' apart."""
+        if trouble == self.trouble.get((url, kind)):
             return
         if trouble is None:
-            self.log.info("%s: directory answered again", url)
+            self.log.info("%s: directory answered again (%s)", url, "the node's list" if kind == "list" else "lookups")
         else:
             self.log.warning("%s: directory %s (logged once until it answers)", url, trouble)
-        self.trouble[url] = trouble
+        self.trouble[(url, kind)] = trouble
 
     # -- lookups ------------------------------------------------------------------
 
@@ -207,7 +208,7 @@ class LocalDirectory:
                 await self._observe_once(url, registry)
                 pause = REOBSERVE_FIRST
             except (asyncio.TimeoutError, OSError, ValueError, _coap.CoapError, _coap.aiocoap.error.Error) as exc:
-                self._note(url, "lookup failed: %s" % (exc or type(exc).__name__))
+                self._note(url, "lookup", "lookup failed: %s" % (exc or type(exc).__name__))
                 pause = min(REOBSERVE_CAP, pause * 2)
             await asyncio.sleep(pause)
 
@@ -239,7 +240,7 @@ class LocalDirectory:
                 "utf-8", "replace")))
         changed = self.view.update(url, json.loads(response.payload.decode("utf-8")))
         self.heard.set()
-        self._note(url, None)
+        self._note(url, "lookup", None)
         if changed:
             self.lookups.changed(changed)
 

@@ -81,11 +81,17 @@ class LocalDirectory:
         self.listed: t.List[t.Dict[str, t.Any]] = []
         self.registrations: t.List[t.Tuple[str, t.Any]] = []
         self.lookups = 0
+        self.refuse_since = False  # as an agent older than the key does
         owner = self
 
         class Instances(aiocoap.resource.PathCapable, aiocoap.resource.Resource):
             async def render_put(self, request: t.Any) -> t.Any:
-                owner.registrations.append(("PUT " + "/".join(request.opt.uri_path), json.loads(request.payload)))
+                body = json.loads(request.payload)
+                if owner.refuse_since and "since" in body:
+                    owner.registrations.append(("PUT " + "/".join(request.opt.uri_path), "refused"))
+                    return aiocoap.Message(code=aiocoap.BAD_REQUEST,
+                                           payload=b"nanoedge-agent: spo2: unknown key(s) since (uri, instance, lifetime)")
+                owner.registrations.append(("PUT " + "/".join(request.opt.uri_path), body))
                 return aiocoap.Message(code=aiocoap.CHANGED, payload=b'{"lifetime":3}')
 
             async def render_delete(self, request: t.Any) -> t.Any:
@@ -133,9 +139,32 @@ def test_a_producer_registers_renews_and_leaves() -> None:
             await client.close()
             await server.shutdown()
 
+    started = time.time()
     asyncio.run(scenario())
-    body = {"uri": "coap://10.0.0.4:5701/spo2", "instance": "main", "lifetime": 3}
+    since = local.registrations[0][1]["since"]
+    assert started - 1 <= since <= time.time()  # the process's start: the same in every renewal
+    body = {"uri": "coap://10.0.0.4:5701/spo2", "instance": "main", "lifetime": 3, "since": since}
     assert local.registrations == [("PUT spo2", body), ("PUT spo2", body), ("DELETE spo2", ["instance=main"])]
+
+
+def test_an_agent_that_does_not_know_since_gets_the_registration_without_it() -> None:
+    port = _free_port()
+    local = LocalDirectory()
+    local.refuse_since = True
+
+    async def scenario() -> bool:
+        server = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", port))
+        client = coapio.Client(timeout=2)
+        registrar = directory.Registrar(client, "coap://127.0.0.1:%d" % port, "spo2", "coap://10.0.0.4:5701/spo2")
+        try:
+            return await registrar.register()
+        finally:
+            await client.close()
+            await server.shutdown()
+
+    assert asyncio.run(scenario()) is True
+    assert [body for _what, body in local.registrations] == [
+        "refused", {"uri": "coap://10.0.0.4:5701/spo2", "instance": "main", "lifetime": 30}]
 
 
 def test_a_registrar_only_with_a_directory_and_an_own_uri(monkeypatch) -> None:
@@ -305,7 +334,8 @@ def test_a_service_registers_once_it_serves_and_leaves_when_it_stops(monkeypatch
     asyncio.run(scenario())
     assert before_serving == [0]
     assert local.registrations == [
-        ("PUT spo2", {"uri": "coap://10.0.0.4:%d/spo2" % ports["service"], "instance": "main", "lifetime": 30}),
+        ("PUT spo2", {"uri": "coap://10.0.0.4:%d/spo2" % ports["service"], "instance": "main", "lifetime": 30,
+                      "since": local.registrations[0][1]["since"]}),
         ("DELETE spo2", ["instance=main"])]
 
 

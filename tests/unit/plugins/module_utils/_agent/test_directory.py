@@ -45,7 +45,7 @@ class Clock:
 @pytest.mark.parametrize("service, body, expected", [
     ("sp o2", {"uri": URI}, "invalid service name 'sp o2': must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     ("spo2", [URI], "the registration must be a JSON object with uri, and optionally instance and lifetime"),
-    ("spo2", {"uri": URI, "port": 1}, "unknown key(s) port (uri, instance, lifetime)"),
+    ("spo2", {"uri": URI, "port": 1}, "unknown key(s) port (uri, instance, lifetime, since)"),
     ("spo2", {"uri": URI, "instance": "a b"}, "instance 'a b' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"),
     ("spo2", {"uri": URI, "lifetime": 0}, "lifetime must be whole seconds from 1 to 3600, got 0"),
     ("spo2", {"uri": URI, "lifetime": 1.5}, "lifetime must be whole seconds from 1 to 3600, got 1.5"),
@@ -80,6 +80,28 @@ def test_register_renew_move_and_expire() -> None:
     assert local.expire() == [("spo2", "main")] and local.listing() == {"node": "w4", "instances": []}
     assert local.register("hr", {"uri": "coap://10.0.0.4/hr"})[0] and local.listing()["instances"][0]["port"] == 5683
     assert local.remove("hr") and not local.remove("hr")
+
+
+def test_a_restarted_instance_is_registered_anew_at_the_same_uri() -> None:
+    """A renewal keeps the first registration's time; a new process (another since) gets a new one, so that
+    it is taken over an instance of the same service that registered elsewhere while it was away."""
+    clock = Clock()
+    local = LocalInstances("w3", clock)
+    assert local.register("alert", {"uri": URI, "since": 990.0}) == (True, True, 30)
+    clock.now += 9
+    assert local.register("alert", {"uri": URI, "since": 990.0}) == (False, False, 30)  # a renewal
+    assert local.listing()["instances"][0]["registered"] == 1000.0
+    clock.now += 12  # the process was killed, and another one started before the lifetime ended
+    assert local.register("alert", {"uri": URI, "since": 1020.5}) == (False, True, 30)
+    assert local.listing()["instances"][0]["registered"] == 1021.0
+    clock.now += 9  # a service that gives no since (an older library) renews as before
+    assert local.register("alert", {"uri": URI}) == (False, True, 30)
+    clock.now += 9
+    assert local.register("alert", {"uri": URI}) == (False, False, 30)
+    assert local.listing()["instances"][0]["registered"] == 1030.0
+    for bad in (True, "1020", 0, -5, 1e12):
+        with pytest.raises(ValueError, match="since must be the process's start in seconds since the epoch"):
+            local.register("alert", {"uri": URI, "since": bad})
 
 
 def test_registrations_are_bounded() -> None:
