@@ -29,7 +29,7 @@ CONFIG_KEYS = {
     "debounce": ((int, float), 0.5),
     # a node that changes more than flap_limit times within flap_window seconds is held until it is
     # stable for flap_window seconds (damping.py); a window of 0 turns this off
-    "flap_limit": (int, 2),
+    "flap_limit": (int, 4),
     "flap_window": ((int, float), 30),
     # after the daemon starts, no run for this long: the manager's own registry may have been down with
     # it and holds profiles from before until the workers report again

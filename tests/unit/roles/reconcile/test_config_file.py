@@ -31,7 +31,7 @@ def test_the_role_writes_only_keys_the_daemon_knows_and_none_of_the_probe_electi
 
 
 @pytest.mark.parametrize("key, value", [
-    ("debounce", 0.5), ("lease_poll", 1.0), ("lease_ttl", 3.0), ("flap_limit", 2), ("flap_window", 30), ("settle", 30),
+    ("debounce", 0.5), ("lease_poll", 1.0), ("lease_ttl", 3.0), ("flap_limit", 4), ("flap_window", 30), ("settle", 30),
 ])
 def test_the_shipped_timing(key, value):
     rendered = Templar(loader=DataLoader(), variables=DEFAULTS).template(trust_as_template(CONFIG[key]))

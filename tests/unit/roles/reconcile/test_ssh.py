@@ -17,6 +17,7 @@ from ansible.template import Templar, trust_as_template
 ROOT = Path(__file__).resolve().parents[4]
 TASKS = yaml.safe_load((ROOT / "roles/reconcile/tasks/ssh.yml").read_text())
 DEFAULTS = yaml.safe_load((ROOT / "roles/reconcile/defaults/main.yml").read_text())
+VARS = yaml.safe_load((ROOT / "roles/reconcile/vars/main.yml").read_text())
 
 ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIE1cXj7NBWS0b0l2KQ7DaVv1d8vYsVbSgZfS6kU8r8Yg"
 ECDSA = "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg5CLrRuj3g=="
@@ -105,11 +106,27 @@ def test_the_nodes_accept_the_key_from_the_managers_addresses_only(
 @pytest.mark.parametrize("pin, checking", [(True, "StrictHostKeyChecking=yes"), (False, "StrictHostKeyChecking=accept-new")])
 def test_the_runs_check_host_keys_strictly_when_pinned(pin: bool, checking: str) -> None:
     template = (ROOT / "roles/reconcile/templates/ansible.cfg.j2").read_text()
+    options = [render(option, nanoedge_reconcile_pin_host_keys=pin) for option in VARS["_nanoedge_reconcile_ssh_options"]]
     text = render(template, nanoedge_reconcile_pin_host_keys=pin, ansible_managed="managed",
                   groups={"workers": ["w1"], "managers": ["m1"]}, _nanoedge_reconcile_collections_dir="/c",
-                  nanoedge_reconcile_config_dir="/etc/nanoedge-reconcile")
+                  nanoedge_reconcile_config_dir="/etc/nanoedge-reconcile", _nanoedge_reconcile_ssh_options=options)
     ssh_args = next(line for line in text.splitlines() if line.startswith("ssh_args = "))
     assert ssh_args == ("ssh_args = -o ControlMaster=auto -o ControlPersist=300s -o ServerAliveInterval=2 "
                         "-o ServerAliveCountMax=3 -o %s -o CheckHostIP=no "
                         "-o UserKnownHostsFile=/var/lib/nanoedge-reconcile/known_hosts -o ConnectTimeout=5" % checking)
     assert "pipelining = true" in text
+
+
+def test_node_side_moves_connect_as_the_runs_do() -> None:
+    """The node-side moves' ssh: the runs' options, the service's key and user, batch mode, a control socket of
+    their own; one address per worker, as the runs' inventory has it."""
+    options = [render(option, nanoedge_reconcile_pin_host_keys=True) for option in VARS["_nanoedge_reconcile_ssh_options"]]
+    settings = VARS["_nanoedge_reconcile_node_moves_settings"]
+    argv = render(settings["ssh"], _nanoedge_reconcile_ssh_options=options,
+                  _nanoedge_reconcile_key="/var/lib/nanoedge-reconcile/id_ed25519")
+    assert argv == ["ssh", "-o", "BatchMode=yes", "-o", "ControlPath=/var/lib/nanoedge-reconcile/cp/node-%C",
+                    "-i", "/var/lib/nanoedge-reconcile/id_ed25519", "-l", "root",
+                    "-o", "ControlMaster=auto", "-o", "ControlPersist=300s", "-o", "ServerAliveInterval=2",
+                    "-o", "ServerAliveCountMax=3", "-o", "StrictHostKeyChecking=yes", "-o", "CheckHostIP=no",
+                    "-o", "UserKnownHostsFile=/var/lib/nanoedge-reconcile/known_hosts", "-o", "ConnectTimeout=5"]
+    assert render(settings["hosts"], _nanoedge_reconcile_hosts=HOSTS) == {"w1": "fd00::21", "w4": "w4.lan"}

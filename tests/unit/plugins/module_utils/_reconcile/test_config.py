@@ -15,7 +15,7 @@ def test_minimal_configuration_gets_every_default():
         "registry": "coap://[::1]:5683", "command": ["ansible-playbook", "site.yml"], "managers": [], "self": None,
         "state_dir": "/var/lib/nanoedge-reconcile", "lock_file": "/var/lib/nanoedge-reconcile/reconcile.lock",
         "plan_file": "", "log_dir": "/var/lib/nanoedge-reconcile/runs", "keep_runs": 20, "tail_lines": 20,
-        "interval": 30, "debounce": 0.5, "flap_limit": 2, "flap_window": 30, "settle": 0, "lease_poll": 1.0,
+        "interval": 30, "debounce": 0.5, "flap_limit": 4, "flap_window": 30, "settle": 0, "lease_poll": 1.0,
         "lease_ttl": 3.0, "request_timeout": 10, "command_timeout": 600, "stop_grace": 30, "retry_backoff": 30,
         "retry_backoff_max": 600, "oscore_context": "", "oscore_credentials": "", "environment": {}, "obsolete": [],
         "workers": [], "move_command": [], "services_file": "", "full_every": 900, "directory": "",
