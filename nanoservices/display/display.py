@@ -134,7 +134,8 @@ async def main(args: argparse.Namespace) -> None:
                 sys.stdout.write(text)
                 sys.stdout.flush()
                 previous = text.split("\n", 1)[1]
-            await asyncio.sleep(args.interval)
+            # a source that moved is asked at once: the screen shows it again without waiting an interval
+            await directory.sleep_unless_moved(resolvers.values(), args.interval)
     finally:
         for watcher in watchers:
             watcher.cancel()

@@ -248,6 +248,26 @@ class Resolver:
         self.take(json.loads(response.payload.decode("utf-8")))
 
 
+async def sleep_unless_moved(resolvers: t.Iterable[Resolver], seconds: float) -> bool:
+    """Sleep ``seconds``, or less when a producer moved since the resolvers were last woken (a polling
+    consumer asks the new one at once, not an interval later); True when one moved. Their ``changed``
+    are cleared on waking (a change during the consumer's last round wakes it at once)."""
+    resolvers = list(resolvers)
+    waiters = [asyncio.ensure_future(resolver.changed.wait()) for resolver in resolvers]
+    try:
+        if waiters:
+            done, _pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            done = set()
+            await asyncio.sleep(seconds)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    for resolver in resolvers:
+        resolver.changed.clear()
+    return bool(done)
+
+
 def producer_resolver(client: coapio.Client, configured: str, service: str) -> Resolver:
     """The resolver for a producer configured as ``configured`` (``service:<name>`` or a URI); ``service``
     names it when the value is a plain URI."""

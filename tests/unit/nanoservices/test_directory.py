@@ -397,3 +397,22 @@ def test_the_alert_follows_spo2_that_moved_and_says_where_it_reads(service_modul
     assert after["spo2_uri"] == "coap://127.0.0.1:%d/spo2" % ports["w2"]
     assert (after["last_seq"], after["last_value"]) == (3, 95)
     assert (counted["received"], counted["duplicates"], counted["missing"]) == (3, 0, 0)
+
+
+def test_a_polling_consumer_sleeps_less_when_a_producer_moved() -> None:
+    async def scenario() -> t.List[t.Any]:
+        client = coapio.Client(timeout=1)
+        first = directory.Resolver(client, "", "alert", "coap://10.0.0.2:5705/alert")
+        second = directory.Resolver(client, "", "spo2", "coap://10.0.0.4:5701/spo2")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        quiet = await directory.sleep_unless_moved([first, second], 0.2)
+        slept = loop.time() - started
+        loop.call_later(0.05, second.take, [entry("coap://10.0.0.1:5701/spo2", 200.0)])
+        started = loop.time()
+        moved = await directory.sleep_unless_moved([first, second], 5.0)
+        woken = loop.time() - started
+        await client.close()
+        return [quiet, slept >= 0.19, moved, woken < 1.0, second.changed.is_set(), second.current()]
+
+    assert asyncio.run(scenario()) == [False, True, True, True, False, "coap://10.0.0.1:5701/spo2"]
