@@ -151,8 +151,8 @@ class DockerEngine:
             raise EngineError("%s: %s %s" % (self._where(method, path), response.status, _engine_message(data)),
                               response.status)
         if len(data) > MAX_ANSWER:
-            raise EngineError("%s: an answer of more than %d bytes is refused" % (self._where(method, path),
-                                                                                   MAX_ANSWER))
+            raise EngineError("%s: an answer of more than %d bytes is refused"
+                              % (self._where(method, path), MAX_ANSWER))
         if not data.strip():
             return None
         try:
@@ -201,8 +201,8 @@ class DockerEngine:
             if not line:
                 return error
             if len(line) > MAX_PROGRESS_LINE:
-                raise EngineError("%s: a progress message of more than %d bytes is refused" % (where,
-                                                                                              MAX_PROGRESS_LINE))
+                raise EngineError("%s: a progress message of more than %d bytes is refused"
+                                  % (where, MAX_PROGRESS_LINE))
             try:
                 event = json.loads(line.decode("utf-8", "replace"))
             except ValueError:

@@ -152,8 +152,9 @@ class NodeResult(t.NamedTuple):
 
 def remote_command(settings: t.Mapping[str, t.Any]) -> str:
     node = settings["node"]
-    return "PYTHONPATH=%s exec %s -m %s" % (shlex.quote(str(node.get("pythonpath") or "")),
-                                           shlex.quote(str(node.get("python") or "/usr/bin/python3")), NODE_PROGRAM)
+    python = str(node.get("python") or "/usr/bin/python3")
+    pythonpath = shlex.quote(str(node.get("pythonpath") or ""))
+    return "PYTHONPATH=%s exec %s -m %s" % (pythonpath, shlex.quote(python), NODE_PROGRAM)
 
 
 async def apply_on(node: str, request: t.Mapping[str, t.Any], settings: t.Mapping[str, t.Any]) -> NodeResult:

@@ -138,8 +138,8 @@ def test_node_apply_on_the_real_engine(pushed, docker, run_playbook, unique, tmp
         assert host["Mounts"] == [{"Type": "bind", "Source": node.state, "Target": "/state"}]
         assert (host["NanoCpus"], host["Memory"]) == (500000000, 64 << 20)
         assert host["RestartPolicy"]["Name"] == "unless-stopped" and host["NetworkMode"] == network_mode
-        assert (host["PortBindings"] or {}) == ({} if network_mode == "host" else
-                                        {"5791/udp": [{"HostIp": "0.0.0.0", "HostPort": "5791"}]})
+        bindings = {} if network_mode == "host" else {"5791/udp": [{"HostIp": "0.0.0.0", "HostPort": "5791"}]}
+        assert (host["PortBindings"] or {}) == bindings
         assert oct(os.stat(node.state).st_mode & 0o7777) == "0o755"
         ids = {name: docker.out("container", "inspect", "--format", "{{.Id}}", name) for name in (keep, gone)}
 

@@ -177,8 +177,8 @@ def check_description(description: t.Any, index: int, node: str, prefix: str) ->
     _require(description.get("node") == node, where + ".node",
              "must be the request's node %r, got %r" % (node, description.get("node")))
     _require(description.get("container_name") == prefix + name, where + ".container_name",
-             "must be %r (docker.name_prefix and the name), got %r" % (prefix + name,
-                                                                        description.get("container_name")))
+             "must be %r (docker.name_prefix and the name), got %r"
+             % (prefix + name, description.get("container_name")))
     image = description.get("image")
     _require(isinstance(image, str) and bool(image) and image.isprintable() and " " not in image,
              where + ".image", "must be an image reference, got %r" % (image,))

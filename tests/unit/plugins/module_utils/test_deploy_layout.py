@@ -137,8 +137,8 @@ def test_spec_fields() -> None:
     ("w1", "container", {"/var/lib/nanoedge/bot": "dir"}),
     ("w5", "container", {"/run/nanoedge/display": "missing"}),
 ])
-def test_on_node_equals_describe_with_the_node_s_path_types(node: str, backend: str,
-                                                             types: t.Dict[str, t.Any]) -> None:
+def test_on_node_equals_describe_with_the_node_s_path_types(
+        node: str, backend: str, types: t.Dict[str, t.Any]) -> None:
     common = {"addresses": ADDRESSES, "pull_registry": "172.30.0.1:5000", "backend": backend}
     without = deployments(PLAN, services(), node, **common)
     wanted = deployments(PLAN, services(), node, path_types=types, **common)

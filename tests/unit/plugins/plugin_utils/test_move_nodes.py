@@ -20,7 +20,7 @@ PLAN = {"strategy": "first_fit",
         "unplaced": [], "remaining": {}}
 MOVE = {"plan": PLAN, "services": services(), "platforms": {"w1": "arm/v7"},
         "start": ["w1"], "rewire": [], "stop": ["w4"]}
-HOSTS = {name: address for name, address in ADDRESSES.items()}
+HOSTS = dict(ADDRESSES)
 
 # A stand-in for ssh: argv[1] is the host, argv[2] the remote command; it answers for the node as the
 # node-side program would, from the behaviour the test names in the environment of the process.
