@@ -344,7 +344,7 @@ def test_a_flapping_node_is_held_after_two_runs(tmp_path, server, daemons):
     # A profile is self-reported: a node switching a capability on and off ten times, each time
     # after the debounce, once made ten runs. Damped (window shortened to keep the test short).
     put(server.url, (worker("w1", ["bot"]), ""), (worker("w9"), ""))
-    daemon = launch(daemons, Daemon(tmp_path, "m1", server.url, flap_window=4))
+    daemon = launch(daemons, Daemon(tmp_path, "m1", server.url, flap_window=4, flap_limit=2))
     daemon.wait_calls(1)
     for flap in range(10):
         put(server.url, (worker("w9", ["pom"] if flap % 2 == 0 else []), ""))

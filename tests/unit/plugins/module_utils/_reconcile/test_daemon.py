@@ -204,12 +204,17 @@ def flapping(times: t.Iterable[float], w1: t.Callable[[float], t.Dict[str, t.Any
     return readings
 
 
-def test_a_node_flapping_ten_times_in_30_s_causes_at_most_two_runs(tmp_path):
-    runs = simulate(tmp_path, flapping(3.0 + 3 * flap for flap in range(10)), until=90)
-    assert runs == [(5.0, ["w1", "w9"]), (8.0, ["w1"])]
+@pytest.mark.parametrize("settings, expected", [
+    # the default limit, 4: four runs, held at the fifth change
+    ({}, [(5.0, ["w1", "w9"]), (8.0, ["w1"]), (11.0, ["w1", "w9"]), (14.0, ["w1"])]),
+    ({"flap_limit": 2}, [(5.0, ["w1", "w9"]), (8.0, ["w1"])]),
+])
+def test_a_node_flapping_ten_times_in_30_s_causes_at_most_flap_limit_runs(tmp_path, settings, expected):
+    runs = simulate(tmp_path, flapping(3.0 + 3 * flap for flap in range(10)), until=90, **settings)
+    assert runs == expected
     held = [record for record in decisions(tmp_path) if record["event"] in ("hold", "release")]
     assert [(r["event"], r["node"], r["held"]) for r in held] == [("hold", "w9", ["w9"]), ("release", "w9", [])]
-    assert held[0]["changes"] == 3
+    assert held[0]["changes"] == len(expected) + 1
 
 
 def test_without_damping_every_flap_is_a_run(tmp_path):
