@@ -16,9 +16,13 @@ from outside (``docker exec`` into the node containers, the managers' state file
 
 Per event, one row: ``detect_s`` from the event until the managers' view changes (the ``fingerprint``
 in a running manager's /var/lib/nanoedge-reconcile/state.json differs from before the event, read every
-0.25 s; the first manager to see it counts, active or not); ``restore_s`` from the event until the services run on their new node and their consumers read
-from there (the alert's SpO2 URI and /alert snapshot, the display's sources and /screen, or the
-service's own resource); ``moves`` the services whose nodes differ between before the event and after the
+0.25 s; the first manager to see it counts, active or not); ``restore_s`` from the event until the
+services run on their new node and their consumers read from there. The bench polls for that state (the
+alert's SpO2 URI and /alert snapshot, the display's sources and /screen, or the service's own resource);
+once it holds, the consumers' /counters say by their own clocks when their readings began to flow from
+the new node (``flowing_since``), and the latest of those moments ends ``restore_s``; the moment the
+bench's polling saw it is ``restore_seen_s``, up to a polling round later (events whose consumers never
+changed source, the blip, use it as ``restore_s`` and say so in the note); ``moves`` the services whose nodes differ between before the event and after the
 placement settled; ``unneeded_moves`` those the event did not call for; ``readings_lost`` and
 ``duplicates`` the SpO2 readings the alert (the consumer) never processed, or processed twice, counted
 from its /counters against the producer's own numbering just before the event and once it settled and
@@ -44,7 +48,7 @@ from continuity.cluster import BenchError, Cluster, log  # pylint: disable=impor
 from continuity.events import EVENTS, PAPER, Event, Probe  # pylint: disable=import-error
 from continuity.readings import caught_up, tally  # pylint: disable=import-error
 from continuity.report import (  # pylint: disable=import-error
-    Placement, Row, describe_moves, format_table, make_row, median_rows, moved_away, moved_services,
+    Placement, Row, consumers_restore, describe_moves, format_table, make_row, median_rows, moved_away, moved_services,
     placement_from_nodes, unneeded_moves, write_report,
 )
 
@@ -183,6 +187,8 @@ class Bench:
         watcher.start()
         required = event.required(before)  # after the trigger: worker_killed picks its victim there
         restore: t.Optional[float] = None
+        seen: t.Optional[float] = None  # when the bench saw it restored (restore is by the consumers' clocks)
+        notes_restore: t.List[str] = []
         placed: t.Optional[float] = None  # when the services ran on a new node, consumers aside
         why = ""
         deadline = started + self.timeout
@@ -192,7 +198,10 @@ class Bench:
                 placed = time.time() - started
             ok, why = event.restored(now)
             if ok:
-                restore = time.time() - started
+                seen = time.time() - started
+                restore, why_seen = consumers_restore(*event.flowing(now), started, seen)
+                if why_seen:
+                    notes_restore.append(why_seen)
                 break
             time.sleep(0.3)
         # events that move nothing are watched for a while for a move that should not come
@@ -203,7 +212,7 @@ class Bench:
         watcher.stop.set()
         moved = moved_services(before, after)
         unneeded = unneeded_moves(moved, required)
-        notes = list(event.notes)
+        notes = list(event.notes) + notes_restore
         lost = duplicates = None
         counted_after, why_after = self.consumer_counters(after, wait_s=30.0)
         if counted_before is None or counted_after is None:
@@ -221,7 +230,8 @@ class Bench:
             if placed is not None:
                 notes.append("%s ran on a new node after %.1f s" % (", ".join(sorted(required)), placed))
             notes.extend(self.cluster.unplaced())
-        row = make_row(event.name, watcher.detected, restore, len(moved), len(unneeded), notes, lost, duplicates)
+        row = make_row(event.name, watcher.detected, restore, len(moved), len(unneeded), notes, lost, duplicates,
+                       seen_s=seen)
         return row, describe_moves(before, after, moved)
 
     def consumer_counters(self, placement: Placement,

@@ -79,6 +79,7 @@ class Cluster:
         self.managers = ["m1", "m2"]
         self.services = self._services()
         self.coap_client = shutil.which("coap-client-notls") or shutil.which("coap-client")
+        self.addresses: t.Dict[str, str] = {}
 
     def _services(self) -> t.Dict[str, Service]:
         services = {}
@@ -92,10 +93,13 @@ class Cluster:
         return self.prefix + host
 
     def address(self, host: str) -> str:
-        """The node's address on the testbed network (as Docker reports it)."""
-        proc = run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-                    self.container(host)], timeout=20)
-        return proc.stdout.decode().split()[0] if proc.returncode == 0 and proc.stdout.split() else ""
+        """The node's address on the testbed network (as Docker reports it; fixed per node, so kept)."""
+        if not self.addresses.get(host):
+            proc = run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                        self.container(host)], timeout=20)
+            self.addresses[host] = proc.stdout.decode().split()[0] if proc.returncode == 0 and proc.stdout.split() \
+                else ""
+        return self.addresses[host]
 
     def running(self, host: str) -> bool:
         proc = run(["docker", "inspect", "-f", "{{.State.Running}}", self.container(host)], timeout=20)

@@ -16,6 +16,7 @@ import time
 import typing as t
 
 from continuity.cluster import BenchError, Cluster, log  # pylint: disable=import-error
+from continuity.report import latest_moment  # pylint: disable=import-error
 
 # The placement testbed/README.md predicts for the example nanoservices (first fit).
 # where the oximeter is moved to (SensorMoved)
@@ -28,6 +29,8 @@ POM_SERVICES = ("spo2", "hr", "hrv")
 BATTERY = "sys/class/power_supply/battery/capacity"
 
 Check = t.Tuple[bool, str]
+# (the moment, by the consumers' own clocks, their readings began to flow from the new node, or None; why not)
+Flowing = t.Tuple[t.Optional[float], str]
 
 
 def _host_of(uri: str) -> str:
@@ -41,12 +44,9 @@ class Probe:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.addresses: t.Dict[str, str] = {}
 
     def address(self, host: str) -> str:
-        if host not in self.addresses:
-            self.addresses[host] = self.cluster.address(host)
-        return self.addresses[host]
+        return self.cluster.address(host)
 
     def only_on(self, placement: t.Mapping[str, t.List[str]], service: str, host: t.Optional[str] = None,
                 not_on: t.Optional[str] = None) -> t.Tuple[t.Optional[str], str]:
@@ -112,6 +112,41 @@ class Probe:
             return False, "the display shows no reading of %s" % ", ".join(missing)
         return True, ""
 
+    def alert_flowing(self, placement: t.Mapping[str, t.List[str]], spo2_host: str) -> Flowing:
+        """When the alert's SpO2 readings began to flow from ``spo2_host`` (its /counters, its own clock)."""
+        alert_host, why = self.only_on(placement, "alert")
+        if alert_host is None:
+            return None, why
+        counters, error = self.cluster.coap_get(alert_host, "alert", path="/counters")
+        if error or not isinstance(counters, dict):
+            return None, error or "the alert's /counters is not a JSON object"
+        return self._since(counters, "the alert's SpO2", spo2_host)
+
+    def display_flowing(self, placement: t.Mapping[str, t.List[str]], sources: t.Mapping[str, str]) -> Flowing:
+        """When the display's readings of each source began to flow from its node (the latest of them)."""
+        display_host, why = self.only_on(placement, "display")
+        if display_host is None:
+            return None, why
+        counters, error = self.cluster.coap_get(display_host, "display", path="/counters")
+        if error or not isinstance(counters, dict):
+            return None, error or "the display's /counters is not a JSON object"
+        moments = []
+        for service, host in sorted(sources.items()):
+            moment, why = self._since((counters.get("sources") or {}).get(service), "the display's %s" % service, host)
+            if moment is None:
+                return None, why
+            moments.append(moment)
+        return max(moments), ""
+
+    def _since(self, counted: t.Any, what: str, host: str) -> Flowing:
+        counted = counted if isinstance(counted, dict) else {}
+        since, uri = counted.get("flowing_since"), str(counted.get("flowing_from") or "")
+        if not isinstance(since, (int, float)) or isinstance(since, bool):
+            return None, "%s: no flowing_since (an older image?)" % what
+        if _host_of(uri) != self.address(host):
+            return None, "%s flows from %s" % (what, uri or "nowhere")
+        return float(since), ""
+
     def service_answers(self, host: str, service: str) -> Check:
         answer, error = self.cluster.coap_get(host, service)
         return (False, error) if error else (isinstance(answer, dict), "%s answered %r" % (service, answer))
@@ -144,6 +179,11 @@ class Event:
 
     def restored(self, placement: t.Mapping[str, t.List[str]]) -> Check:
         raise NotImplementedError
+
+    def flowing(self, placement: t.Mapping[str, t.List[str]]) -> Flowing:
+        """Once ``restored``: when, by the consumers' own clocks, their readings began to flow from where
+        they flow now (the latest consumer's moment); None when the event has no such moment."""
+        return None, "no consumer changes its source in %s" % self.name
 
     def put_back(self) -> None:
         """Undo the event (best effort, every step tried)."""
@@ -183,6 +223,10 @@ class SensorMoved(Event):
             return ok, why
         return self.probe.display_reads_from(placement, {s: TARGET for s in POM_SERVICES})
 
+    def flowing(self, placement: t.Mapping[str, t.List[str]]) -> Flowing:
+        return latest_moment(self.probe.alert_flowing(placement, TARGET),
+                       self.probe.display_flowing(placement, {s: TARGET for s in POM_SERVICES}))
+
     def put_back(self) -> None:
         _each(lambda: self.cluster.testbed("unplug", TARGET, POM_USB), lambda: self.cluster.testbed("unplug", TARGET, POM_DEVICE),
               lambda: self.cluster.testbed("plug", "w4", POM_DEVICE, "--from", "w4"),
@@ -215,6 +259,12 @@ class WorkerKilled(Event):
         if not ok:
             return ok, why
         return self.probe.display_reads_from(placement, {"alert": host})
+
+    def flowing(self, placement: t.Mapping[str, t.List[str]]) -> Flowing:
+        # the alert on its new node: its first SpO2 readings there, and the display's first answer from it
+        spo2 = placement.get("spo2") or [""]
+        return latest_moment(self.probe.alert_flowing(placement, spo2[0]),
+                       self.probe.display_flowing(placement, {"alert": (placement.get("alert") or [""])[0]}))
 
     def put_back(self) -> None:
         if self.victim:
@@ -332,6 +382,9 @@ class BatteryLow(Event):
         if not ok:
             return ok, why
         return self.probe.display_reads_from(placement, {"bot": "w2"})
+
+    def flowing(self, placement: t.Mapping[str, t.List[str]]) -> Flowing:
+        return self.probe.display_flowing(placement, {"bot": "w2"})
 
     def put_back(self) -> None:
         _each(lambda: self.cluster.testbed("battery", "w1", self.original or "81"),

@@ -7,7 +7,9 @@ Nothing here touches the cluster, so it is tested on its own (``tests/unit/bench
 A *placement* maps each service to the sorted nodes that run it (normally one; two for a moment
 during a move, none when it is unplaced). A *row* is what the report holds for one event:
 ``{"event", "detect_s", "restore_s", "moves", "unneeded_moves", "readings_lost", "duplicates"}``, plus
-``"note"`` whenever a figure could not be measured (it then is ``None`` and the note says why).
+``"note"`` whenever a figure could not be measured (it then is ``None`` and the note says why), and
+``"restore_seen_s"`` when the bench's polling saw the event restored (``restore_s`` is by the consumers'
+own clocks where they report it).
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def describe_moves(before: Placement, after: Placement, moved: t.Iterable[str]) 
 
 def make_row(event: str, detect_s: t.Optional[float], restore_s: t.Optional[float], moves: t.Optional[int],
              unneeded: t.Optional[int], notes: t.Sequence[str] = (), readings_lost: t.Optional[int] = None,
-             duplicates: t.Optional[int] = None) -> Row:
-    """One report row; figures rounded to 0.01 s, and a note when something is missing or was odd."""
+             duplicates: t.Optional[int] = None, seen_s: t.Optional[float] = None) -> Row:
+    """One report row; figures rounded to 0.01 s, and a note when something is missing or was odd.
+    ``seen_s`` (``restore_seen_s``), when given: when the bench's polling saw it restored."""
     row: Row = {
         "event": event,
         "detect_s": None if detect_s is None else round(detect_s, 2),
@@ -69,9 +72,31 @@ def make_row(event: str, detect_s: t.Optional[float], restore_s: t.Optional[floa
         "readings_lost": readings_lost,
         "duplicates": duplicates,
     }
+    if seen_s is not None:
+        row["restore_seen_s"] = round(seen_s, 2)
     if notes:
         row["note"] = "; ".join(notes)
     return row
+
+
+def latest_moment(*moments: t.Tuple[t.Optional[float], str]) -> t.Tuple[t.Optional[float], str]:
+    """The latest of the consumers' ``(moment, why not)``; ``(None, the first reason)`` when one is missing."""
+    for moment, why in moments:
+        if moment is None:
+            return None, why
+    return max(t.cast(float, moment) for moment, _why in moments), ""
+
+
+def consumers_restore(moment: t.Optional[float], why: str, started: float, seen_s: float) -> t.Tuple[float, str]:
+    """``restore_s`` by the consumers' own clocks (``moment``: when their readings began to flow from the new
+    node), which the bench's polling saw ``seen_s`` after the event; the bench's ``seen_s`` with a note when
+    the consumers do not say, or say a moment outside the event (their readings never stopped)."""
+    if moment is None:
+        return seen_s, "restore_s as the bench saw it: %s" % why
+    if not started <= moment <= started + seen_s:
+        return seen_s, "restore_s as the bench saw it: the consumers' readings flow since %+.1f s" % (
+            moment - started)
+    return moment - started, ""
 
 
 def _figure(value: t.Any) -> str:
@@ -132,7 +157,8 @@ def median_rows(runs: t.Sequence[t.Sequence[Row]]) -> t.List[Row]:
                 notes.append("%s measured in %d of %d runs" % (field, measured, len(rows)))
         notes.extend(sorted({row["note"] for row in rows if row.get("note")}))
         result.append(make_row(event, figures["detect_s"], figures["restore_s"], figures["moves"],
-                               figures["unneeded_moves"], notes, figures["readings_lost"], figures["duplicates"]))
+                               figures["unneeded_moves"], notes, figures["readings_lost"], figures["duplicates"],
+                               _median([row.get("restore_seen_s") for row in rows])))
     return result
 
 

@@ -2,11 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Display nanoservice: the patient's status at a glance. Polls the other
 nanoservices (``--source spo2=coap://…/spo2`` or ``spo2=service:spo2``, found
-at the node's directory; repeatable) and draws the
-latest readings as a text screen on stdout and in ``--output`` (what the
-attached panel shows), also served over CoAP at ``/screen``. It shows the
-latest reading of each source; ``/counters`` says, per source, how many
-numbered readings it showed, polled twice or never showed.
+at the node's directory; repeatable), each on its own so that one that does
+not answer holds up no other, and draws the latest readings as a text screen
+on stdout and in ``--output`` (what the attached panel shows), also served
+over CoAP at ``/screen``. It shows the latest reading of each source;
+``/counters`` says, per source, how many numbered readings it showed, polled
+twice or never showed, and since when its readings come from where they come
+from now (``flowing_since``).
 """
 
 from __future__ import annotations
@@ -107,51 +109,77 @@ async def main(args: argparse.Namespace) -> None:
     resolvers = {name: directory.producer_resolver(client, uri, name) for name, uri in sources.items()}
     watchers = [asyncio.ensure_future(resolver.watch()) for resolver in resolvers.values()]
 
+    drawn = asyncio.Event()  # set when a reading changed: the screen is drawn again
+
     async def fetch(name: str, resolver: directory.Resolver) -> None:
+        resolver.changed.clear()
         uri = resolver.current()
         try:
             if uri is None:
                 raise ConnectionError("not listed yet")
-            readings[name] = await client.get(uri)
-            seen.saw(name, readings[name])
+            answered, reading = await directory.ask_unless_moved(resolver, client.get(uri))
+            if not answered:
+                return  # the source moved while it was asked: the new one is asked at once
+            readings[name] = reading
+            seen.saw(name, reading, uri)
         except (asyncio.TimeoutError, OSError, ValueError) as exc:
             readings[name] = exc
+            seen.failed(name)
             if isinstance(exc, (asyncio.TimeoutError, OSError)):
                 resolver.failed()
+        drawn.set()
 
+    async def poll(name: str, resolver: directory.Resolver) -> None:
+        # each source on its own: one that does not answer holds up neither the others nor the screen, and
+        # one that moved is asked at once, not an interval later
+        while True:
+            await fetch(name, resolver)
+            await directory.sleep_unless_moved([resolver], args.interval)
+
+    def draw(previous: str) -> str:
+        now = service.now()
+        text = render(readings, now)
+        screen.update(text=text, time=service.iso(now),
+                      readings={k: v for k, v in readings.items() if isinstance(v, dict)},
+                      sources={name: resolver.current() for name, resolver in resolvers.items()})
+        resource.notify()
+        write_screen(args.output, text)
+        if text.split("\n", 1)[1] != previous:  # the clock alone does not redraw stdout
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return text.split("\n", 1)[1]
+
+    pollers = [asyncio.ensure_future(poll(name, resolver)) for name, resolver in resolvers.items()]
     try:
         previous = ""
         while True:
-            await asyncio.gather(*(fetch(name, resolver) for name, resolver in resolvers.items()))
-            now = service.now()
-            text = render(readings, now)
-            screen.update(text=text, time=service.iso(now),
-                          readings={k: v for k, v in readings.items() if isinstance(v, dict)},
-                          sources={name: resolver.current() for name, resolver in resolvers.items()})
-            resource.notify()
-            write_screen(args.output, text)
-            if text.split("\n", 1)[1] != previous:  # the clock alone does not redraw stdout
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                previous = text.split("\n", 1)[1]
-            # a source that moved is asked at once: the screen shows it again without waiting an interval
-            await directory.sleep_unless_moved(resolvers.values(), args.interval)
+            # readings that arrive together are drawn once; the clock is redrawn at least every interval
+            try:
+                await asyncio.wait_for(drawn.wait(), args.interval)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0.05)
+            drawn.clear()
+            previous = draw(previous)
     finally:
-        for watcher in watchers:
-            watcher.cancel()
+        for task in pollers + watchers:
+            task.cancel()
         await client.close()
         await context.shutdown()
 
 
 def cli(argv: t.Optional[t.Sequence[str]] = None) -> int:
+    return service.run(main, make_parser().parse_args(argv))
+
+
+def make_parser() -> argparse.ArgumentParser:
     parser = service.parser("display", __doc__, port=5707)
     parser.add_argument("--source", action="append", default=[s for s in [service.env("display_sources", "")] if s],
                         help="name=coap://host/path, repeatable or comma-separated (env NANOEDGE_DISPLAY_SOURCES)")
     parser.add_argument("--output", default=service.env("display_output", "/run/nanoedge/display/screen.txt"),
                         help="the screen file (env NANOEDGE_DISPLAY_OUTPUT)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
-    return service.run(main, parser.parse_args(argv))
-
+    return parser
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -43,6 +43,7 @@ RETRY_FIRST = 0.5
 RETRY_CAP = 5.0
 
 log = logging.getLogger("nanoedge_ns.directory")
+T = t.TypeVar("T")
 
 
 def directory_uri() -> str:
@@ -266,6 +267,29 @@ async def sleep_unless_moved(resolvers: t.Iterable[Resolver], seconds: float) ->
     for resolver in resolvers:
         resolver.changed.clear()
     return bool(done)
+
+
+async def ask_unless_moved(resolver: t.Optional[Resolver],
+                           asking: t.Awaitable[T]) -> t.Tuple[bool, t.Optional[T]]:
+    """Await ``asking`` (a request to the resolver's current URI) unless the resolver learns of a new
+    address first: then the request is cancelled, since a producer that stopped would hold the consumer for
+    the client's whole timeout. ``(True, answer)``, or ``(False, None)`` when the producer moved. The caller
+    clears ``resolver.changed`` before it reads the URI it asks."""
+    if resolver is None:
+        return True, await asking
+    fetching = asyncio.ensure_future(asking)
+    moved = asyncio.ensure_future(resolver.changed.wait())
+    try:
+        done, _pending = await asyncio.wait({fetching, moved}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        moved.cancel()
+        if not fetching.done():
+            fetching.cancel()
+    if fetching not in done:
+        # a cancelled task is only done once it ran again: wait for it, so it does not outlive the caller
+        await asyncio.gather(fetching, return_exceptions=True)
+        return False, None
+    return True, fetching.result()
 
 
 def producer_resolver(client: coapio.Client, configured: str, service: str) -> Resolver:

@@ -87,6 +87,10 @@ class Follower:
         self.current: t.Optional[str] = None
         self.sources: t.Dict[str, t.Dict[str, t.Any]] = {}
         self.source_error: t.Optional[str] = None
+        # when readings began to flow from the producer's current URI (its first answer there since it moved
+        # or failed; this process's clock), and that URI: how long the consumer was without readings
+        self.flowing_since: t.Optional[float] = None
+        self.flowing_from: t.Optional[str] = None
         self._load()
 
     # --------------------------------------------------------------- state
@@ -220,7 +224,8 @@ class Follower:
                     gaps=[dict(source=s, first=g[0], last=g[1]) for s, v in sources.items() for g in v["gaps"]],
                     refused=[v["refused"] for v in sources.values() if v["refused"]],
                     lag_readings=current.get("lag_readings", 0), lag_s=current.get("lag_s"),
-                    source_error=self.source_error)
+                    source_error=self.source_error, flowing_from=self.flowing_from,
+                    flowing_since=None if self.flowing_since is None else round(self.flowing_since, 3))
 
     # ------------------------------------------------------------ network
 
@@ -255,12 +260,13 @@ class Follower:
                 if uri is None:
                     raise ConnectionError("no address for the producer yet")
                 before = self.since()
-                page = await self._fetch_unless_moved(client, uri, limit, resolver)
-                if page is None:
+                answered, page = await directory.ask_unless_moved(resolver, self.fetch(client, uri, limit))
+                if not answered or page is None:
                     continue  # the producer moved while it was asked: ask the new one at once
                 # asking again at once after new readings also tells the producer they were handled (consumer_at)
                 again = self.accept(page) or self.since() > before
                 self.source_error = None
+                self._flowing(uri)
                 reported = ""
             except coapio.CoapError as exc:
                 if exc.code == "4.04" and legacy is not None:
@@ -293,24 +299,6 @@ class Follower:
         finally:
             watcher.cancel()
 
-    async def _fetch_unless_moved(self, client: coapio.Client, uri: str, limit: int,
-                                  resolver: t.Optional[t.Any]) -> t.Optional[t.Dict[str, t.Any]]:
-        """The page at ``uri``, or None when the resolver learns of a new address first (a producer that
-        stopped would otherwise hold the consumer for the client's whole timeout)."""
-        if resolver is None:
-            return await self.fetch(client, uri, limit)
-        fetching = asyncio.ensure_future(self.fetch(client, uri, limit))
-        moved = asyncio.ensure_future(resolver.changed.wait())
-        try:
-            await asyncio.wait({fetching, moved}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            moved.cancel()
-            if not fetching.done():
-                fetching.cancel()
-        if fetching.cancelled():
-            return None
-        return fetching.result()
-
     @staticmethod
     async def _pause(poll: float, resolver: t.Optional[t.Any]) -> None:
         """``poll`` seconds, cut short when the resolver learns of a new address."""
@@ -323,8 +311,13 @@ class Follower:
         finally:
             moved.cancel()
 
+    def _flowing(self, uri: str) -> None:
+        if self.flowing_since is None or uri != self.flowing_from:
+            self.flowing_since, self.flowing_from = self.clock(), uri
+
     def _trouble(self, message: str, reported: str, logged: bool = False) -> None:
         self.source_error = message
+        self.flowing_since = None
         if message != reported and not logged:
             log.warning("follower %s: %s", self.name, message)
 
@@ -355,17 +348,29 @@ class LatestCounters:
     source (the display): it polls, so the readings between two polls are
     ``not_shown`` by design, not missing; a poll that brings the reading
     already shown is a ``duplicate``. Readings without ``seq`` (an older
-    producer, or a resource that is not a stream) are counted as ``unnumbered``."""
+    producer, or a resource that is not a stream) are counted as ``unnumbered``.
+    ``flowing_since`` is when the source's readings began to come from the URI
+    it is read from now (``flowing_from``): its first answer there since it
+    moved or could not be read (``failed``)."""
 
     def __init__(self, name: str, clock: t.Callable[[], float] = time.time) -> None:
         self.name = name
         self.clock = clock
         self.sources: t.Dict[str, t.Dict[str, t.Any]] = {}
 
-    def saw(self, label: str, reading: t.Any) -> None:
-        state = self.sources.setdefault(label, {"source": None, "epoch": None, "last_seq": None, "received": 0,
-                                                "duplicates": 0, "not_shown": 0, "unnumbered": 0,
-                                                "last_taken_at": None})
+    def _state(self, label: str) -> t.Dict[str, t.Any]:
+        return self.sources.setdefault(label, {"source": None, "epoch": None, "last_seq": None, "received": 0,
+                                               "duplicates": 0, "not_shown": 0, "unnumbered": 0,
+                                               "last_taken_at": None, "flowing_since": None, "flowing_from": None})
+
+    def failed(self, label: str) -> None:
+        """The source could not be read: its readings stopped flowing."""
+        self._state(label)["flowing_since"] = None
+
+    def saw(self, label: str, reading: t.Any, uri: t.Optional[str] = None) -> None:
+        state = self._state(label)
+        if state["flowing_since"] is None or uri != state["flowing_from"]:
+            state.update(flowing_since=round(self.clock(), 3), flowing_from=uri)
         seq = reading.get("seq") if isinstance(reading, dict) else None
         if not isinstance(seq, int) or isinstance(seq, bool):
             state["unnumbered"] += isinstance(reading, dict)

@@ -38,6 +38,13 @@ LOG = logging.getLogger("nanoedge.reconcile")
 EXIT_OK, EXIT_RUN_FAILED, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
+def only_lost(before: t.Optional[Fingerprint], after: t.Optional[Fingerprint]) -> bool:
+    """Whether ``after`` is ``before`` less some nodes, the others unchanged."""
+    if not before or after is None or not set(after) < set(before):
+        return False
+    return all(before[node] == profile for node, profile in after.items())
+
+
 class Reconciler:
     def __init__(self, config: t.Dict[str, t.Any], clock: t.Callable[[], float] = time.monotonic) -> None:
         self.config = config
@@ -124,9 +131,14 @@ class Reconciler:
         before = self.damper.view
         view, events = self.damper.observe(self.watcher.fingerprint)
         if view != before:
-            # a change a hold absorbs does not count; a release counts from now
+            # a change a hold absorbs does not count; a release counts from now; nodes that are only lost do
+            # not count either: the registry's failure detector confirmed them (confirm_after), so the
+            # debounce would only delay moving their services
             released = any(event.kind == "release" for event in events)
-            self.last_change = self.clock() if released else max(self.last_change, self.watcher.last_change)
+            if released:
+                self.last_change = self.clock()
+            elif not only_lost(before, view):
+                self.last_change = max(self.last_change, self.watcher.last_change)
         for event in events:
             self.decide(event.kind, event.line, node=event.node, changes=event.changes, held=self.damper.held)
         return view

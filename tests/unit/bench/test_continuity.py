@@ -56,6 +56,34 @@ def test_row_rounds_and_notes():
     assert "note" not in report.make_row("network_blip", None, 2.5, 0, 0)
 
 
+def test_a_row_says_when_the_bench_saw_it_restored():
+    row = report.make_row("worker_killed", 2.9, 4.412, 1, 0, seen_s=5.891)
+    assert (row["restore_s"], row["restore_seen_s"]) == (4.41, 5.89)
+    median = report.median_rows([[row], [report.make_row("worker_killed", 3.1, 4.0, 1, 0, seen_s=6.0)],
+                                 [report.make_row("worker_killed", 3.0, None, 1, 0, ["not restored"])]])
+    assert (median[0]["restore_s"], median[0]["restore_seen_s"]) == (4.21, 5.95)
+
+
+@pytest.mark.parametrize("moments, expected", [
+    ([(10.5, ""), (11.25, "")], (11.25, "")),
+    ([(10.5, ""), (None, "the display's alert flows from coap://172.30.0.22:5705/alert")],
+     (None, "the display's alert flows from coap://172.30.0.22:5705/alert")),
+])
+def test_the_latest_consumer_ends_the_restore(moments, expected):
+    assert report.latest_moment(*moments) == expected
+
+
+@pytest.mark.parametrize("moment, why, expected", [
+    (104.25, "", (4.25, "")),  # by the consumers' clocks, before the bench's round saw it
+    (None, "no consumer changes its source in network_blip",
+     (6.0, "restore_s as the bench saw it: no consumer changes its source in network_blip")),
+    (97.0, "", (6.0, "restore_s as the bench saw it: the consumers' readings flow since -3.0 s")),
+    (107.0, "", (6.0, "restore_s as the bench saw it: the consumers' readings flow since +7.0 s")),
+])
+def test_restore_by_the_consumers_clocks_or_as_the_bench_saw_it(moment, why, expected):
+    assert report.consumers_restore(moment, why, started=100.0, seen_s=6.0) == expected
+
+
 def test_table():
     rows = [report.make_row("sensor_moved", 1.25, 12.0, 3, 0, readings_lost=0, duplicates=0),
             report.make_row("network_blip", None, 2.0, 0, 0, ["nothing to detect"])]

@@ -82,6 +82,7 @@ class LocalDirectory:
         self.registrations: t.List[t.Tuple[str, t.Any]] = []
         self.lookups = 0
         self.refuse_since = False  # as an agent older than the key does
+        self.by_service = False  # answer each name with its own instances, not every one listed
         owner = self
 
         class Instances(aiocoap.resource.PathCapable, aiocoap.resource.Resource):
@@ -101,7 +102,9 @@ class LocalDirectory:
         class Services(aiocoap.resource.PathCapable, aiocoap.resource.ObservableResource):
             async def render_get(self, request: t.Any) -> t.Any:
                 owner.lookups += 1
-                return aiocoap.Message(payload=json.dumps(owner.listed).encode(), content_format=50)
+                listed = [item for item in owner.listed if not owner.by_service
+                          or item["service"] == request.opt.uri_path[-1]]
+                return aiocoap.Message(payload=json.dumps(listed).encode(), content_format=50)
 
         self.services = Services()
         self.site = aiocoap.resource.Site()
@@ -352,7 +355,7 @@ def test_the_alert_follows_spo2_that_moved_and_says_where_it_reads(service_modul
     arguments = alert.make_parser().parse_args(["--bind", "127.0.0.1", "--port", str(ports["alert"]), "--poll", "5",
                                                 "--spo2-uri", "service:spo2", "--state-dir", str(tmp_path / "alert")])
 
-    async def scenario() -> t.Tuple[t.Any, t.Any]:
+    async def scenario() -> t.Tuple[t.Any, t.Any, t.Any, t.Any]:
         agent = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", ports["agent"]))
         old = await coapio.serve({"spo2/history": coapio.make_history_resource(first.answer)}, "127.0.0.1",
                                  ports["w4"])
@@ -372,6 +375,7 @@ def test_the_alert_follows_spo2_that_moved_and_says_where_it_reads(service_modul
                     break
                 await asyncio.sleep(0.02)
             before = await client.get(base + "/alert")
+            counted_before = await counters()
             await old.shutdown()
             shutil.copytree(str(tmp_path / "w4"), str(tmp_path / "w2"))
             moved = Producer("spo2", str(tmp_path / "w2"), fsync=False)
@@ -383,7 +387,7 @@ def test_the_alert_follows_spo2_that_moved_and_says_where_it_reads(service_modul
                 if (await counters()).get("received") == 3:
                     break
                 await asyncio.sleep(0.01)
-            return before, await client.get(base + "/alert"), await counters()
+            return before, await client.get(base + "/alert"), counted_before, await counters()
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
@@ -392,11 +396,15 @@ def test_the_alert_follows_spo2_that_moved_and_says_where_it_reads(service_modul
             await client.close()
             await agent.shutdown()
 
-    before, after, counted = asyncio.run(scenario())
+    before, after, counted_before, counted = asyncio.run(scenario())
     assert before["spo2_uri"] == "coap://127.0.0.1:%d/spo2" % ports["w4"]
     assert after["spo2_uri"] == "coap://127.0.0.1:%d/spo2" % ports["w2"]
     assert (after["last_seq"], after["last_value"]) == (3, 95)
     assert (counted["received"], counted["duplicates"], counted["missing"]) == (3, 0, 0)
+    # since when readings flow, and from where: anew once they come from the new node
+    assert counted_before["flowing_from"] == "coap://127.0.0.1:%d/spo2/history" % ports["w4"]
+    assert counted["flowing_from"] == "coap://127.0.0.1:%d/spo2/history" % ports["w2"]
+    assert counted_before["flowing_since"] < counted["flowing_since"]
 
 
 def test_a_polling_consumer_sleeps_less_when_a_producer_moved() -> None:
@@ -416,3 +424,94 @@ def test_a_polling_consumer_sleeps_less_when_a_producer_moved() -> None:
         return [quiet, slept >= 0.19, moved, woken < 1.0, second.changed.is_set(), second.current()]
 
     assert asyncio.run(scenario()) == [False, True, True, True, False, "coap://10.0.0.1:5701/spo2"]
+
+
+def test_the_display_keeps_drawing_past_a_silent_source_and_asks_a_moved_one_at_once(
+        service_module, tmp_path, monkeypatch) -> None:
+    """The alert's node died (a socket that never answers): the display's other sources are drawn all the
+    same, and once the alert registers elsewhere its request to the dead node is dropped for the new one,
+    not waited out for the client's timeout (4 s here)."""
+    display = service_module("display")
+    ports = {"agent": _free_port(), "spo2": _free_port(), "alert": _free_port(), "display": _free_port()}
+    local = LocalDirectory()
+    local.by_service = True
+    monkeypatch.setenv(directory.DIRECTORY_ENV, "coap://127.0.0.1:%d" % ports["agent"])
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the dead node: bound, never answers
+    silent.bind(("127.0.0.1", 0))
+    dead = "coap://127.0.0.1:%d/alert" % silent.getsockname()[1]
+    local.listed = [dict(entry(dead, 100.0, "w2"), service="alert")]
+    arguments = ["--bind", "127.0.0.1", "--port", str(ports["display"]), "--interval", "2",
+                 "--output", str(tmp_path / "screen.txt"),
+                 "--source", "spo2=coap://127.0.0.1:%d/spo2,alert=service:alert" % ports["spo2"]]
+
+    async def scenario() -> t.Dict[str, t.Any]:
+        agent = await aiocoap.Context.create_server_context(local.site, bind=("127.0.0.1", ports["agent"]))
+        producers = await coapio.serve({
+            "spo2": coapio.make_json_resource(lambda: {"spo2": 96, "seq": 1, "source": "spo2/w4", "epoch": "e"}),
+            "alert": coapio.make_json_resource(lambda: {"state": "normal"})}, "127.0.0.1", ports["spo2"])
+        client = coapio.Client(timeout=2)
+        base = "coap://127.0.0.1:%d" % ports["display"]
+        running = asyncio.ensure_future(display.main(display.make_parser().parse_args(arguments)))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async def get(path: str) -> t.Any:
+                try:
+                    return await client.get(base + path)
+                except (OSError, ValueError, asyncio.TimeoutError):
+                    return {}
+
+            for _attempt in range(300):
+                if "spo2" in (await get("/screen")).get("readings", {}):
+                    break
+                await asyncio.sleep(0.01)
+            spo2_drawn = loop.time() - started
+            await asyncio.sleep(0.3)  # the request to the dead node is under way
+            moved = loop.time()
+            local.move(dict(entry("coap://127.0.0.1:%d/alert" % ports["spo2"], 200.0, "w3"), service="alert"))
+            screen: t.Any = {}
+            for _attempt in range(300):
+                screen = await get("/screen")
+                if "alert" in screen.get("readings", {}):
+                    break
+                await asyncio.sleep(0.01)
+            return {"spo2_drawn": spo2_drawn, "alert_after": loop.time() - moved, "screen": screen,
+                    "counted": await get("/counters")}
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await producers.shutdown()
+            await client.close()
+            await agent.shutdown()
+            silent.close()
+
+    result = asyncio.run(scenario())
+    assert result["spo2_drawn"] < 1.5, result  # not after the dead alert's 4 s timeout
+    assert result["alert_after"] < 1.5, result
+    alert = result["counted"]["sources"]["alert"]
+    assert alert["flowing_from"] == "coap://127.0.0.1:%d/alert" % ports["spo2"]
+    assert result["screen"]["readings"]["alert"] == {"state": "normal"}
+    assert result["counted"]["sources"]["spo2"]["flowing_since"] <= alert["flowing_since"]
+
+
+
+def test_a_request_to_a_producer_that_moved_is_dropped_and_cancelled() -> None:
+    async def scenario() -> t.List[t.Any]:
+        client = coapio.Client(timeout=1)
+        resolver = directory.Resolver(client, "", "alert", "coap://10.0.0.2:5705/alert")
+        never = asyncio.get_running_loop().create_future()  # a dead node: no answer, ever
+
+        async def asking() -> str:
+            await never
+            return "answer"
+
+        asyncio.get_running_loop().call_later(0.05, resolver.take, [entry("coap://10.0.0.3:5705/alert", 2.0)])
+        task = asyncio.ensure_future(asking())
+        moved = await asyncio.wait_for(directory.ask_unless_moved(resolver, task), 2.0)
+        still_set = resolver.changed.is_set()  # for the caller, who clears it before it reads the URI to ask
+        resolver.changed.clear()
+        unmoved = await directory.ask_unless_moved(resolver, asyncio.sleep(0.01, "answer"))
+        await client.close()
+        return [moved, task.cancelled(), still_set, unmoved, resolver.current()]
+
+    assert asyncio.run(scenario()) == [(False, None), True, True, (True, "answer"), "coap://10.0.0.3:5705/alert"]

@@ -315,8 +315,26 @@ def test_a_display_counts_what_it_showed_polled_twice_or_never_showed():
     assert (result["received"], result["duplicates"], result["not_shown"]) == (3, 1, 2)
     assert result["sources"]["spo2"] == {"source": "spo2/main", "epoch": "f", "last_seq": 2, "received": 3,
                                          "duplicates": 1, "not_shown": 2, "unnumbered": 0, "last_taken_at": 19.5,
-                                         "lag_s": 0.5}
+                                         "lag_s": 0.5, "flowing_since": 20.0, "flowing_from": None}
     assert result["sources"]["oc"]["unnumbered"] == 1 and result["sources"]["oc"]["lag_s"] is None
+
+
+def test_a_display_says_since_when_a_source_flows_from_where_it_is_read():
+    now = [10.0]
+    counters = LatestCounters("display", clock=lambda: now[0])
+    flowing = []
+    for uri, seen in [("coap://w2/alert", True), ("coap://w2/alert", True), ("coap://w2/alert", False),
+                      ("coap://w2/alert", True), ("coap://w3/alert", True), ("coap://w3/alert", True)]:
+        now[0] += 1.0
+        if seen:
+            counters.saw("alert", {"state": "normal"}, uri)
+        else:
+            counters.failed("alert")
+        state = counters.counters()["sources"]["alert"]
+        flowing.append((state["flowing_since"], state["flowing_from"]))
+    # from the first answer; not after a failure, until the next answer; anew at another address
+    assert flowing == [(11.0, "coap://w2/alert"), (11.0, "coap://w2/alert"), (None, "coap://w2/alert"),
+                       (14.0, "coap://w2/alert"), (15.0, "coap://w3/alert"), (15.0, "coap://w3/alert")]
 
 
 @pytest.mark.parametrize("instance", ["w2", "w3", "main"])

@@ -17,7 +17,7 @@ import typing as t
 import pytest
 
 from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.config import validate_config
-from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.daemon import Reconciler
+from ansible_collections.nanoedge.core.plugins.module_utils._reconcile.daemon import Reconciler, only_lost
 
 
 def fp(*capabilities: str) -> t.Dict[str, t.Any]:
@@ -205,9 +205,9 @@ def flapping(times: t.Iterable[float], w1: t.Callable[[float], t.Dict[str, t.Any
 
 
 @pytest.mark.parametrize("settings, expected", [
-    # the default limit, 4: four runs, held at the fifth change
-    ({}, [(5.0, ["w1", "w9"]), (8.0, ["w1"]), (11.0, ["w1", "w9"]), (14.0, ["w1"])]),
-    ({"flap_limit": 2}, [(5.0, ["w1", "w9"]), (8.0, ["w1"])]),
+    # the default limit, 4: four runs, held at the fifth change (a join after the debounce, a loss at once)
+    ({}, [(5.0, ["w1", "w9"]), (6.0, ["w1"]), (11.0, ["w1", "w9"]), (12.0, ["w1"])]),
+    ({"flap_limit": 2}, [(5.0, ["w1", "w9"]), (6.0, ["w1"])]),
 ])
 def test_a_node_flapping_ten_times_in_30_s_causes_at_most_flap_limit_runs(tmp_path, settings, expected):
     runs = simulate(tmp_path, flapping(3.0 + 3 * flap for flap in range(10)), until=90, **settings)
@@ -349,3 +349,23 @@ def test_a_lease_regained_at_the_same_term_forces_no_run(tmp_path, applied, term
     lead(reconciler, term=term_back)
     assert reconciler.election.role == "active"
     assert (reconciler.force_reason is not None) == forced
+
+
+def test_a_lost_node_is_acted_on_at_once_and_any_other_change_after_the_debounce(tmp_path):
+    # w9 lost at 10 s: the registry's failure detector already waited (confirm_after), so no debounce;
+    # w9 back at 20 s, w1 losing a capability at 30 s while w9 is lost at 30 s: the debounce
+    runs = simulate(tmp_path, {0.0: W9, 10.0: W1, 20.0: W9, 30.0: {"w1": fp()}}, until=40)
+    assert runs == [(10.0, ["w1"]), (22.0, ["w1", "w9"]), (32.0, ["w1"])]
+
+
+@pytest.mark.parametrize("before, after, lost", [
+    ({"w1": fp(), "w9": fp()}, {"w1": fp()}, True),
+    ({"w1": fp(), "w9": fp()}, {}, True),
+    ({"w1": fp(), "w9": fp()}, {"w1": fp("pom")}, False),  # and another changed
+    ({"w1": fp()}, {"w1": fp(), "w9": fp()}, False),
+    ({"w1": fp()}, {"w1": fp()}, False),
+    (None, {"w1": fp()}, False),
+    ({"w1": fp()}, None, False),
+])
+def test_only_lost(before, after, lost):
+    assert only_lost(before, after) is lost
