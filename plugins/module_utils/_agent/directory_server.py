@@ -33,6 +33,9 @@ REOBSERVE_FIRST = 0.5
 REOBSERVE_CAP = 8.0
 # A registry that answers /services without the Observe option (its cap on observations is reached) is polled.
 POLL_INTERVAL = 2.0
+# Seconds before observing again after a notification came in blocks while the list changed (aiocoap's
+# ResourceChanged): no failure, only a burst of registrations, so at once and without logging.
+REOBSERVE_CHANGED = 0.05
 # Seconds after the start during which an empty list is not sent: an agent that restarted knows none of the
 # node's running services until they renew (within the default lifetime of a local registration), and must
 # not tell the registries meanwhile that there are none.
@@ -207,6 +210,12 @@ class LocalDirectory:
             try:
                 await self._observe_once(url, registry)
                 pause = REOBSERVE_FIRST
+            except _coap.aiocoap.error.ResourceChanged:
+                # a list longer than a block changed while it came (a service moving registers on one node
+                # and leaves another): the next answer has the new list
+                self.log.debug("%s: its services changed during a block-wise answer; observing again", url)
+                await asyncio.sleep(REOBSERVE_CHANGED)
+                continue
             except (asyncio.TimeoutError, OSError, ValueError, _coap.CoapError, _coap.aiocoap.error.Error) as exc:
                 self._note(url, "lookup", "lookup failed: %s" % (exc or type(exc).__name__))
                 pause = min(REOBSERVE_CAP, pause * 2)
@@ -226,13 +235,28 @@ class LocalDirectory:
             if first.opt.observe is None:
                 await asyncio.sleep(POLL_INTERVAL)
                 return
-            async for notification in request.observation:
-                self._take(url, notification)
+            await self._follow(url, request.observation)
         finally:
             if not request.response.done():
                 request.response.cancel()
             elif request.observation is not None and not request.observation.cancelled:
                 request.observation.cancel()
+
+    async def _follow(self, url: str, observation: t.Any) -> None:
+        """Take the notifications until the observation ends; raise what ended it, unless it was cancelled.
+        Callbacks rather than ``async for``: aiocoap's iterator re-raises the error that ended an observation
+        from its finaliser, a traceback in the journal at each end."""
+        queue: asyncio.Queue = asyncio.Queue()
+        observation.register_callback(lambda notification: queue.put_nowait((notification, None)))
+        observation.register_errback(lambda exc: queue.put_nowait((None, exc)))
+        while True:
+            notification, ended = await queue.get()
+            if notification is not None:
+                self._take(url, notification)
+                continue
+            if isinstance(ended, _coap.aiocoap.error.ObservationCancelled):
+                return
+            raise ended if isinstance(ended, BaseException) else _coap.CoapError(str(ended))
 
     def _take(self, url: str, response: t.Any) -> None:
         if not response.code.is_successful():

@@ -146,9 +146,9 @@ class FakeRegistry:
         self.listeners: t.List[t.Any] = []
         self.directory = Directory(self)
         profiles = ProfilesResource(self, Settings(300, 3600, 65536, False, frozenset()))
+        self.services = ServicesResource(self.directory, False, ObserverCount(8, 16), diagnostic)
         self.site = build_site(profiles, subtrees=[
-            ("instances", InstancesResource(self.directory, profiles, diagnostic)),
-            ("services", ServicesResource(self.directory, False, ObserverCount(8, 16), diagnostic))])
+            ("instances", InstancesResource(self.directory, profiles, diagnostic)), ("services", self.services)])
 
 
 async def until(condition: t.Callable[[], bool], seconds: float = 5.0) -> None:
@@ -295,3 +295,54 @@ def test_a_restarted_agent_does_not_empty_the_registries_before_its_services_ren
     sent = asyncio.run(scenario())
     assert [uri for uri, _body in sent] == ["coap://10.0.0.1:5683/instances/w4?lt=900"] * 2
     assert [len(body["instances"]) for _uri, body in sent] == [1, 0]
+
+
+def test_a_list_that_changes_while_it_comes_in_blocks_is_asked_again_at_once(caplog) -> None:
+    """A /services longer than a block that changes between two blocks (a service moving registers on one node
+    and leaves another) fails the transfer with aiocoap's ResourceChanged. That is no fault of the registry:
+    the directory asks again at once, logs no trouble, and has the new list well within a second (it used to
+    wait out a doubling backoff, 1 s and then 2 s, with consumers left on the old node meanwhile)."""
+    caplog.set_level(logging.INFO)
+
+    async def scenario() -> float:
+        port = free_port()
+        url = "coap://127.0.0.1:%d" % port
+        registry = FakeRegistry()
+        # many instances: the list takes several blocks
+        many = [{"service": "s%02d" % n, "instance": "main", "uri": "coap://10.0.0.9:%d/s" % (6000 + n),
+                 "port": 6000 + n, "registered": 1e9 + n} for n in range(40)]
+        for node in range(6, 9):  # 10 on each of w6, w7 and w8, the other 10 on w9
+            chunk = many[(node - 5) * 10:(node - 4) * 10]
+            registry.directory.put("w%d" % node, parse_instances("w%d" % node, {"node": "w%d" % node,
+                                                                               "instances": chunk}), 60)
+        registry.directory.put("w9", parse_instances("w9", {"node": "w9", "instances": many[:10]}), 60)
+        services = registry.services
+        original, renders = services.render, [0]
+
+        async def changing(request: t.Any) -> t.Any:
+            # the list changes under the first five answers' blocks
+            renders[0] += 1
+            if renders[0] <= 5:
+                moved = dict(many[0], uri="coap://10.0.0.%d:6000/s" % renders[0], registered=2e9 + renders[0])
+                registry.directory.put("w9", parse_instances("w9", {"node": "w9", "instances": [moved] + many[1:10]}),
+                                       60)
+            return await original(request)
+
+        services.render = changing
+        server = await aiocoap.Context.create_server_context(registry.site, bind=("127.0.0.1", port))
+        client = await aiocoap.Context.create_client_context()
+        local = LocalDirectory("w4", [url], {url[len("coap://"):]: client}.get, lifetime=60, renew=3600,
+                               log=logging.getLogger("test"))
+        started = asyncio.get_event_loop().time()
+        try:
+            local.observe_managers()
+            await until(lambda: "s00" in local.view.names())
+            return asyncio.get_event_loop().time() - started
+        finally:
+            await local.close()
+            await client.shutdown()
+            await server.shutdown()
+
+    took = asyncio.run(scenario())
+    assert took < 1.0
+    assert "lookup failed" not in caplog.text
