@@ -225,7 +225,7 @@ class SensorMoved(Event):
 
     def flowing(self, placement: t.Mapping[str, t.List[str]]) -> Flowing:
         return latest_moment(self.probe.alert_flowing(placement, TARGET),
-                       self.probe.display_flowing(placement, {s: TARGET for s in POM_SERVICES}))
+                             self.probe.display_flowing(placement, {s: TARGET for s in POM_SERVICES}))
 
     def put_back(self) -> None:
         _each(lambda: self.cluster.testbed("unplug", TARGET, POM_USB), lambda: self.cluster.testbed("unplug", TARGET, POM_DEVICE),
@@ -264,7 +264,7 @@ class WorkerKilled(Event):
         # the alert on its new node: its first SpO2 readings there, and the display's first answer from it
         spo2 = placement.get("spo2") or [""]
         return latest_moment(self.probe.alert_flowing(placement, spo2[0]),
-                       self.probe.display_flowing(placement, {"alert": (placement.get("alert") or [""])[0]}))
+                             self.probe.display_flowing(placement, {"alert": (placement.get("alert") or [""])[0]}))
 
     def put_back(self) -> None:
         if self.victim:

@@ -181,5 +181,6 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     return parser
 
+
 if __name__ == "__main__":
     sys.exit(cli())

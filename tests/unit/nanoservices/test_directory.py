@@ -494,7 +494,6 @@ def test_the_display_keeps_drawing_past_a_silent_source_and_asks_a_moved_one_at_
     assert result["counted"]["sources"]["spo2"]["flowing_since"] <= alert["flowing_since"]
 
 
-
 def test_a_request_to_a_producer_that_moved_is_dropped_and_cancelled() -> None:
     async def scenario() -> t.List[t.Any]:
         client = coapio.Client(timeout=1)

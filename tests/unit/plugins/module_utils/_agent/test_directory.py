@@ -312,9 +312,8 @@ def test_a_list_that_changes_while_it_comes_in_blocks_is_asked_again_at_once(cap
         many = [{"service": "s%02d" % n, "instance": "main", "uri": "coap://10.0.0.9:%d/s" % (6000 + n),
                  "port": 6000 + n, "registered": 1e9 + n} for n in range(40)]
         for node in range(6, 9):  # 10 on each of w6, w7 and w8, the other 10 on w9
-            chunk = many[(node - 5) * 10:(node - 4) * 10]
-            registry.directory.put("w%d" % node, parse_instances("w%d" % node, {"node": "w%d" % node,
-                                                                               "instances": chunk}), 60)
+            name, chunk = "w%d" % node, many[(node - 5) * 10:(node - 4) * 10]
+            registry.directory.put(name, parse_instances(name, {"node": name, "instances": chunk}), 60)
         registry.directory.put("w9", parse_instances("w9", {"node": "w9", "instances": many[:10]}), 60)
         services = registry.services
         original, renders = services.render, [0]
