@@ -157,6 +157,17 @@ def remote_command(settings: t.Mapping[str, t.Any]) -> str:
     return "PYTHONPATH=%s exec %s -m %s" % (pythonpath, shlex.quote(python), NODE_PROGRAM)
 
 
+def ensure_control_dir(ssh: t.Sequence[str]) -> None:
+    """Create the folder of the ``ControlPath`` option of ``ssh`` (mode 0700) when it is missing. A manager that
+    never ran a playbook (the backup, before it takes over) has none: ssh would fail every node-side move with
+    "unix_listener: cannot bind to path"."""
+    for option in ssh:
+        if option.startswith("ControlPath="):
+            folder = os.path.dirname(option[len("ControlPath="):])
+            if folder and "%" not in folder:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+
+
 async def apply_on(node: str, request: t.Mapping[str, t.Any], settings: t.Mapping[str, t.Any]) -> NodeResult:
     """Run ``request`` on ``node`` over SSH; its answer, or why there is none."""
     argv = list(settings["ssh"]) + [settings["hosts"][node], remote_command(settings)]
@@ -194,6 +205,7 @@ def describe(result: NodeResult) -> str:
 async def apply(make: t.Mapping[str, t.Any], breaks: t.Mapping[str, t.Any], settings: t.Mapping[str, t.Any],
                 out: t.TextIO) -> int:
     """Make on every node at once, then break; stop before breaking when a make failed."""
+    ensure_control_dir(settings["ssh"])
     for phase, requests in (("make", make), ("break", breaks)):
         if not requests:
             continue

@@ -158,6 +158,19 @@ def test_make_everywhere_then_break(tmp_path: pathlib.Path, monkeypatch: pytest.
     assert "w4 break: removed spo2" in output
 
 
+def test_the_ssh_control_folder_is_created_when_missing(tmp_path: pathlib.Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backup manager never ran a playbook, which would have created it: its first move must not fail."""
+    folder = tmp_path / "state" / "cp"
+    current = settings(tmp_path)
+    current["ssh"] = current["ssh"] + ["-o", "ControlPath=%s/node-%%C" % folder]
+    mn.ensure_control_dir(current["ssh"])
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+    mn.ensure_control_dir(current["ssh"])  # already there: nothing to do
+    mn.ensure_control_dir(["ssh", "-o", "ControlPath=%d/cp-%C"])  # a folder named by tokens: left to ssh
+    assert not (pathlib.Path("%d")).exists()
+
+
 def test_a_failed_start_removes_nothing(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rc, output, calls = run_apply(tmp_path, monkeypatch, MOVE, FAKE_SSH_FAIL="172.30.0.21")
     assert rc == mn.EXIT_FAILED
