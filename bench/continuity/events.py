@@ -114,22 +114,16 @@ class Probe:
 
     def alert_flowing(self, placement: t.Mapping[str, t.List[str]], spo2_host: str) -> Flowing:
         """When the alert's SpO2 readings began to flow from ``spo2_host`` (its /counters, its own clock)."""
-        alert_host, why = self.only_on(placement, "alert")
-        if alert_host is None:
+        counters, why = self._counters(placement, "alert")
+        if counters is None:
             return None, why
-        counters, error = self.cluster.coap_get(alert_host, "alert", path="/counters")
-        if error or not isinstance(counters, dict):
-            return None, error or "the alert's /counters is not a JSON object"
         return self._since(counters, "the alert's SpO2", spo2_host)
 
     def display_flowing(self, placement: t.Mapping[str, t.List[str]], sources: t.Mapping[str, str]) -> Flowing:
         """When the display's readings of each source began to flow from its node (the latest of them)."""
-        display_host, why = self.only_on(placement, "display")
-        if display_host is None:
+        counters, why = self._counters(placement, "display")
+        if counters is None:
             return None, why
-        counters, error = self.cluster.coap_get(display_host, "display", path="/counters")
-        if error or not isinstance(counters, dict):
-            return None, error or "the display's /counters is not a JSON object"
         moments = []
         for service, host in sorted(sources.items()):
             moment, why = self._since((counters.get("sources") or {}).get(service), "the display's %s" % service, host)
@@ -137,6 +131,17 @@ class Probe:
                 return None, why
             moments.append(moment)
         return max(moments), ""
+
+    def _counters(self, placement: t.Mapping[str, t.List[str]],
+                  consumer: str) -> t.Tuple[t.Optional[t.Dict[str, t.Any]], str]:
+        """The consumer's /counters where it runs, or (None, why not)."""
+        host, why = self.only_on(placement, consumer)
+        if host is None:
+            return None, why
+        counters, error = self.cluster.coap_get(host, consumer, path="/counters")
+        if error or not isinstance(counters, dict):
+            return None, error or "the %s's /counters is not a JSON object" % consumer
+        return counters, ""
 
     def _since(self, counted: t.Any, what: str, host: str) -> Flowing:
         counted = counted if isinstance(counted, dict) else {}
