@@ -378,8 +378,8 @@ def test_lease_expiry_triggers_a_run(tmp_path, server, daemons):
     left = daemon.wait_calls(3, timeout=10)[2]
     assert left["reason"].startswith("w4 left")
     assert left["trigger"]["removed"] == ["w4"]
-    # the lease, then the debounce
-    assert left["start"] - leased_at >= 2.5, left["start"] - leased_at
+    # the lease; no debounce after it: a node that is only lost was confirmed by the registry already
+    assert left["start"] - leased_at >= 2.0, left["start"] - leased_at
     assert "reconcile: w4 left" in daemon.text()
     assert daemon.state()["fingerprint_nodes"] == ["w1"]
 
